@@ -1,0 +1,34 @@
+"""Shared fixtures: the real candles in ../shared/data (read in place, never copied)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Directory of real exchange candles; CI checks it out beside the project."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"real-data directory {SHARED_DATA} is missing (it sits beside the checkout)")
+    return SHARED_DATA
+
+
+def load_real_candles(exchange: str, market: str, timeframe: str) -> pl.DataFrame:
+    """Candle frame (ts as UTC datetime[ms], OHLCV float64) of one shared parquet file.
+
+    ``market`` is spelled as in the file name, e.g. ``"BTC_USDT"``.
+    """
+    path = SHARED_DATA / exchange / f"{market}-{timeframe}.parquet"
+    df = pl.read_parquet(path)
+    ts = df["ts"]
+    if ts.dtype.is_integer():
+        ts = pl.from_epoch(ts, time_unit="ms")
+    return df.with_columns(ts.dt.cast_time_unit("ms").dt.replace_time_zone("UTC").alias("ts")).select(
+        "ts", *(pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close", "volume"))
+    )
