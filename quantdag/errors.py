@@ -19,7 +19,23 @@ class DataError(QuantdagError, ValueError):
 
 
 class ExchangeError(QuantdagError):
-    """The exchange answered with something unusable, or not at all after bounded retries."""
+    """The exchange refused a request or answered with something unusable.
+
+    ``kind`` is the name of the underlying ccxt error class (e.g. ``"BadSymbol"``,
+    ``"InsufficientFunds"``), kept as text because the original exception is not chained: its
+    message can carry signed URLs.
+    """
+
+    def __init__(self, message: str, *, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class ExchangeUnavailable(ExchangeError):
+    """Transient faults (rate limits, bans, timeouts, 5xx) outlasted the bounded retries.
+
+    For an order this outcome is ambiguous: it may or may not have reached the exchange.
+    """
 
 
 class StrategyError(QuantdagError):

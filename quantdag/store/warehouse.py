@@ -1,0 +1,335 @@
+"""The DuckDB file every stage reads and writes: schema from ``sql/``, idempotent partition writes.
+
+Why a writer of our own instead of dagster-duckdb-polars: that IO manager cannot load inputs on
+duckdb 2.0 and inserts positionally, swapping columns silently (see ``shared/notes/stack.md``).
+Here every write replaces a *slice* (one or more markets over a time window) with a delete and an
+``INSERT ... BY NAME`` inside one transaction, rows sorted by key, so a re-run gives the same
+table and a failure leaves the previous contents untouched. Several tables can be replaced in one
+transaction (candles together with their gaps).
+
+DuckDB admits one writing process at a time: connections are opened per call and closed at
+once, a conflicting lock is retried with bounded back-off, and readers open ``read_only``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from quantdag.errors import ConfigurationError, DataError, QuantdagError
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+
+
+class WarehouseLocked(QuantdagError):
+    """Another process held the DuckDB file's write lock for longer than the retry budget."""
+
+
+def load_sql(name: str) -> str:
+    """Text of ``sql/<name>.sql``.
+
+    Raises
+    ------
+    ConfigurationError
+        If no such file exists.
+    """
+    path = SQL_DIR / f"{name}.sql"
+    if not path.is_file():
+        raise ConfigurationError(f"no SQL file named {name!r} in {SQL_DIR}")
+    return path.read_text()
+
+
+def ddl_names() -> list[str]:
+    """Every ``create_*`` file, schemas first, so a fresh file gets the whole schema."""
+    names = sorted(p.stem for p in SQL_DIR.glob("create_*.sql"))
+    names.remove("create_schemas")
+    return ["create_schemas", *names]
+
+
+def _utc(value: datetime | int) -> datetime:
+    """A tz-aware UTC datetime from a datetime (naive means UTC) or epoch milliseconds."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Rows of a table: equal on ``where`` columns and with ``time_column`` in ``[start, end)``.
+
+    ``start``/``end`` are datetimes (naive means UTC) or epoch milliseconds; a table whose time
+    column is an epoch-ms BIGINT (``raw.candles``) sets ``epoch_ms=True``.
+    """
+
+    where: Mapping[str, Any] = field(default_factory=dict)
+    time_column: str | None = "ts"
+    start: datetime | int | None = None
+    end: datetime | int | None = None
+    epoch_ms: bool = False
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """A WHERE clause (without the keyword) and its parameters."""
+        clauses, params = [], []
+        for column, value in sorted(self.where.items()):
+            _check_ident(column)
+            clauses.append(f'"{column}" = ?')
+            params.append(value)
+        if self.time_column is not None:
+            _check_ident(self.time_column)
+            for op, bound in ((">=", self.start), ("<", self.end)):
+                if bound is None:
+                    continue
+                clauses.append(f'"{self.time_column}" {op} ?')
+                if self.epoch_ms:
+                    params.append(int(_utc(bound).timestamp() * 1000) if isinstance(bound, datetime) else int(bound))
+                else:
+                    params.append(_utc(bound))
+        return (" AND ".join(clauses) or "TRUE"), params
+
+
+def _check_ident(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ConfigurationError(f"not a plain column name: {name!r}")
+
+
+def _check_table(table: str) -> None:
+    if not _IDENT.match(table):
+        raise ConfigurationError(f"table must be 'schema.table' in lower case, got {table!r}")
+
+
+class Warehouse:
+    """One DuckDB file.
+
+    Parameters
+    ----------
+    path:
+        The database file. Its stem must differ from every schema name (DuckDB cannot tell a
+        catalog from a schema of the same name).
+    read_only:
+        Open every connection read-only (dashboards, sensors): many readers may coexist.
+    lock_timeout:
+        Seconds to keep retrying a conflicting lock before :class:`WarehouseLocked`.
+    """
+
+    SCHEMAS = ("raw", "market", "features", "signals", "backtest", "optimize", "paper")
+
+    def __init__(self, path: str | Path, *, read_only: bool = False, lock_timeout: float = 60.0) -> None:
+        self.path = Path(path).expanduser().resolve()
+        if self.path.stem in self.SCHEMAS:
+            raise ConfigurationError(
+                f"database file stem {self.path.stem!r} equals a schema name; rename {self.path.name}"
+            )
+        self.read_only = read_only
+        self.lock_timeout = lock_timeout
+        self._schema_ready = False
+
+    def __repr__(self) -> str:
+        return f"Warehouse({str(self.path)!r}, read_only={self.read_only})"
+
+    # ---- connections -----------------------------------------------------------------------
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.05
+        while True:
+            try:
+                if not self.read_only:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                elif not self.path.exists():
+                    raise ConfigurationError(f"database {self.path} does not exist (opened read-only)")
+                con = duckdb.connect(str(self.path), read_only=self.read_only)
+                con.execute("SET TimeZone = 'UTC'")
+                return con
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    if "lock" in str(exc).lower():
+                        raise WarehouseLocked(
+                            f"{self.path} stayed locked by another process for {self.lock_timeout:.0f}s: {exc}"
+                        ) from exc
+                    raise
+                log.info("warehouse %s is locked, retrying in %.2fs", self.path.name, delay)
+                time.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 2.0)
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection with the schema in place; closed on exit."""
+        con = self._open()
+        try:
+            if not self.read_only and not self._schema_ready:
+                self._create_schema(con)
+            yield con
+        finally:
+            con.close()
+
+    def _create_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        for name in ddl_names():
+            con.execute(load_sql(name))
+        self._schema_ready = True
+
+    def ensure_schema(self) -> None:
+        """Create every schema and table that does not exist yet."""
+        with self.connect():
+            pass
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside BEGIN ... COMMIT; any exception rolls everything back."""
+        if self.read_only:
+            raise ConfigurationError(f"{self!r} is read-only; cannot write")
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    # ---- writes ----------------------------------------------------------------------------
+
+    @staticmethod
+    def replace(
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        frame: pl.DataFrame,
+        slices: Sequence[Slice],
+        *,
+        order_by: Sequence[str] = (),
+    ) -> int:
+        """Delete ``slices`` of ``table`` and insert ``frame`` (by column name) on ``con``.
+
+        Call inside :meth:`transaction`. Every row of ``frame`` must fall inside one of the
+        slices, otherwise a re-run could not remove it and the write would not be idempotent.
+
+        Raises
+        ------
+        DataError
+            If ``frame`` has a row outside the slices, or a column the table lacks.
+        """
+        _check_table(table)
+        if not slices:
+            raise ConfigurationError(f"replace into {table} needs at least one slice")
+        if frame.height:
+            inside = pl.lit(False)
+            for s in slices:
+                cond = pl.lit(True)
+                for column, value in s.where.items():
+                    cond = cond & (pl.col(column) == value)
+                if s.time_column is not None:
+                    col = pl.col(s.time_column)
+                    if s.start is not None:
+                        cond = cond & (col >= _bound(s.start, frame.schema[s.time_column]))
+                    if s.end is not None:
+                        cond = cond & (col < _bound(s.end, frame.schema[s.time_column]))
+                inside = inside | cond
+            outside = frame.filter(~inside)
+            if outside.height:
+                raise DataError(
+                    f"{outside.height} row(s) for {table} fall outside the slice being replaced, "
+                    f"first: {outside.row(0, named=True)}"
+                )
+        for s in slices:
+            where, params = s.sql()
+            con.execute(f"DELETE FROM {table} WHERE {where}", params)
+        if frame.height:
+            if order_by:
+                frame = frame.sort(list(order_by))
+            view = f"_in_{table.replace('.', '_')}"
+            con.register(view, frame)
+            try:
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
+            except duckdb.BinderException as exc:
+                raise DataError(f"frame does not fit {table}: {exc}") from exc
+            finally:
+                try:
+                    con.unregister(view)
+                except duckdb.TransactionException:
+                    pass  # the failed insert aborted the transaction; the view dies with it
+        return frame.height
+
+    def replace_slices(
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        slices: Sequence[Slice],
+        *,
+        order_by: Sequence[str] = (),
+    ) -> int:
+        """:meth:`replace` in a transaction of its own; returns the rows written."""
+        with self.transaction() as con:
+            return self.replace(con, table, frame, slices, order_by=order_by)
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+        """A query's result as polars, with timestamps as UTC datetime[ms]."""
+        with self.connect() as con:
+            df = con.sql(sql, params=list(params or [])).pl()
+        return _ms(df)
+
+    def read(self, table: str, slices: Sequence[Slice] = (), *, order_by: Sequence[str] = ()) -> pl.DataFrame:
+        """Rows of ``table`` inside any of ``slices`` (all rows when none), sorted by ``order_by``."""
+        _check_table(table)
+        params: list[Any] = []
+        if slices:
+            parts = []
+            for s in slices:
+                where, p = s.sql()
+                parts.append(f"({where})")
+                params.extend(p)
+            cond = " OR ".join(parts)
+        else:
+            cond = "TRUE"
+        order = f" ORDER BY {', '.join(order_by)}" if order_by else ""
+        for column in order_by:
+            _check_ident(column)
+        with self.connect() as con:
+            df = con.sql(f"SELECT * FROM {table} WHERE {cond}{order}", params=params).pl()
+        return _ms(df)
+
+    def table_hash(self, table: str, order_by: Sequence[str]) -> str:
+        """A content hash of ``table`` in key order: equal hashes mean identical tables."""
+        _check_table(table)
+        for column in order_by:
+            _check_ident(column)
+        with self.connect() as con:
+            n, h = con.execute(
+                f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM "
+                f"(SELECT *, row_number() OVER (ORDER BY {', '.join(order_by)}) AS rn FROM {table}) t"
+            ).fetchall()[0]
+        return f"{n}:{h:x}"
+
+
+def _bound(value: datetime | int, dtype: pl.DataType) -> Any:
+    if isinstance(dtype, pl.Datetime):
+        return pl.lit(_utc(value)).cast(dtype)
+    if isinstance(value, datetime):
+        return int(_utc(value).timestamp() * 1000)
+    return value
+
+
+def _ms(df: pl.DataFrame) -> pl.DataFrame:
+    """Timestamps as datetime[ms, UTC], the one time type of the engine's frames."""
+    casts = [
+        pl.col(name).dt.cast_time_unit("ms").dt.convert_time_zone("UTC")
+        if dtype.time_zone
+        else pl.col(name).dt.cast_time_unit("ms").dt.replace_time_zone("UTC")
+        for name, dtype in df.schema.items()
+        if isinstance(dtype, pl.Datetime)
+    ]
+    return df.with_columns(casts) if casts else df

@@ -1,0 +1,21 @@
+-- Technical indicators per candle (TA-Lib); NULL while an indicator is still warming up.
+CREATE TABLE IF NOT EXISTS features.indicators (
+    exchange    VARCHAR     NOT NULL,
+    symbol      VARCHAR     NOT NULL,
+    timeframe   VARCHAR     NOT NULL,
+    ts          TIMESTAMPTZ NOT NULL,
+    sma_20      DOUBLE,
+    sma_50      DOUBLE,
+    ema_12      DOUBLE,
+    ema_26      DOUBLE,
+    rsi_14      DOUBLE,
+    macd        DOUBLE,
+    macd_signal DOUBLE,
+    macd_hist   DOUBLE,
+    bb_upper    DOUBLE,
+    bb_middle   DOUBLE,
+    bb_lower    DOUBLE,
+    atr_14      DOUBLE,
+    adx_14      DOUBLE,
+    PRIMARY KEY (exchange, symbol, timeframe, ts)
+);
