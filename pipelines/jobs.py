@@ -1,0 +1,28 @@
+"""Jobs select assets by group (one job per stage), never by listing them."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.partitions import day_market
+
+ingestion_job = dg.define_asset_job(
+    "ingestion_job", selection=dg.AssetSelection.groups("ingestion"), partitions_def=day_market
+)
+normalization_job = dg.define_asset_job(
+    "normalization_job", selection=dg.AssetSelection.groups("normalization"), partitions_def=day_market
+)
+indicators_job = dg.define_asset_job(
+    "indicators_job", selection=dg.AssetSelection.groups("indicators"), partitions_def=day_market
+)
+events_job = dg.define_asset_job("events_job", selection=dg.AssetSelection.groups("events"))
+
+#: The main job: download, clean and compute indicators for a day (or a backfilled range) of every market.
+daily_data_job = dg.define_asset_job(
+    "daily_data_job",
+    selection=dg.AssetSelection.groups("ingestion", "normalization", "indicators"),
+    partitions_def=day_market,
+    description="Fetch, clean and compute indicators for every market of the partition's day.",
+)
+
+ALL_JOBS = [daily_data_job, ingestion_job, normalization_job, indicators_job, events_job]

@@ -1,0 +1,69 @@
+"""The exchange as a Dagster resource: live ccxt, or the simulated exchange on 127.0.0.1 (default).
+
+Offline, the resource serves the project's simulated exchange and the real ccxt client talks to
+it over real HTTP, so the offline path and the live path are the same code. Without a
+``sim_url`` it starts one in this process (once, on first use, never at import), seeded and
+anchored to a fixed genesis so every process sees the same market history.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from quantdag.exchange import ExchangeClient, ExchangeConfig, RetryPolicy
+
+_sims: dict[tuple[int, int], Any] = {}
+_sims_lock = threading.Lock()
+
+#: Fixed start of the simulated history: every process generates the same market path.
+SIM_GENESIS_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
+
+
+def in_process_sim_url(seed: int, genesis_ms: int = SIM_GENESIS_MS) -> str:
+    """URL of this process's simulated exchange for ``seed``, starting it on first use."""
+    from quantdag.sim import SimExchange  # imported lazily: only offline runs need it
+
+    with _sims_lock:
+        sim = _sims.get((seed, genesis_ms))
+        if sim is None:
+            sim = SimExchange(seed=seed, genesis_ms=genesis_ms)
+            sim.start()
+            _sims[(seed, genesis_ms)] = sim
+        return sim.url
+
+
+class ExchangeResource(dg.ConfigurableResource):
+    """Where candles come from. API keys are read from the environment by the client, never config."""
+
+    exchange_id: str = Field(default="binance", description="any ccxt exchange id")
+    offline: bool = Field(default=True, description="use the simulated exchange instead of the real one")
+    sim_url: str | None = Field(default=None, description="an external simulator, e.g. http://127.0.0.1:8765")
+    sim_seed: int = Field(default=7, description="seed of the in-process simulator")
+    sandbox: bool = Field(default=False, description="the exchange's testnet")
+    timeout_ms: int = 10_000
+    max_retries: int = 5
+    max_ban_wait: float = 120.0
+
+    @property
+    def venue(self) -> str:
+        """The value stored in the ``exchange`` column."""
+        return "sim" if self.offline else self.exchange_id
+
+    def client(self) -> ExchangeClient:
+        api_url = None
+        if self.offline:
+            base = self.sim_url or in_process_sim_url(self.sim_seed)
+            api_url = f"{base.rstrip('/')}/api/v3"
+        config = ExchangeConfig(
+            exchange_id=self.exchange_id,
+            venue=self.venue,
+            api_url=api_url,
+            sandbox=self.sandbox,
+            timeout_ms=self.timeout_ms,
+            retry=RetryPolicy(max_retries=self.max_retries, max_ban_wait=self.max_ban_wait),
+        )
+        return ExchangeClient(config)
