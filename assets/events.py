@@ -1,7 +1,5 @@
 """Market events: jumps, volume spikes, gaps, dislocations, depegs, volatility regimes per day."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from assets.common import DUCKDB_POOL, report_metadata

@@ -1,7 +1,5 @@
 """Indicators: ``market.candles`` → ``features.indicators`` (TA-Lib, warmed by earlier days)."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from assets.common import DUCKDB_POOL, report_metadata, run_windows

@@ -1,6 +1,5 @@
 """Ingestion and normalization: exchange → ``raw.candles`` → ``market.candles`` + ``market.gaps``."""
 
-from __future__ import annotations
 
 from datetime import datetime, timezone
 
