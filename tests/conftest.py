@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -32,3 +33,21 @@ def load_real_candles(exchange: str, market: str, timeframe: str) -> pl.DataFram
     return df.with_columns(ts.dt.cast_time_unit("ms").dt.replace_time_zone("UTC").alias("ts")).select(
         "ts", *(pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close", "volume"))
     )
+
+
+@pytest.fixture
+def sim() -> Iterator[object]:
+    """A seeded simulated exchange on a free 127.0.0.1 port, same genesis as the pipeline's."""
+    from quantdag.sim import SimExchange
+    from resources.exchange import SIM_GENESIS_MS
+
+    with SimExchange(seed=7, genesis_ms=SIM_GENESIS_MS) as s:
+        yield s
+
+
+@pytest.fixture
+def defs(tmp_path, sim):
+    """The project's Definitions over a temporary data dir and the test's simulator."""
+    from pipelines.definitions import build_defs
+
+    return build_defs(tmp_path, sim_url=sim.url)

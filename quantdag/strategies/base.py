@@ -111,19 +111,20 @@ def check_candles(candles: pl.DataFrame, required: tuple[str, ...], owner: str =
             raise DataError(f"{who}column {name!r} has null/NaN value(s), first at ts={ts[int(bad.arg_true()[0])]}")
 
 
-def _fingerprint(frame: pl.DataFrame) -> dict[str, tuple[pl.DataType, pl.Series]]:
+def _fingerprint(frame: pl.DataFrame) -> tuple[pl.Schema, pl.DataFrame]:
     # Values are hashed into fresh memory, so a change made through shared buffers still shows.
-    return {c: (frame[c].dtype, frame[c].hash(seed=0)) for c in frame.columns}
+    return frame.schema, frame.select(pl.all().hash(seed=0))
 
 
-def _describe_changes(before: dict[str, tuple[pl.DataType, pl.Series]], after: pl.DataFrame) -> list[str]:
-    now = _fingerprint(after)
-    changes = [f"column {c!r} removed" for c in before if c not in now]
-    changes += [f"column {c!r} added" for c in now if c not in before]
-    for c, (dtype, hashes) in before.items():
-        if c in now and (now[c][0] != dtype or not now[c][1].equals(hashes)):
+def _describe_changes(before: tuple[pl.Schema, pl.DataFrame], after: pl.DataFrame) -> list[str]:
+    schema, hashes = before
+    now_schema, now = _fingerprint(after)
+    changes = [f"column {c!r} removed" for c in schema if c not in now_schema]
+    changes += [f"column {c!r} added" for c in now_schema if c not in schema]
+    for c, dtype in schema.items():
+        if c in now_schema and (now_schema[c] != dtype or not now[c].equals(hashes[c])):
             changes.append(f"column {c!r} changed")
-    if not changes and list(before) != list(now):
+    if not changes and list(schema) != list(now_schema):
         changes.append("columns reordered")
     return changes
 
@@ -154,6 +155,8 @@ class Strategy(ABC):
     required_columns: ClassVar[tuple[str, ...]] = ("close",)
     #: Rules across parameters, checked after each value is valid.
     constraints: ClassVar[tuple[Constraint, ...]] = ()
+    #: Whether the strategy emits ``short_entry``/``short_exit`` (freqtrade's ``can_short``).
+    can_short: ClassVar[bool] = False
     _param_defs: ClassVar[dict[str, Param[Any]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -165,7 +168,7 @@ class Strategy(ABC):
                     defs[attr] = value
                 elif attr in defs:  # a subclass may drop an inherited parameter by rebinding it
                     del defs[attr]
-        clash = [n for n in defs if n in ("name", "params", "signals")]
+        clash = [n for n in defs if hasattr(Strategy, n)]
         if clash:
             raise TypeError(f"{cls.__qualname__}: parameter name(s) {clash} clash with Strategy attributes")
         cls._param_defs = defs
@@ -262,6 +265,10 @@ class Strategy(ABC):
         """Candle columns this instance reads (instance-level so composites can merge them)."""
         return self.required_columns
 
+    def emits_shorts(self) -> bool:
+        """Whether :meth:`signals` has ``short_entry``/``short_exit`` (fixed, never data-dependent)."""
+        return self.can_short
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._values.items())
         return f"{type(self).__name__}({args})"
@@ -345,8 +352,11 @@ class Strategy(ABC):
         if missing:
             raise StrategyError(f"{self.name}: compute_signals produced no {missing} column(s)")
         shorts = [c for c in ("short_entry", "short_exit") if c in result.columns]
-        if len(shorts) == 1:
-            raise StrategyError(f"{self.name}: produced {shorts[0]!r} without its pair")
+        if self.emits_shorts() != bool(shorts) or len(shorts) == 1:
+            raise StrategyError(
+                f"{self.name}: short columns {shorts} do not match can_short={self.emits_shorts()} "
+                "(a short strategy must produce both short_entry and short_exit, others neither)"
+            )
         columns: list[pl.Series] = [candles["ts"]]
         for name in ("entry", "exit", *shorts):
             col = result[name]

@@ -56,7 +56,10 @@ class SmaCross(Strategy):
 
 @register
 class EmaCross(SmaCross):
-    """:class:`SmaCross` with exponential averages by default (TA-Lib's SMA-seeded EMA)."""
+    """The same crossover with exponential averages by default (TA-Lib's SMA-seeded EMA).
+
+    Same parameters and output columns as :class:`SmaCross`; only ``ma_type`` defaults to "ema".
+    """
 
     name = "ema_cross"
     ma_type = ChoiceParam("ema", choices=MA_TYPES, description="kind of moving average: 'sma' or 'ema'")

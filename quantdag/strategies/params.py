@@ -146,6 +146,7 @@ class Param(Generic[T]):
             outside ``[low, high]`` or is not one of ``choices``.
         """
         where = f"{owner + ': ' if owner else ''}parameter {self.name!r}"
+        given = value  # messages quote the value as the user wrote it (120, not 120.0)
         if self.kind == "int":
             if not _is_int(value):
                 raise ConfigurationError(f"{where} must be an integer, got {value!r} ({type(value).__name__})")
@@ -170,7 +171,7 @@ class Param(Generic[T]):
                 raise ConfigurationError(f"{where}: {exc}") from exc
         assert self.low is not None and self.high is not None
         if not self.low <= value <= self.high:
-            raise ConfigurationError(f"{where} must be in [{self.low:g}, {self.high:g}], got {value!r}")
+            raise ConfigurationError(f"{where} must be in [{self.low:g}, {self.high:g}], got {given!r}")
         return value
 
     def grid_values(self) -> tuple[Any, ...]:
@@ -393,8 +394,9 @@ class ParamSpace:
         values = self._base()
         for d in self.dims:
             if d.kind == "int":
+                assert d.low is not None and d.high is not None
                 step = 1 if d.step is None else int(d.step)
-                values[d.name] = trial.suggest_int(d.name, int(d.low), int(d.high), step=step, log=d.log)  # type: ignore[arg-type]
+                values[d.name] = trial.suggest_int(d.name, int(d.low), int(d.high), step=step, log=d.log)
             elif d.kind == "float":
                 values[d.name] = trial.suggest_float(d.name, d.low, d.high, step=d.step, log=d.log)
             else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from quantdag import indicators as ind
-from quantdag.strategies import IntParam, Strategy, crossed_above, crossed_below, less_than
+from quantdag.strategies import IntParam, RegimeMaCross, Strategy, crossed_above, crossed_below, less_than
 
 
 class PeekNextClose(Strategy):
@@ -146,3 +146,18 @@ class SmaLongShort(Strategy):
     def compute_signals(self, frame: pl.DataFrame) -> pl.DataFrame:
         up, down = crossed_above(pl.col("f"), pl.col("s")), crossed_below(pl.col("f"), pl.col("s"))
         return frame.with_columns(entry=up, exit=down, short_entry=down, short_exit=up)
+
+
+class FullSampleVolRegime(RegimeMaCross):
+    """Look-ahead: ranks realised volatility against the whole sample instead of a trailing window."""
+
+    name = "full_sample_vol_regime"
+
+    def compute_indicators(self, candles: pl.DataFrame) -> pl.DataFrame:
+        frame = super().compute_indicators(candles)
+        vol = pl.col("realized_vol")
+        trend = pl.when(pl.col("adx") >= self.adx_threshold).then(pl.lit("trend")).otherwise(pl.lit("range"))
+        level = pl.when(pl.col("vol_pct") > self.vol_split).then(pl.lit("_high_vol")).otherwise(pl.lit("_low_vol"))
+        return frame.with_columns(vol_pct=(vol.rank("average") - 0.5) / vol.count()).with_columns(
+            regime=pl.when(pl.col("adx").is_not_null() & pl.col("vol_pct").is_not_null()).then(trend + level)
+        )

@@ -96,7 +96,26 @@ def test_strategy_defaults_violating_constraint_rejected_at_class_definition():
             fast = IntParam(60, low=1, high=100)
 
 
+def test_parameter_named_like_strategy_attribute_rejected_at_class_definition():
+    from quantdag.strategies import IntParam
+
+    with pytest.raises(TypeError, match=r"\['key'\] clash with Strategy attributes"):
+
+        class Clashing(SmaCross):
+            key = IntParam(1, low=0, high=2)
+
+
 # -- construction and storage keys -------------------------------------------------------------
+@pytest.mark.parametrize("name", BUILTIN)
+def test_strategy_pickle_round_trip_keeps_params(name):
+    # Dagster's multiprocess executor pickles what it passes between steps.
+    import pickle
+
+    s = create_strategy(name)
+    clone = pickle.loads(pickle.dumps(s))
+    assert clone == s and clone.params_hash == s.params_hash
+
+
 def test_sma_cross_fast_not_below_slow_rejected_naming_both():
     with pytest.raises(ConfigurationError, match=r"sma_cross: constraint 'fast < slow' violated by fast=50, slow=50"):
         get_strategy("sma_cross")(fast=50, slow=50)

@@ -11,7 +11,7 @@ from quantdag.errors import ConfigurationError, StrategyError
 from quantdag.strategies import check_lookahead, create_strategy, get_strategy, list_strategies
 from quantdag.strategies.lookahead import cut_points, first_difference, perturb_future
 
-from .fixture_strategies import AddsColumnInPlace, CenteredMean, FullSampleZScore, PeekNextClose
+from .fixture_strategies import AddsColumnInPlace, CenteredMean, FullSampleVolRegime, FullSampleZScore, PeekNextClose
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +35,20 @@ def test_registered_strategy_sampled_params_no_lookahead(candles, name):
         assert report.ok, report.summary()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", list_strategies())
 def test_registered_strategy_no_lookahead_on_5m_candles_with_gaps(name):
     five = load_real_candles("kraken", "BTC_USDC", "5m")  # 3027 missing candles, USDC depeg in March
-    report = check_lookahead(create_strategy(name), five, prefixes=30, perturbations=4, seed=11)
+    report = check_lookahead(create_strategy(name), five, prefixes=20, perturbations=3, seed=11)
     assert report.ok, report.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_strategies())
+def test_registered_strategy_no_lookahead_on_binanceus_1m_thorough(name):
+    one = load_real_candles("binanceus", "BTC_USD", "1m")  # 30240 candles
+    report = check_lookahead(create_strategy(name), one, prefixes=100, perturbations=12, seed=2)
+    assert report.ok, report.summary()
+    assert report.prefixes_checked >= 95
 
 
 def test_every_prefix_mode_short_frame_regime_ma_clean(candles):
@@ -68,6 +76,13 @@ def test_full_sample_normalisation_fails_on_indicator_column(candles):
     assert not report.ok
     assert "zscore" in report.columns
     assert report.first is not None and report.first.row == 0  # the mean moves every past value
+
+
+def test_full_sample_volatility_percentile_regime_fails(candles):
+    report = check_lookahead(FullSampleVolRegime(), candles)
+    assert not report.ok
+    assert "vol_pct" in report.columns and "regime" in report.columns
+    assert report.first is not None and report.first.column == "vol_pct"
 
 
 def test_centered_window_caught_by_perturbation_alone(candles):
