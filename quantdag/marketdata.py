@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import polars as pl
 
-from quantdag.data import clean_candles, detect_events, resample
+from quantdag.data import CANDLES_SCHEMA, EVENTS_SCHEMA, GAPS_SCHEMA, clean_candles, detect_events, resample
 from quantdag.data.schema import CandleSchema
 from quantdag.errors import DataError
 from quantdag.exchange import ExchangeClient, empty_raw_frame
@@ -132,8 +132,14 @@ def _prev_close(wh: Warehouse, m: Market, before: datetime) -> float | None:
     return float(df["close"][0]) if df.height else None
 
 
-def normalize_candles(wh: Warehouse, windows: Mapping[Market, Sequence[Window]]) -> StageReport:
+def normalize_candles(
+    wh: Warehouse, windows: Mapping[Market, Sequence[Window]], *, now_ms: int | None = None
+) -> StageReport:
     """Clean raw candles (or resample finer clean ones) into ``market.candles`` and ``market.gaps``.
+
+    A window is cleaned up to the last candle that had closed when its raw rows were fetched,
+    so a day still in progress is not mistaken for a gap. Resampled markets are built after the
+    downloaded ones, from this run's fresh candles when their source is part of the run.
 
     Raises
     ------
@@ -142,33 +148,44 @@ def normalize_candles(wh: Warehouse, windows: Mapping[Market, Sequence[Window]])
     """
     t0 = time.perf_counter()
     report = StageReport()
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+    fresh: dict[tuple[str, str, str, Window], pl.DataFrame] = {}
     writes: list[tuple[Market, Window, pl.DataFrame, pl.DataFrame]] = []
-    for m, wins in windows.items():
+    ordered = sorted(windows.items(), key=lambda kv: kv[0].resample_from is not None)
+    for m, wins in ordered:
+        tf = timeframe_ms(m.timeframe)
         for w in wins:
             if m.resample_from is not None:
-                fine = wh.read(
-                    "market.candles",
-                    [Slice(where={**m.where, "timeframe": m.resample_from}, start=w[0], end=w[1])],
-                    order_by=CANDLE_KEY,
-                )
-                candles = resample(fine, m.timeframe)
-                gaps = _empty_gaps()
-                report.add(m, rows_in=fine.height, candles=candles.height)
+                src = fresh.get((m.exchange, m.symbol, m.resample_from, w))
+                if src is None:
+                    src = wh.read(
+                        "market.candles",
+                        [Slice(where={**m.where, "timeframe": m.resample_from}, start=w[0], end=w[1])],
+                        order_by=CANDLE_KEY,
+                    )
+                candles, gaps = resample(src, m.timeframe), _empty_gaps()
+                report.add(m, rows_in=src.height, candles=candles.height)
             else:
                 raw = wh.read("raw.candles", [_raw_slice(m, w)])
-                prev = _prev_close(wh, m, w[0])
-                prev_close = {(m.exchange, m.symbol, m.timeframe): prev} if prev is not None else None
-                res = clean_candles(raw, start=w[0], end=w[1], prev_close=prev_close)
-                candles, gaps = res.candles, res.gaps
-                report.add(
-                    m,
-                    rows_in=res.rows_in,
-                    candles=candles.height,
-                    duplicates=res.duplicates,
-                    unclosed=res.unclosed,
-                    filled=res.filled_candles,
-                    gaps=gaps.height,
-                )
+                seen = int(raw["fetched_at"].max().timestamp() * 1000) if raw.height else now
+                end = min(_ms(w[1]), min(seen, now) // tf * tf)
+                if end <= _ms(w[0]):
+                    candles, gaps = _empty_candles(), _empty_gaps()
+                else:
+                    prev = _prev_close(wh, m, w[0])
+                    prev_close = {(m.exchange, m.symbol, m.timeframe): prev} if prev is not None else None
+                    res = clean_candles(raw, start=w[0], end=end, prev_close=prev_close)
+                    candles, gaps = res.candles, res.gaps
+                    report.add(
+                        m,
+                        rows_in=res.rows_in,
+                        duplicates=res.duplicates,
+                        unclosed=res.unclosed,
+                        filled=res.filled_candles,
+                        gaps=gaps.height,
+                    )
+                report.add(m, candles=candles.height)
+                fresh[(m.exchange, m.symbol, m.timeframe, w)] = candles
             try:
                 CandleSchema.validate(candles)
             except Exception as exc:  # pandera's SchemaError(s): re-raise as our typed error
@@ -185,17 +202,11 @@ def normalize_candles(wh: Warehouse, windows: Mapping[Market, Sequence[Window]])
 
 
 def _empty_gaps() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={
-            "exchange": pl.Utf8,
-            "symbol": pl.Utf8,
-            "timeframe": pl.Utf8,
-            "gap_start": pl.Datetime("ms", "UTC"),
-            "gap_end": pl.Datetime("ms", "UTC"),
-            "missing": pl.Int64,
-            "filled": pl.Boolean,
-        }
-    )
+    return pl.DataFrame(schema=GAPS_SCHEMA)
+
+
+def _empty_candles() -> pl.DataFrame:
+    return pl.DataFrame(schema=CANDLES_SCHEMA)
 
 
 def check_candles(wh: Warehouse, windows: Mapping[Market, Sequence[Window]], *, now: datetime | None = None) -> dict[str, int]:
@@ -261,10 +272,10 @@ def build_events(wh: Warehouse, exchange: str, windows: Sequence[Window]) -> Sta
             "market.candles", [Slice(where={"exchange": exchange}, start=ctx[0], end=ctx[1])], order_by=CANDLE_KEY
         )
         gaps = wh.read("market.gaps", [Slice(where={"exchange": exchange}, time_column="gap_start", start=w[0], end=w[1])])
-        events = detect_events(candles, gaps=gaps) if candles.height else None
-        if events is None:
-            continue
+        events = detect_events(candles, gaps=gaps) if candles.height else pl.DataFrame(schema=EVENTS_SCHEMA)
         events = events.filter((pl.col("ts_start") >= w[0]) & (pl.col("ts_start") < w[1]))
+        for row in events.group_by("symbol", "timeframe", "event_type").len().iter_rows(named=True):
+            report.add(Market(exchange, row["symbol"], row["timeframe"]), **{row["event_type"]: row["len"]})
         writes.append((w, events))
     with wh.transaction() as con:
         for w, events in writes:

@@ -25,12 +25,12 @@ SIM_GENESIS_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 
 def in_process_sim_url(seed: int, genesis_ms: int = SIM_GENESIS_MS) -> str:
     """URL of this process's simulated exchange for ``seed``, starting it on first use."""
-    from quantdag.sim import SimExchange  # imported lazily: only offline runs need it
+    from quantdag.sim import MarketModel, SimExchange  # imported lazily: only offline runs need it
 
     with _sims_lock:
         sim = _sims.get((seed, genesis_ms))
         if sim is None:
-            sim = SimExchange(seed=seed, genesis_ms=genesis_ms)
+            sim = SimExchange(MarketModel(seed=seed, genesis_ms=genesis_ms))
             sim.start()
             _sims[(seed, genesis_ms)] = sim
         return sim.url

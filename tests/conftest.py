@@ -35,13 +35,17 @@ def load_real_candles(exchange: str, market: str, timeframe: str) -> pl.DataFram
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def sim() -> Iterator[object]:
-    """A seeded simulated exchange on a free 127.0.0.1 port, same genesis as the pipeline's."""
-    from quantdag.sim import SimExchange
+    """A seeded simulated exchange on a free 127.0.0.1 port, same genesis as the pipeline's.
+
+    Session-scoped: generating its history is the expensive part. Tests that inject faults
+    must clear them (``sim.faults = None``) when done.
+    """
+    from quantdag.sim import MarketModel, SimExchange
     from resources.exchange import SIM_GENESIS_MS
 
-    with SimExchange(seed=7, genesis_ms=SIM_GENESIS_MS) as s:
+    with SimExchange(MarketModel(seed=7, genesis_ms=SIM_GENESIS_MS)) as s:
         yield s
 
 

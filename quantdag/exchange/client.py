@@ -21,26 +21,13 @@ import ccxt
 import numpy as np
 import polars as pl
 
+from quantdag.data.frames import RAW_SCHEMA
 from quantdag.errors import ConfigurationError, ExchangeError
 from quantdag.exchange.retry import RetryPolicy, call_with_retry
 from quantdag.exchange.secrets import Credentials, install_log_masking, load_credentials, scrub
 from quantdag.timeframes import timeframe_ms
 
 log = logging.getLogger(__name__)
-
-#: Column order of a raw candle frame (table ``raw.candles``).
-RAW_SCHEMA: dict[str, pl.DataType] = {
-    "exchange": pl.Utf8(),
-    "symbol": pl.Utf8(),
-    "timeframe": pl.Utf8(),
-    "ts": pl.Int64(),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "fetched_at": pl.Datetime("ms", "UTC"),
-}
 
 _SECONDS_CUTOFF = 100_000_000_000  # ms timestamps passed this in 1973; seconds reach it in 5138
 _MAX_EMPTY_RETRIES = 2
