@@ -8,6 +8,7 @@ exchange sends is checked before it becomes a row, because exchanges do send gar
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -130,7 +131,7 @@ class ExchangeClient:
         }
         if cfg.exchange_id == "binance":
             # spot only, no currency endpoint: the other endpoints need keys or do not exist offline
-            options["options"] = {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}
+            options["options"] = {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False}
         if creds is not None:
             options.update(apiKey=creds.api_key, secret=creds.secret)
             if creds.password:
@@ -229,7 +230,7 @@ class ExchangeClient:
             page = page.filter(pl.col("ts") >= cursor)
             if page.is_empty():
                 # An empty page while closed candles must exist is a fault, not the end of history.
-                if cursor + tf <= now - tf and empty_retries < _MAX_EMPTY_RETRIES and pages:
+                if cursor + tf <= now - tf and empty_retries < _MAX_EMPTY_RETRIES:
                     empty_retries += 1
                     log.warning("%s: empty page before now, retrying (%d)", what, empty_retries)
                     self._sleep(self.config.retry.backoff(empty_retries, _rng))
@@ -237,10 +238,12 @@ class ExchangeClient:
                 break
             empty_retries = 0
             pages.append(page)
-            last = int(page["ts"].max())
-            if last + tf > now:
-                break  # reached the open candle
-            cursor = last + tf
+            closed = page.filter(pl.col("ts") + tf <= now)
+            if closed.is_empty():
+                break  # only the still-open candle is left
+            cursor = int(closed["ts"].max()) + tf
+            if cursor + tf > now:
+                break  # the next candle is the open one
         if not pages:
             return empty_raw_frame()
         out = pl.concat(pages).filter((pl.col("ts") >= start_ms) & (pl.col("ts") < end_ms))
@@ -255,6 +258,7 @@ class ExchangeClient:
         if not isinstance(rows, list):
             raise ExchangeError(f"{what}: expected a list of candles, got {scrub(repr(rows))[:200]}", kind="BadResponse")
         if not rows:
+            self._check_body_is_json(what)
             return pl.DataFrame(schema={k: RAW_SCHEMA[k] for k in ("ts", "open", "high", "low", "close", "volume", "fetched_at")})
         for i, row in enumerate(rows):
             if not isinstance(row, (list, tuple)) or len(row) < 6:
@@ -290,6 +294,17 @@ class ExchangeClient:
                 "fetched_at": pl.Series([fetched_at] * len(rows), dtype=pl.Int64).cast(pl.Datetime("ms", "UTC")),
             }
         )
+
+    def _check_body_is_json(self, what: str) -> None:
+        """ccxt turns an unparseable body into an empty result; make that a typed error instead."""
+        body = getattr(self.ccxt, "last_http_response", None)
+        if isinstance(body, str) and body.strip():
+            try:
+                json.loads(body)
+            except ValueError:
+                raise ExchangeError(
+                    f"{what}: the exchange sent a body that is not JSON: {scrub(body[:120])!r}", kind="BadResponse"
+                ) from None
 
     # ---- tickers -------------------------------------------------------------------------
 
