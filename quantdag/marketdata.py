@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import polars as pl
 
-from quantdag.data import CANDLES_SCHEMA, EVENTS_SCHEMA, GAPS_SCHEMA, clean_candles, detect_events, resample
+from quantdag.data import CANDLES_SCHEMA, EVENTS_SCHEMA, GAPS_SCHEMA, EventConfig, clean_candles, detect_events, resample
 from quantdag.data.schema import CandleSchema
 from quantdag.errors import DataError
 from quantdag.exchange import ExchangeClient, empty_raw_frame
@@ -257,8 +257,12 @@ def _empty_indicators(candles: pl.DataFrame) -> pl.DataFrame:
 
 # ---- events ------------------------------------------------------------------------------------
 
-#: Days of candles before a window that warm the events' rolling statistics.
-EVENT_LOOKBACK_DAYS = 14
+def event_lookback_days(timeframes: Sequence[str]) -> int:
+    """Days of context that warm the events' rolling statistics for the finest of ``timeframes``."""
+    if not timeframes:
+        return 0
+    finest = min(timeframe_ms(tf) for tf in timeframes)
+    return -(-EventConfig().lookback_bars * finest // 86_400_000)
 
 
 def build_events(wh: Warehouse, exchange: str, windows: Sequence[Window]) -> StageReport:
@@ -266,8 +270,10 @@ def build_events(wh: Warehouse, exchange: str, windows: Sequence[Window]) -> Sta
     t0 = time.perf_counter()
     report = StageReport()
     writes: list[tuple[Window, pl.DataFrame]] = []
+    stored = wh.query("SELECT DISTINCT timeframe FROM market.candles WHERE exchange = ?", [exchange])
+    back = timedelta(days=event_lookback_days(stored["timeframe"].to_list()))
     for w in windows:
-        ctx = (w[0] - timedelta(days=EVENT_LOOKBACK_DAYS), w[1])
+        ctx = (w[0] - back, w[1])
         candles = wh.read(
             "market.candles", [Slice(where={"exchange": exchange}, start=ctx[0], end=ctx[1])], order_by=CANDLE_KEY
         )
