@@ -7,6 +7,8 @@ UV := $(VENV)/bin/uv
 DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(DATA_DIR)/dagster_home
 UV_VERSION := 0.13.9
+# cache bytecode: without it every process recompiles dagster, mlflow and ccxt from source
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup demo test test-fast ui mlflow-ui sim bench lock clean
 
