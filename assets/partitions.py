@@ -56,3 +56,6 @@ def market_windows(context: dg.AssetExecutionContext) -> dict[MarketSpec, list[t
 def day_windows(context: dg.AssetExecutionContext) -> list[tuple[datetime, datetime]]:
     """UTC windows of a daily-partitioned run (one per run of consecutive days)."""
     return [(day_bounds(a)[0], day_bounds(b)[1]) for a, b in contiguous([_day(k) for k in context.partition_keys])]
+
+#: Strategy parameter sets, keyed ``"<strategy> <params json>"``: adding one is adding a key.
+param_sets = dg.DynamicPartitionsDefinition(name="param_sets")

@@ -67,3 +67,7 @@ def market(key: str) -> MarketSpec:
         return _BY_KEY[key]
     except KeyError:
         raise ConfigurationError(f"unknown market {key!r}; known: {', '.join(_BY_KEY)}") from None
+
+
+#: Markets every strategy parameter set is signalled and backtested on.
+RESEARCH_MARKETS: tuple[MarketSpec, ...] = tuple(market(k) for k in ("BTC/USDT:1h", "ETH/USDT:1h", "SOL/USDT:1h"))

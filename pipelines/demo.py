@@ -57,6 +57,38 @@ def run_job(defs: dg.Definitions, name: str, days: list[str], instance: dg.Dagst
     return seconds
 
 
+def run_backtests(defs: dg.Definitions, instance: dg.DagsterInstance) -> float:
+    """Register every strategy's default parameter set, then signal and backtest each one."""
+    from assets.partitions import param_sets
+    from quantdag.research import default_param_sets
+
+    keys = default_param_sets()
+    instance.add_dynamic_partitions(param_sets.name, keys)
+    job = defs.resolve_job_def("backtest_job")
+    t0 = time.perf_counter()
+    for key in keys:
+        result = job.execute_in_process(run_config=QUIET, instance=instance, partition_key=key, raise_on_error=False)
+        if not result.success:
+            for event in result.all_events:
+                if event.is_failure:
+                    log.error("%s: %s", event.step_key, event.message)
+            raise SystemExit(f"backtest_job failed for {key!r} (run {result.run_id})")
+    return time.perf_counter() - t0
+
+
+def print_leaderboard(data_dir: Path) -> None:
+    from quantdag.research import leaderboard
+    from quantdag.store import Warehouse
+
+    board = leaderboard(Warehouse(data_dir / "quantdag.duckdb", read_only=True))
+    print(f"\nleaderboard (backtest.runs: next-open fills, 10 bps fee + 5 bps slippage per side)")
+    print(f"{'strategy':<11}{'market':<14}{'return':>9}{'sharpe':>8}{'max dd':>9}{'trades':>8}")
+    for r in board.iter_rows(named=True):
+        sharpe = f"{r['sharpe']:8.2f}" if r["sharpe"] is not None else f"{'n/a':>8}"
+        dd = f"{r['max_drawdown']:9.1%}" if r["max_drawdown"] is not None else f"{'n/a':>9}"
+        print(f"{r['strategy']:<11}{r['symbol'] + ' ' + r['timeframe']:<14}{r['total_return']:9.1%}{sharpe}{dd}{r['n_trades']:8d}")
+
+
 def summary(data_dir: Path) -> list[tuple[str, int]]:
     from quantdag.store import Warehouse
 
@@ -88,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     with dg.DagsterInstance.get() as instance:
         for job in ("daily_data_job", "events_job"):
             timings.append((job, run_job(defs, job, days, instance)))
+        timings.append(("backtest_job", run_backtests(defs, instance)))
     total = time.perf_counter() - t_all
 
     print(f"\nquantdag demo: {len(days)} days ({days[0]} .. {days[-1]}), offline simulated exchange")
@@ -97,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'table':<24}{'rows':>10}")
     for table, n in summary(data_dir):
         print(f"{table:<24}{n:>10}")
+    print_leaderboard(data_dir)
     print(f"\nDuckDB file    {data_dir / 'quantdag.duckdb'}")
     print(f"MLflow store   sqlite:///{data_dir / 'mlflow.db'}  (make mlflow-ui → http://127.0.0.1:5000)")
     print(f"Dagster home   {os.environ['DAGSTER_HOME']}  (make ui → http://127.0.0.1:3000)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.partitions import day_market
+from assets.partitions import day_market, param_sets
 
 ingestion_job = dg.define_asset_job(
     "ingestion_job", selection=dg.AssetSelection.groups("ingestion"), partitions_def=day_market
@@ -25,4 +25,12 @@ daily_data_job = dg.define_asset_job(
     description="Fetch, clean and compute indicators for every market of the partition's day.",
 )
 
-ALL_JOBS = [daily_data_job, ingestion_job, normalization_job, indicators_job, events_job]
+#: Signals and backtests of one strategy parameter set (a dynamic partition).
+backtest_job = dg.define_asset_job(
+    "backtest_job",
+    selection=dg.AssetSelection.groups("signals", "backtests"),
+    partitions_def=param_sets,
+    description="Compute a parameter set's signals and backtest them on every research market.",
+)
+
+ALL_JOBS = [daily_data_job, ingestion_job, normalization_job, indicators_job, events_job, backtest_job]

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.jobs import daily_data_job, events_job
+from assets.partitions import param_sets
+from pipelines.jobs import backtest_job, daily_data_job, events_job
 
 daily_data_schedule = dg.build_schedule_from_partitioned_job(daily_data_job, hour_of_day=0, minute_of_hour=15)
 daily_events_schedule = dg.build_schedule_from_partitioned_job(events_job, hour_of_day=0, minute_of_hour=45)
 
-ALL_SCHEDULES = [daily_data_schedule, daily_events_schedule]
+
+
+@dg.schedule(job=backtest_job, cron_schedule="0 1 * * *", execution_timezone="UTC", name="daily_backtest_schedule")
+def daily_backtest_schedule(context: dg.ScheduleEvaluationContext):
+    """Every parameter set re-signalled and re-backtested on the day's new candles."""
+    day = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    for key in param_sets.get_partition_keys(dynamic_partitions_store=context.instance):
+        yield dg.RunRequest(run_key=f"{day}|{key}", partition_key=key)
+
+
+ALL_SCHEDULES = [daily_data_schedule, daily_events_schedule, daily_backtest_schedule]

@@ -9,7 +9,9 @@ import urllib.request
 
 import dagster as dg
 
+from assets.partitions import param_sets
 from quantdag.exchange import scrub
+from quantdag.research import default_param_sets
 
 log = logging.getLogger(__name__)
 
@@ -37,4 +39,14 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
             context.log.warning(f"alert webhook failed: {exc}")
 
 
-ALL_SENSORS = [run_failure_alert]
+@dg.sensor(name="register_param_sets", minimum_interval_seconds=3600, default_status=dg.DefaultSensorStatus.RUNNING)
+def register_param_sets(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """Every registered strategy gets a parameter set at its defaults: a new strategy needs no edit here."""
+    known = set(context.instance.get_dynamic_partitions(param_sets.name))
+    missing = [k for k in default_param_sets() if k not in known]
+    return dg.SensorResult(
+        dynamic_partitions_requests=[param_sets.build_add_request(missing)] if missing else [],
+    )
+
+
+ALL_SENSORS = [run_failure_alert, register_param_sets]

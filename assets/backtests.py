@@ -1,0 +1,82 @@
+"""Backtests: each parameter set's signals through the engine, stored and logged to MLflow."""
+
+import io
+import json
+
+import dagster as dg
+
+from assets.common import DUCKDB_POOL, report_metadata
+from assets.partitions import param_sets
+from assets.signals import research_markets, signals
+from quantdag.research import run_backtests, store_backtests, strategy_from_key
+from quantdag.tracking import log_backtest
+from resources import ExchangeResource, MlflowResource, WarehouseResource
+
+EXPERIMENT = "backtests"
+
+
+def _equity_chart(outcomes) -> str:
+    """A small PNG of every market's equity curve, inline in markdown."""
+    import base64
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3), dpi=90)
+    for o in outcomes:
+        eq = o.result.equity
+        ax.plot(eq["ts"].to_list(), eq["equity"].to_list(), label=f"{o.market.symbol} {o.market.timeframe}", lw=1)
+    ax.set_ylabel("equity")
+    ax.legend(fontsize=7)
+    fig.autofmt_xdate()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return f"![equity](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
+
+
+@dg.asset(
+    partitions_def=param_sets,
+    group_name="backtests",
+    pool=DUCKDB_POOL,
+    deps=[signals],
+    kinds={"duckdb", "mlflow", "numba"},
+    metadata={"table": "backtest.runs", "also_writes": "backtest.trades, backtest.equity"},
+)
+def backtests(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    exchange: ExchangeResource,
+    mlflow: MlflowResource,
+) -> dg.MaterializeResult:
+    """Backtest of one parameter set on every research market, next-open fills, costs on."""
+    key = context.partition_key
+    strategy = strategy_from_key(key)
+    markets = research_markets(exchange.venue)
+    wh = warehouse.get()
+    outcomes = run_backtests(wh, key, markets)
+    run_ids: dict[str, str] = {}
+    for o in outcomes:
+        with mlflow.start_run(context, EXPERIMENT, run_name=f"{strategy.name} {o.market.symbol} {o.market.timeframe}",
+                              tags={"strategy": strategy.name, "params_hash": strategy.params_hash}) as run:
+            log_backtest(o.result, strategy_params=strategy.params, market=o.market.where)
+            run_ids[str(o.market)] = run.info.run_id
+    report = store_backtests(wh, key, outcomes, markets, mlflow_run_ids=run_ids, dagster_run_id=context.run_id)
+    rows = [
+        dg.TableRecord({"market": f"{o.market.symbol} {o.market.timeframe}",
+                        **{k: float(o.result.metrics[k]) for k in ("total_return", "sharpe", "max_drawdown")},
+                        "n_trades": int(o.result.metrics["n_trades"])})
+        for o in outcomes
+    ]
+    schema = dg.TableSchema(columns=[dg.TableColumn("market", "string"), dg.TableColumn("total_return", "float"),
+                                     dg.TableColumn("sharpe", "float"), dg.TableColumn("max_drawdown", "float"),
+                                     dg.TableColumn("n_trades", "int")])
+    meta = dict(report_metadata(report))
+    meta["metrics"] = dg.MetadataValue.table(records=rows, schema=schema)
+    meta["mlflow_run_ids"] = dg.MetadataValue.json(run_ids)
+    meta["params"] = dg.MetadataValue.json(json.loads(strategy.params_json))
+    if outcomes:
+        meta["equity_chart"] = dg.MetadataValue.md(_equity_chart(outcomes))
+    return dg.MaterializeResult(metadata=meta)

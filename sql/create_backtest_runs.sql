@@ -1,0 +1,30 @@
+-- One row per backtest: a parameter set on one market, with its headline metrics, the data range
+-- it saw, every setting (costs included) and the MLflow run that holds its artifacts.
+CREATE TABLE IF NOT EXISTS backtest.runs (
+    param_set      VARCHAR     NOT NULL,
+    strategy       VARCHAR     NOT NULL,
+    params_hash    VARCHAR     NOT NULL,
+    params         JSON        NOT NULL,
+    exchange       VARCHAR     NOT NULL,
+    symbol         VARCHAR     NOT NULL,
+    timeframe      VARCHAR     NOT NULL,
+    data_start     TIMESTAMPTZ NOT NULL,
+    data_end       TIMESTAMPTZ NOT NULL,
+    n_candles      BIGINT      NOT NULL,
+    settings       JSON        NOT NULL,
+    final_equity   DOUBLE      NOT NULL,
+    total_return   DOUBLE      NOT NULL,
+    cagr           DOUBLE,
+    sharpe         DOUBLE,
+    sortino        DOUBLE,
+    calmar         DOUBLE,
+    max_drawdown   DOUBLE,
+    n_trades       BIGINT      NOT NULL,
+    win_rate       DOUBLE,
+    profit_factor  DOUBLE,
+    fees_paid      DOUBLE,
+    metrics        JSON        NOT NULL,
+    mlflow_run_id  VARCHAR,
+    dagster_run_id VARCHAR,
+    PRIMARY KEY (strategy, params_hash, exchange, symbol, timeframe)
+);
