@@ -17,6 +17,8 @@ ASSET_SNAPSHOT = {
     "candles": ("normalization", ["raw_candles"]),
     "indicators": ("indicators", ["candles"]),
     "market_events": ("events", ["candles"]),
+    "signals": ("signals", ["candles"]),
+    "backtests": ("backtests", ["signals"]),
 }
 
 JOB_SNAPSHOT = {
@@ -25,6 +27,7 @@ JOB_SNAPSHOT = {
     "normalization_job": ["candles"],
     "indicators_job": ["indicators"],
     "events_job": ["market_events"],
+    "backtest_job": ["backtests", "signals"],
 }
 
 
@@ -57,10 +60,8 @@ def test_every_writer_asset_is_in_the_duckdb_pool():
 
 
 def test_candles_checks_are_blocking():
-    specs = [s for a in defs.resolve_all_asset_specs() if a.key.to_user_string() == "candles" for s in []]
     checks = list(defs.resolve_asset_graph().asset_check_keys)
     assert {c.name for c in checks} >= {"duplicate_keys", "broken_ohlc", "unclosed", "off_grid", "missing_unrecorded"}
-    assert specs == []
     node = defs.resolve_assets_def("candles")
     assert all(spec.blocking for spec in node.check_specs)
 
@@ -90,3 +91,38 @@ def test_dagster_definitions_validate_cli_passes():
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_register_param_sets_sensor_adds_every_default_once():
+    from quantdag.research import default_param_sets
+
+    sensor = defs.resolve_sensor_def("register_param_sets")
+    with dg.instance_for_test() as instance:
+        result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+        added = [k for r in result.dynamic_partitions_requests for k in r.partition_keys]
+        assert sorted(added) == sorted(default_param_sets())
+        instance.add_dynamic_partitions("param_sets", added)
+        again = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+        assert not again.dynamic_partitions_requests
+
+
+def test_daily_backtest_schedule_requests_every_param_set():
+    from datetime import datetime, timezone
+
+    schedule = defs.resolve_schedule_def("daily_backtest_schedule")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("param_sets", ["rsi {}", "macd {}"])
+        ctx = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 1, 5, 1, 0, tzinfo=timezone.utc), repository_def=defs.get_repository_def()
+        )
+        result = schedule.evaluate_tick(ctx)
+    assert sorted(r.partition_key for r in result.run_requests) == ["macd {}", "rsi {}"]
+
+
+def test_run_failure_sensor_logs_scrubbed_alert():
+    from pipelines.sensors import alert_text
+    from quantdag.exchange import Credentials
+
+    Credentials(api_key="canary-key-abcdef123456", secret="canary-secret-654321fedcba")
+    text = alert_text("r1", "daily_data_job", "boom with canary-key-abcdef123456")
+    assert "canary-key" not in text and "ALERT run r1 of job daily_data_job failed" in text

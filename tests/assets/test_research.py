@@ -1,0 +1,98 @@
+"""Signals and backtests over dynamic parameter-set partitions, logged to a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import mlflow
+import pytest
+
+from pipeline_helpers import recent_days, run_job
+from quantdag.research import default_param_sets, leaderboard, param_set_key, strategy_from_key
+from quantdag.strategies import create_strategy
+
+KEY_COLS = ("strategy", "params_hash", "exchange", "symbol", "timeframe")
+
+
+@pytest.fixture(scope="module")
+def research(tmp_path_factory, sim):
+    """Five days of data, then the SMA crossover's signals and backtests, run twice."""
+    from pipelines.definitions import build_defs
+
+    tmp = tmp_path_factory.mktemp("research")
+    defs = build_defs(tmp, sim_url=sim.url)
+    assert run_job(defs, "daily_data_job", recent_days(5)).success
+    key = param_set_key(create_strategy("sma_cross", {"fast": 5, "slow": 20}))
+    job = defs.resolve_job_def("backtest_job")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("param_sets", [key])
+        first = job.execute_in_process(instance=instance, partition_key=key)
+        wh = defs.resources["warehouse"].get()
+        hashes = {t: wh.table_hash(t, (*KEY_COLS, c)) for t, c in (("backtest.trades", "trade_id"), ("backtest.equity", "ts"), ("signals.signals", "ts"))}
+        second = job.execute_in_process(instance=instance, partition_key=key)
+        yield {"defs": defs, "key": key, "first": first, "second": second, "hashes": hashes, "wh": wh}
+
+
+def test_backtest_job_writes_one_run_per_research_market_with_mlflow_id(research):
+    assert research["first"].success and research["second"].success
+    runs = research["wh"].read("backtest.runs")
+    assert sorted(runs["symbol"].to_list()) == ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+    assert runs["n_candles"].to_list() == [120, 120, 120]
+    assert runs["mlflow_run_id"].null_count() == 0
+    settings = json.loads(runs["settings"][0])
+    assert settings["fill"] == "next_open" and settings["fee"] > 0 and settings["slippage"] > 0
+
+
+def test_backtest_mlflow_run_has_params_metrics_equity_curve_and_artifacts(research):
+    runs = research["wh"].read("backtest.runs")
+    store = research["defs"].resources["mlflow"]
+    client = mlflow.MlflowClient(store.tracking_uri)
+    row = runs.row(0, named=True)
+    run = client.get_run(row["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["param.fast"] == "5" and run.data.params["setting.fill"] == "next_open"
+    assert run.data.metrics["final_equity"] == pytest.approx(row["final_equity"])
+    assert run.data.tags["dagster_partition"] == research["key"]
+    assert run.data.tags["dagster_asset_key"] == "backtests"
+    curve = client.get_metric_history(row["mlflow_run_id"], "equity")
+    assert len(curve) == 120
+    artifacts = {a.path for a in client.list_artifacts(row["mlflow_run_id"])}
+    assert {"trades.parquet", "equity.parquet", "report.html"} <= artifacts
+
+
+def test_rerun_of_backtest_job_gives_identical_trades_equity_and_signals(research):
+    wh = research["wh"]
+    for table, col in (("backtest.trades", "trade_id"), ("backtest.equity", "ts"), ("signals.signals", "ts")):
+        assert wh.table_hash(table, (*KEY_COLS, col)) == research["hashes"][table], table
+    assert wh.query("SELECT count(*) AS n FROM backtest.runs")["n"][0] == 3
+
+
+def test_signals_act_on_next_open_in_stored_trades(research):
+    wh = research["wh"]
+    joined = wh.query(
+        "SELECT t.entry_ts, s.ts AS signal_ts FROM backtest.trades t JOIN signals.signals s "
+        "ON s.symbol = t.symbol AND s.strategy = t.strategy AND s.entry AND s.ts = t.entry_ts - INTERVAL 1 HOUR"
+    )
+    trades = wh.query("SELECT count(*) AS n FROM backtest.trades")["n"][0]
+    assert trades > 0 and joined.height == trades
+
+
+def test_leaderboard_lists_every_stored_backtest(research):
+    board = leaderboard(research["wh"])
+    assert board.height == 3
+    assert {"strategy", "total_return", "sharpe", "max_drawdown", "n_trades"} <= set(board.columns)
+
+
+def test_param_set_with_fast_not_below_slow_is_rejected_naming_parameter():
+    with pytest.raises(Exception, match="fast"):
+        strategy_from_key('sma_cross {"fast":50,"slow":10}')
+    with pytest.raises(Exception, match="no_such"):
+        strategy_from_key("no_such_strategy {}")
+
+
+def test_default_param_sets_cover_every_registered_strategy():
+    keys = default_param_sets()
+    assert {k.split(" ")[0] for k in keys} >= {"sma_cross", "rsi", "macd", "regime_ma", "consensus"}
+    for k in keys:
+        assert param_set_key(strategy_from_key(k)) == k
