@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 import time
+import warnings
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -39,7 +41,23 @@ def range_tags(partitions_def: dg.PartitionsDefinition, days: list[str]) -> dict
     return {RANGE_START: keys[0], RANGE_END: keys[-1]}
 
 
+def missing_days(defs: dg.Definitions, name: str, days: list[str], instance: dg.DagsterInstance) -> list[str]:
+    """Days of ``days`` on which some asset of job ``name`` has a partition not yet materialized."""
+    job = defs.resolve_job_def(name)
+    wanted = set(days)
+    keys = [k for k in job.partitions_def.get_partition_keys() if k.split("|")[0] in wanted]
+    todo: set[str] = set()
+    for asset_key in job.asset_layer.executable_asset_keys:
+        done = instance.get_materialized_partitions(asset_key)
+        todo.update(k.split("|")[0] for k in keys if k not in done)
+    return sorted(todo)
+
+
 def run_job(defs: dg.Definitions, name: str, days: list[str], instance: dg.DagsterInstance) -> float:
+    """Run job ``name`` as one backfill over the days still missing; 0 s when nothing is."""
+    days = missing_days(defs, name, days, instance)
+    if not days:
+        return 0.0
     job = defs.resolve_job_def(name)
     t0 = time.perf_counter()
     result = job.execute_in_process(
@@ -57,16 +75,22 @@ def run_job(defs: dg.Definitions, name: str, days: list[str], instance: dg.Dagst
     return seconds
 
 
-def run_backtests(defs: dg.Definitions, instance: dg.DagsterInstance) -> float:
-    """Register every strategy's default parameter set, then signal and backtest each one."""
+def run_backtests(defs: dg.Definitions, instance: dg.DagsterInstance, *, data_changed: bool) -> float:
+    """Register every strategy's default parameter set, then signal and backtest each one.
+
+    A parameter set already backtested is rerun only when the data changed.
+    """
     from assets.partitions import param_sets
     from quantdag.research import default_param_sets
 
     keys = default_param_sets()
-    instance.add_dynamic_partitions(param_sets.name, keys)
+    instance.add_dynamic_partitions(param_sets.name, [k for k in keys if not instance.has_dynamic_partition(param_sets.name, k)])
     job = defs.resolve_job_def("backtest_job")
+    done = instance.get_materialized_partitions(dg.AssetKey("backtests"))
     t0 = time.perf_counter()
     for key in keys:
+        if key in done and not data_changed:
+            continue
         result = job.execute_in_process(run_config=QUIET, instance=instance, partition_key=key, raise_on_error=False)
         if not result.success:
             for event in result.all_events:
@@ -106,10 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=90)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", category=Warning, module="dagster")
+    warnings.filterwarnings("ignore", message=".*(beta|preview|superseded).*")
 
     data_dir = args.data_dir.resolve()
     os.environ.setdefault("DAGSTER_HOME", str(data_dir / "dagster_home"))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(Path(__file__).with_name("dagster.yaml"), home / "dagster.yaml")
 
     from pipelines.definitions import build_defs
 
@@ -120,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     with dg.DagsterInstance.get() as instance:
         for job in ("daily_data_job", "events_job"):
             timings.append((job, run_job(defs, job, days, instance)))
-        timings.append(("backtest_job", run_backtests(defs, instance)))
+        changed = any(seconds > 0 for _, seconds in timings)
+        timings.append(("backtest_job", run_backtests(defs, instance, data_changed=changed)))
     total = time.perf_counter() - t_all
 
     print(f"\nquantdag demo: {len(days)} days ({days[0]} .. {days[-1]}), offline simulated exchange")
