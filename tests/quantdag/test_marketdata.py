@@ -1,0 +1,97 @@
+"""The market-data stages over a real DuckDB file and the simulator: atomic, idempotent, typed errors."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+
+from quantdag.errors import DataError, ExchangeError
+from quantdag.exchange import ExchangeClient, ExchangeConfig, RetryPolicy
+from quantdag.marketdata import Market, build_indicators, ingest_raw, normalize_candles
+from quantdag.sim import Fault, FaultPlan
+from quantdag.store import Slice, Warehouse
+
+DAY = timedelta(days=1)
+MARKETS = [Market("sim", s, "1h") for s in ("BTC/USDT", "ETH/USDT", "SOL/USDT")]
+RAW_KEY = ("exchange", "symbol", "timeframe", "ts", "fetched_at")
+
+
+def _window(days: int = 2):
+    end = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - DAY
+    return end - days * DAY, end
+
+
+@pytest.fixture
+def client(sim):
+    sim.faults = None
+    yield ExchangeClient(ExchangeConfig(venue="sim", api_url=sim.api_url, timeout_ms=1000,
+                                        retry=RetryPolicy(max_retries=1, base_delay=0.01, max_delay=0.02)))
+    sim.faults = None
+
+
+def test_ingest_fault_on_a_later_market_writes_no_rows_for_any_market(tmp_path, client, sim):
+    wh = Warehouse(tmp_path / "q.duckdb")
+    w = _window()
+    wins = {m: [w] for m in MARKETS}
+    # the first market's pages succeed, then every page is garbage
+    sim.faults = FaultPlan(random=[Fault("malformed_json", probability=1.0, path="/api/v3/klines")])
+    calls = {"n": 0}
+    real_fetch = client.fetch_candles
+
+    def first_ok_then_faults(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            saved, sim.faults = sim.faults, None
+            try:
+                return real_fetch(*args, **kwargs)
+            finally:
+                sim.faults = saved
+        return real_fetch(*args, **kwargs)
+
+    client.fetch_candles = first_ok_then_faults
+    with pytest.raises(ExchangeError, match="not JSON"):
+        ingest_raw(wh, client, wins)
+    assert calls["n"] == 2  # one market fetched fine before the failure
+    assert wh.query("SELECT count(*) AS n FROM raw.candles")["n"][0] == 0
+    sim.faults = None
+    client.fetch_candles = real_fetch
+    report = ingest_raw(wh, client, wins)
+    assert report.rows_written == 3 * 48
+
+
+def test_ingest_rerun_of_complete_days_fetches_nothing_and_keeps_table(tmp_path, client, sim):
+    wh = Warehouse(tmp_path / "q.duckdb")
+    wins = {m: [_window()] for m in MARKETS}
+    ingest_raw(wh, client, wins)
+    before = wh.table_hash("raw.candles", RAW_KEY)
+    seq = sim.last_seq
+    report = ingest_raw(wh, client, wins)
+    assert not [r for r in sim.requests_since(seq) if r.path == "/api/v3/klines"]
+    assert all(c["fetched"] == 0 for c in report.per_market.values())
+    assert wh.table_hash("raw.candles", RAW_KEY) == before
+
+
+def test_normalize_hostile_ohlc_in_one_market_raises_naming_it_and_writes_nothing(tmp_path, client):
+    wh = Warehouse(tmp_path / "q.duckdb")
+    w = _window()
+    wins = {m: [w] for m in MARKETS}
+    ingest_raw(wh, client, wins)
+    normalize_candles(wh, wins)
+    before = wh.table_hash("market.candles", ("exchange", "symbol", "timeframe", "ts"))
+    # a later fetch of one SOL candle comes back with high below low
+    bad = wh.read("raw.candles", [Slice(where={"symbol": "SOL/USDT"}, epoch_ms=True, start=w[0], end=w[1])]).head(1)
+    bad = bad.with_columns(pl.col("low") + 1e6, pl.col("fetched_at") + timedelta(hours=1))
+    with wh.transaction() as con:
+        con.register("bad", bad)
+        con.execute("INSERT INTO raw.candles BY NAME SELECT * FROM bad")
+    with pytest.raises(DataError, match="SOL/USDT"):
+        normalize_candles(wh, wins)
+    assert wh.table_hash("market.candles", ("exchange", "symbol", "timeframe", "ts")) == before
+
+
+def test_indicators_without_candles_write_nothing_and_do_not_fail(tmp_path):
+    wh = Warehouse(tmp_path / "q.duckdb")
+    report = build_indicators(wh, {MARKETS[0]: [_window()]})
+    assert report.rows_written == 0
