@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,10 +47,6 @@ def backfill(days: int = DAYS) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp, SimExchange(MarketModel(seed=7, genesis_ms=SIM_GENESIS_MS)) as sim:
         defs = build_defs(tmp, sim_url=sim.url)
         job = defs.resolve_job_def("daily_data_job")
-        # one run over the market-major key range restricted to the three markets
-        by_market: dict[str, list[str]] = {}
-        for k in keys:
-            by_market.setdefault(k.split("|")[1], []).append(k)
         t0 = time.perf_counter()
         with dg.DagsterInstance.ephemeral() as instance:
             result = job.execute_in_process(
@@ -75,9 +72,10 @@ def main() -> None:
     out: dict[str, object] = {"benchmark": "pipeline"}
     out.update(backfill())
     out["backfill_peak_rss_mb"] = round(_peak_rss_mb(), 1)
-    import normalize
-
-    out.update({f"normalize_{k}": v for k, v in normalize.measure().items()})
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "normalize.py")], capture_output=True, text=True, check=True
+    )
+    out.update({f"normalize_{k}": v for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()})
     out["backfill_target_s"] = 60
     out["normalize_target_candles_per_s"] = 5_000_000
     print(json.dumps(out))
