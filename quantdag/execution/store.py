@@ -1,0 +1,271 @@
+"""Write-ahead persistence of orders, fills, positions and balances in the warehouse's ``paper`` schema.
+
+Every write is one DuckDB transaction. A fill, the position it moves and the order it belongs to are
+written together, so a crash can never leave a fill without its position change (or the reverse).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+import polars as pl
+
+from quantdag.execution.types import (
+    Balance,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    positions_from_fills,
+)
+from quantdag.store.warehouse import Warehouse
+
+_ORDER_COLS = (
+    "client_order_id", "strategy", "symbol", "side", "qty", "type", "price", "status", "exchange_order_id",
+    "filled_qty", "avg_price", "fee", "parent_id", "intent", "reason", "broker",
+    "ts_created", "ts_submitted", "ts_acked", "ts_updated",
+)
+_TS_COLS = ("ts_created", "ts_submitted", "ts_acked", "ts_updated")
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def _order_row(order: Order, broker: str) -> list[Any]:
+    return [
+        order.client_order_id, order.strategy, order.symbol, str(order.side), order.qty, str(order.type),
+        order.limit_price, str(order.status), order.exchange_order_id, order.filled_qty, order.avg_price,
+        order.fee, order.parent_id, order.intent, order.reason, broker,
+        _dt(order.ts_created), _dt(order.ts_submitted), _dt(order.ts_acked), _dt(order.ts_updated),
+    ]
+
+
+def _order_from(row: dict[str, Any]) -> Order:
+    return Order(
+        client_order_id=row["client_order_id"], strategy=row["strategy"], symbol=row["symbol"],
+        side=Side(row["side"]), qty=row["qty"], type=OrderType(row["type"]), limit_price=row["price"],
+        status=OrderStatus(row["status"]), exchange_order_id=row["exchange_order_id"],
+        filled_qty=row["filled_qty"], avg_price=row["avg_price"], fee=row["fee"], parent_id=row["parent_id"],
+        intent=row["intent"], reason=row["reason"], ts_created=row["ts_created"],
+        ts_submitted=row["ts_submitted"], ts_acked=row["ts_acked"], ts_updated=row["ts_updated"],
+    )
+
+
+def _fill_from(row: dict[str, Any]) -> Fill:
+    return Fill(
+        trade_id=row["trade_id"], client_order_id=row["client_order_id"], symbol=row["symbol"],
+        side=Side(row["side"]), qty=row["qty"], price=row["price"], fee=row["fee"], fee_asset=row["fee_asset"],
+        ts=row["ts"], exchange_order_id=row["exchange_order_id"],
+    )
+
+
+class OrderStore:
+    """The OMS's durable state for one broker account (``broker`` names it in every table).
+
+    Parameters
+    ----------
+    warehouse:
+        The DuckDB file.
+    broker:
+        Account name, e.g. ``"paper"`` or ``"sim"`` / ``"binance"``.
+    hook:
+        Called with a step name inside multi-statement writes (crash-injection tests).
+    persistent:
+        Keep one connection open until :meth:`close` (fast: opening a DuckDB file costs tens of
+        milliseconds) - the file is then locked against other processes while the store is open.
+        False opens a connection per operation. Every commit is durable either way.
+    """
+
+    def __init__(self, warehouse: Warehouse, broker: str, *, hook: Callable[[str], None] | None = None,
+                 persistent: bool = True) -> None:
+        self.wh = warehouse
+        self.broker = broker
+        self.persistent = persistent
+        self._hook = hook or (lambda step: None)
+        self._con: Any = None
+        self._lock = threading.RLock()
+        warehouse.ensure_schema()
+
+    def close(self) -> None:
+        """Release the persistent connection (and the file lock)."""
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    @contextmanager
+    def _connect(self) -> Iterator[Any]:
+        if not self.persistent:
+            with self.wh.connect() as con:
+                yield con
+            return
+        with self._lock:
+            if self._con is None:
+                self._con = self.wh._open()
+            yield self._con
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        with self._connect() as con:
+            return con.sql(sql, params=list(params)).pl()
+
+    # ---- orders --------------------------------------------------------------------------------
+
+    def write_ahead(self, order: Order) -> Order:
+        """Insert ``order`` unless its client order id is already stored; returns the stored order."""
+        with self._transaction() as con:
+            existing = self._get(con, order.client_order_id)
+            if existing is not None:
+                return existing
+            con.execute(f"INSERT INTO paper.orders ({', '.join(_ORDER_COLS)}) VALUES "
+                        f"({', '.join('?' * len(_ORDER_COLS))})", _order_row(order, self.broker))
+        return order
+
+    def update_order(self, order: Order) -> None:
+        with self._transaction() as con:
+            self._update(con, order)
+
+    def _update(self, con: Any, order: Order) -> None:
+        cols = [c for c in _ORDER_COLS if c != "client_order_id"]
+        row = _order_row(order, self.broker)[1:]
+        con.execute(f"UPDATE paper.orders SET {', '.join(f'{c} = ?' for c in cols)} WHERE client_order_id = ?",
+                    [*row, order.client_order_id])
+
+    def _get(self, con: Any, cid: str) -> Order | None:
+        frame = con.sql(self._select() + " WHERE client_order_id = ?", params=[cid]).pl()
+        return _order_from(frame.row(0, named=True)) if frame.height else None
+
+    def _select(self) -> str:
+        cols = [f"epoch_ms({c}) AS {c}" if c in _TS_COLS else c for c in _ORDER_COLS]
+        return f"SELECT {', '.join(cols)} FROM paper.orders"
+
+    def get(self, cid: str) -> Order | None:
+        with self._connect() as con:
+            return self._get(con, cid)
+
+    def orders(self, statuses: Iterable[OrderStatus] | None = None, *, strategy: str | None = None) -> list[Order]:
+        sql, params = self._select() + " WHERE broker = ?", [self.broker]
+        if statuses is not None:
+            names = [str(s) for s in statuses]
+            sql += f" AND status IN ({', '.join('?' * len(names))})"
+            params += names
+        if strategy is not None:
+            sql += " AND strategy = ?"
+            params.append(strategy)
+        frame = self._query(sql + " ORDER BY ts_created, client_order_id", params)
+        return [_order_from(r) for r in frame.iter_rows(named=True)]
+
+    def orders_frame(self) -> pl.DataFrame:
+        return self._query("SELECT * FROM paper.orders WHERE broker = ? ORDER BY ts_created", [self.broker])
+
+    # ---- fills and positions -------------------------------------------------------------------
+
+    def record(self, order: Order | None, fills: Sequence[Fill]) -> list[Fill]:
+        """Store new ``fills`` (known trade ids are skipped), move the positions and update ``order``.
+
+        One transaction; returns the fills that were new.
+        """
+        with self._transaction() as con:
+            known = {
+                (r[0], r[1])
+                for r in con.execute("SELECT symbol, trade_id FROM paper.fills WHERE broker = ?", [self.broker]).fetchall()
+            }
+            new = [f for f in fills if (f.symbol, f.trade_id) not in known]
+            seen: set[tuple[str, str]] = set()
+            new = [f for f in new if not ((f.symbol, f.trade_id) in seen or seen.add((f.symbol, f.trade_id)))]
+            for f in new:
+                con.execute(
+                    "INSERT INTO paper.fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [f.trade_id, f.client_order_id, f.exchange_order_id, f.symbol, str(f.side), f.qty, f.price,
+                     f.fee, f.fee_asset, self.broker, _dt(f.ts)],
+                )
+            if new:
+                self._hook("fills_inserted")  # inside the transaction: a crash here rolls everything back
+            for symbol in sorted({f.symbol for f in new}):
+                pos = self._position(con, symbol)
+                for f in sorted((f for f in new if f.symbol == symbol), key=lambda f: (f.ts, f.trade_id)):
+                    pos = pos.apply(f)
+                con.execute("DELETE FROM paper.positions WHERE broker = ? AND symbol = ?", [self.broker, symbol])
+                con.execute("INSERT INTO paper.positions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [self.broker, symbol, pos.qty, pos.avg_price, pos.realised_pnl, pos.fees, _dt(pos.ts)])
+            if order is not None:
+                self._update(con, order)
+        return new
+
+    def _position(self, con: Any, symbol: str) -> Position:
+        row = con.execute(
+            "SELECT qty, avg_price, realised_pnl, fees, epoch_ms(ts) FROM paper.positions WHERE broker = ? AND symbol = ?",
+            [self.broker, symbol],
+        ).fetchone()
+        return Position(symbol) if row is None else Position(symbol, row[0], row[1], row[2], row[3], row[4])
+
+    def fills(self, *, client_order_id: str | None = None, symbol: str | None = None) -> list[Fill]:
+        sql = ("SELECT trade_id, client_order_id, exchange_order_id, symbol, side, qty, price, fee, fee_asset, "
+               "epoch_ms(ts) AS ts FROM paper.fills WHERE broker = ?")
+        params: list[Any] = [self.broker]
+        if client_order_id is not None:
+            sql += " AND client_order_id = ?"
+            params.append(client_order_id)
+        if symbol is not None:
+            sql += " AND symbol = ?"
+            params.append(symbol)
+        frame = self._query(sql + " ORDER BY ts, trade_id", params)
+        return [_fill_from(r) for r in frame.iter_rows(named=True)]
+
+    def last_fill_ms(self, symbol: str) -> int | None:
+        frame = self._query("SELECT max(epoch_ms(ts)) AS t FROM paper.fills WHERE broker = ? AND symbol = ?",
+                              [self.broker, symbol])
+        return frame["t"][0]
+
+    def positions(self) -> dict[str, Position]:
+        frame = self._query(
+            "SELECT symbol, qty, avg_price, realised_pnl, fees, epoch_ms(ts) AS ts FROM paper.positions WHERE broker = ?",
+            [self.broker],
+        )
+        return {r["symbol"]: Position(**r) for r in frame.iter_rows(named=True)}
+
+    def rebuild_positions(self) -> dict[str, Position]:
+        """Recompute every position from the fill ledger (reconciliation); returns them."""
+        positions = positions_from_fills(self.fills())
+        with self._transaction() as con:
+            con.execute("DELETE FROM paper.positions WHERE broker = ?", [self.broker])
+            for p in positions.values():
+                con.execute("INSERT INTO paper.positions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [self.broker, p.symbol, p.qty, p.avg_price, p.realised_pnl, p.fees, _dt(p.ts)])
+        return positions
+
+    def save_tca(self, rows: list[Any]) -> None:
+        from quantdag.execution.tca import write_tca
+
+        with self._transaction() as con:
+            write_tca(con, rows)
+
+    # ---- balances ------------------------------------------------------------------------------
+
+    def save_balances(self, balances: Iterable[Balance], ts_ms: int) -> None:
+        with self._transaction() as con:
+            con.execute("DELETE FROM paper.balances WHERE broker = ?", [self.broker])
+            for b in balances:
+                con.execute("INSERT INTO paper.balances VALUES (?, ?, ?, ?, ?, ?)",
+                            [self.broker, b.asset, b.free, b.used, b.total, _dt(ts_ms)])
+
+    def balances(self) -> dict[str, Balance]:
+        frame = self._query("SELECT asset, free, used, total FROM paper.balances WHERE broker = ?", [self.broker])
+        return {r["asset"]: Balance(**r) for r in frame.iter_rows(named=True)}
