@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import dagster as dg
 
 from assets.universe import UNIVERSE, MarketSpec, market
+from quantdag.strategies import list_strategies
 
 #: First day of history the pipeline keeps by default.
 START_DATE = "2025-06-01"
@@ -59,3 +60,6 @@ def day_windows(context: dg.AssetExecutionContext) -> list[tuple[datetime, datet
 
 #: Strategy parameter sets, keyed ``"<strategy> <params json>"``: adding one is adding a key.
 param_sets = dg.DynamicPartitionsDefinition(name="param_sets")
+
+#: One optimization partition per registered strategy (registering one adds its partition).
+strategies = dg.StaticPartitionsDefinition(list_strategies())

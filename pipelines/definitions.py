@@ -6,13 +6,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets import backtests, events, indicators, market_data, signals
+from assets import backtests, events, indicators, market_data, optimization, paper, signals
 from pipelines.jobs import ALL_JOBS
 from pipelines.schedules import ALL_SCHEDULES
 from pipelines.sensors import ALL_SENSORS
 from resources import DEFAULT_DATA_DIR, make_resources
 
-ASSET_MODULES = [market_data, indicators, events, signals, backtests]
+ASSET_MODULES = [market_data, indicators, events, signals, backtests, optimization, paper]
 
 
 def build_defs(data_dir: str | Path = DEFAULT_DATA_DIR, **resource_options: object) -> dg.Definitions:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.partitions import day_market, param_sets
+from assets.partitions import day_market, param_sets, strategies
 
 ingestion_job = dg.define_asset_job(
     "ingestion_job", selection=dg.AssetSelection.groups("ingestion"), partitions_def=day_market
@@ -33,4 +33,17 @@ backtest_job = dg.define_asset_job(
     description="Compute a parameter set's signals and backtest them on every research market.",
 )
 
-ALL_JOBS = [daily_data_job, ingestion_job, normalization_job, indicators_job, events_job, backtest_job]
+#: A parameter sweep of one strategy (partition) with DSR and PBO, logged to MLflow.
+optimization_job = dg.define_asset_job(
+    "optimization_job", selection=dg.AssetSelection.groups("optimization"), partitions_def=strategies
+)
+
+#: One paper-trading step of a parameter set (requested by the `paper_on_new_signals` sensor).
+paper_trade_job = dg.define_asset_job(
+    "paper_trade_job", selection=dg.AssetSelection.groups("paper"), partitions_def=param_sets
+)
+
+ALL_JOBS = [
+    daily_data_job, ingestion_job, normalization_job, indicators_job, events_job, backtest_job,
+    optimization_job, paper_trade_job,
+]

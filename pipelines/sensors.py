@@ -49,4 +49,57 @@ def register_param_sets(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     )
 
 
-ALL_SENSORS = [run_failure_alert, register_param_sets]
+#: A sweep's best parameters are promoted only if they are unlikely to be luck.
+PROMOTE_MAX_PBO = 0.5
+PROMOTE_MIN_DSR = 0.5
+
+
+def promotion_decision(metadata: dict) -> tuple[str | None, str]:
+    """The parameter set to promote from an ``optimization`` materialization, or None and why not."""
+    def value(name: str) -> float | None:
+        v = metadata.get(name)
+        v = getattr(v, "value", v)
+        return None if v is None or v != v else float(v)
+
+    key = getattr(metadata.get("best_param_set"), "value", metadata.get("best_param_set"))
+    pbo, dsr = value("pbo"), value("dsr")
+    if not key:
+        return None, "no best_param_set in the materialization"
+    if pbo is None or pbo > PROMOTE_MAX_PBO:
+        return None, f"PBO {pbo} > {PROMOTE_MAX_PBO}: the best is likely overfit"
+    if dsr is None or dsr < PROMOTE_MIN_DSR:
+        return None, f"deflated Sharpe {dsr} < {PROMOTE_MIN_DSR}: the best is likely luck"
+    return str(key), f"promoted (PBO {pbo:.2f}, DSR {dsr:.2f})"
+
+
+@dg.asset_sensor(asset_key=dg.AssetKey("optimization"), job_name="backtest_job", name="promote_best_params",
+                 default_status=dg.DefaultSensorStatus.RUNNING)
+def promote_best_params(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    """Add a sweep's best parameters as a parameter set (so the daily backtest runs it) and backtest it now."""
+    mat = asset_event.asset_materialization
+    key, why = promotion_decision(dict(mat.metadata) if mat else {})
+    if key is None:
+        return dg.SkipReason(why)
+    context.log.info(why)
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"promote|{key}|{asset_event.timestamp}", partition_key=key)],
+        dynamic_partitions_requests=[param_sets.build_add_request([key])],
+    )
+
+
+#: Strategies whose parameter sets trade on paper when their signals change.
+PAPER_STRATEGIES = frozenset({"sma_cross", "regime_ma", "consensus"})
+
+
+@dg.asset_sensor(asset_key=dg.AssetKey("signals"), job_name="paper_trade_job", name="paper_on_new_signals",
+                 default_status=dg.DefaultSensorStatus.RUNNING)
+def paper_on_new_signals(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    """New signals of a paper-enabled parameter set → one paper-trading step for it."""
+    mat = asset_event.asset_materialization
+    key = mat.partition if mat else None
+    if not key or key.split(" ", 1)[0] not in PAPER_STRATEGIES:
+        return dg.SkipReason(f"{key!r} is not enabled for paper trading")
+    return dg.RunRequest(run_key=f"paper|{key}|{asset_event.timestamp}", partition_key=key)
+
+
+ALL_SENSORS = [run_failure_alert, register_param_sets, promote_best_params, paper_on_new_signals]

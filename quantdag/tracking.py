@@ -69,3 +69,55 @@ def log_backtest(
         eq.write_parquet(d / "equity.parquet")
         result.report(d / "report.html", title=f"{market.get('symbol', '')} {market.get('timeframe', '')}")
         mlflow.log_artifacts(tmp)
+
+
+def log_sweep(outcome: Any, *, top_k: int = 5) -> list[str]:
+    """Log a sweep into the active (parent) MLflow run, plus its top ``top_k`` as nested runs.
+
+    The parent holds the search space, the best parameters, DSR and PBO as metrics, and the
+    full results table (parquet), the heatmap and the summary as artifacts. Child runs carry
+    only parameters and metrics, so logging stays small next to the sweep itself.
+
+    Returns
+    -------
+    list[str]
+        The child run ids, best first.
+    """
+    import mlflow
+
+    result = outcome.result
+    s = result.summary()
+    mlflow.log_params(
+        {
+            "strategy": s["strategy"], "search": s["search"], "objective": s["objective"],
+            "min_trades": s["min_trades"], "n_evaluated": s["n_evaluated"],
+            **{f"best.{k}": v for k, v in s["best_params"].items()},
+            **_clean_params(s["settings"], "setting."), **outcome.market.where,
+        }
+    )  # fmt: skip
+    flat = {f"best_{k}": float(v) for k, v in s["best_metrics"].items() if isinstance(v, (int, float)) and math.isfinite(v)}
+    if s["dsr"] is not None and math.isfinite(s["dsr"]["dsr"]):
+        flat["dsr"] = float(s["dsr"]["dsr"])
+    if s["pbo"] is not None and math.isfinite(s["pbo"]["pbo"]):
+        flat["pbo"] = float(s["pbo"]["pbo"])
+    mlflow.log_metrics(flat)
+    mlflow.log_dict(s, "summary.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        result.results.write_parquet(d / "results.parquet")
+        try:
+            result.heatmap_png(d / "heatmap.png")
+        except Exception:  # noqa: BLE001 - a one-parameter space has no 2-D heatmap
+            pass
+        mlflow.log_artifacts(tmp)
+    sign = -1.0 if s["objective"] in ("max_drawdown_duration_bars", "max_drawdown_duration_days", "volatility") else 1.0
+    ranked = result.results.filter(result.results[s["objective"]].is_not_null() & result.results[s["objective"]].is_not_nan())
+    ranked = ranked.sort(s["objective"], descending=sign > 0).head(top_k)
+    child_ids = []
+    for i, row in enumerate(ranked.iter_rows(named=True)):
+        with mlflow.start_run(run_name=f"#{i + 1}", nested=True) as child:
+            mlflow.log_params({n: row[n] for n in result.param_names})
+            mlflow.log_metrics({k: float(v) for k, v in row.items() if k not in result.param_names
+                                and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)})
+            child_ids.append(child.info.run_id)
+    return child_ids

@@ -6,6 +6,7 @@ import json
 
 import dagster as dg
 import mlflow
+import polars as pl
 import pytest
 
 from pipeline_helpers import recent_days, run_job
@@ -17,12 +18,12 @@ KEY_COLS = ("strategy", "params_hash", "exchange", "symbol", "timeframe")
 
 @pytest.fixture(scope="module")
 def research(tmp_path_factory, sim):
-    """Five days of data, then the SMA crossover's signals and backtests, run twice."""
+    """Ten days of data, then the SMA crossover's signals and backtests, run twice."""
     from pipelines.definitions import build_defs
 
     tmp = tmp_path_factory.mktemp("research")
     defs = build_defs(tmp, sim_url=sim.url)
-    assert run_job(defs, "daily_data_job", recent_days(5)).success
+    assert run_job(defs, "daily_data_job", recent_days(10)).success
     key = param_set_key(create_strategy("sma_cross", {"fast": 5, "slow": 20}))
     job = defs.resolve_job_def("backtest_job")
     with dg.instance_for_test() as instance:
@@ -38,7 +39,7 @@ def test_backtest_job_writes_one_run_per_research_market_with_mlflow_id(research
     assert research["first"].success and research["second"].success
     runs = research["wh"].read("backtest.runs")
     assert sorted(runs["symbol"].to_list()) == ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
-    assert runs["n_candles"].to_list() == [120, 120, 120]
+    assert runs["n_candles"].to_list() == [240, 240, 240]
     assert runs["mlflow_run_id"].null_count() == 0
     settings = json.loads(runs["settings"][0])
     assert settings["fill"] == "next_open" and settings["fee"] > 0 and settings["slippage"] > 0
@@ -56,7 +57,7 @@ def test_backtest_mlflow_run_has_params_metrics_equity_curve_and_artifacts(resea
     assert run.data.tags["dagster_partition"] == research["key"]
     assert run.data.tags["dagster_asset_key"] == "backtests"
     curve = client.get_metric_history(row["mlflow_run_id"], "equity")
-    assert len(curve) == 120
+    assert len(curve) == 240
     artifacts = {a.path for a in client.list_artifacts(row["mlflow_run_id"])}
     assert {"trades.parquet", "equity.parquet", "report.html"} <= artifacts
 
@@ -96,3 +97,73 @@ def test_default_param_sets_cover_every_registered_strategy():
     assert {k.split(" ")[0] for k in keys} >= {"sma_cross", "rsi", "macd", "regime_ma", "consensus"}
     for k in keys:
         assert param_set_key(strategy_from_key(k)) == k
+
+
+def test_optimization_asset_stores_sweep_with_dsr_pbo_and_mlflow_children(research):
+    from pipelines.sensors import promotion_decision
+
+    defs = research["defs"]
+    job = defs.resolve_job_def("optimization_job")
+    result = job.execute_in_process(partition_key="sma_cross", run_config={"ops": {"optimization": {"config": {"min_trades": 1}}}})
+    assert result.success
+    wh = research["wh"]
+    sweep = wh.read("optimize.sweeps").row(0, named=True)
+    n_results = wh.query("SELECT count(*) AS n FROM optimize.results")["n"][0]
+    assert sweep["n_evaluated"] == n_results > 100
+    assert 0.0 <= sweep["pbo"] <= 1.0 and 0.0 <= sweep["dsr"] <= 1.0
+    assert strategy_from_key(sweep["best_param_set"]).name == "sma_cross"
+    client = mlflow.MlflowClient(defs.resources["mlflow"].tracking_uri)
+    parent = client.get_run(sweep["mlflow_run_id"])
+    assert parent.data.metrics["pbo"] == pytest.approx(sweep["pbo"])
+    assert {"results.parquet", "summary.json", "heatmap.png"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len(children) == 5
+    mat = result.asset_materializations_for_node("optimization")[0]
+    key, why = promotion_decision(dict(mat.metadata))
+    assert (key is None) == (sweep["pbo"] > 0.5 or sweep["dsr"] < 0.5), why
+
+
+def test_promotion_refuses_likely_overfit_best():
+    from pipelines.sensors import promotion_decision
+
+    assert promotion_decision({"best_param_set": "rsi {}", "pbo": 0.7, "dsr": 0.9})[0] is None
+    assert promotion_decision({"best_param_set": "rsi {}", "pbo": 0.1, "dsr": 0.2})[0] is None
+    assert promotion_decision({"best_param_set": "rsi {}", "pbo": 0.1, "dsr": 0.9})[0] == "rsi {}"
+
+
+def test_paper_trade_job_places_orders_from_signals_and_reruns_without_duplicates(research):
+    defs, key, wh = research["defs"], research["key"], research["wh"]
+    job = defs.resolve_job_def("paper_trade_job")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("param_sets", [key])
+        first = job.execute_in_process(instance=instance, partition_key=key)
+        assert first.success
+        orders_after_first = wh.query("SELECT count(*) AS n FROM paper.orders")["n"][0]
+        assert job.execute_in_process(instance=instance, partition_key=key).success
+    orders = wh.read("paper.orders")
+    assert orders.height == orders_after_first
+    assert orders["client_order_id"].n_unique() == orders.height
+    fills = wh.read("paper.fills")
+    positions = wh.read("paper.positions")
+    ledger = fills.group_by("symbol").agg(
+        (pl.when(pl.col("side") == "buy").then(pl.col("qty")).otherwise(-pl.col("qty"))).sum().alias("net")
+    )
+    for row in ledger.iter_rows(named=True):
+        pos = positions.filter(pl.col("symbol") == row["symbol"])["qty"].sum()
+        assert pos == pytest.approx(row["net"], abs=1e-12)
+    meta = first.asset_materializations_for_node("paper_trades")[0].metadata
+    assert meta["risk_state"].value.lower() == "active"
+
+
+def test_paper_sensor_requests_runs_only_for_enabled_strategies(research):
+    defs = research["defs"]
+    sensor = defs.resolve_sensor_def("paper_on_new_signals")
+    with dg.instance_for_test() as instance:
+        for key, expect in ((research["key"], True), ('rsi {"period":14}', False)):
+            instance.add_dynamic_partitions("param_sets", [key])
+            instance.report_runless_asset_event(dg.AssetMaterialization("signals", partition=key))
+            ctx = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+            with dg.partition_loading_context(dynamic_partitions_store=instance):
+                result = sensor.evaluate_tick(ctx)
+            got = [r.partition_key for r in result.run_requests]
+            assert got == ([key] if expect else [])

@@ -1,0 +1,40 @@
+"""Paper trading: a parameter set's latest signals become orders through risk checks and the OMS."""
+
+import dagster as dg
+
+from assets.common import DUCKDB_POOL
+from assets.partitions import param_sets
+from assets.signals import research_markets, signals
+from quantdag.execution import ticker_source
+from quantdag.papertrade import PaperAccount, paper_cycle
+from resources import ExchangeResource, WarehouseResource
+
+
+class PaperConfig(dg.Config):
+    """The paper account: capital in the quote currency and its kill switches."""
+
+    capital: float = 10_000.0
+    max_drawdown: float = 0.2
+    daily_loss_limit: float = 0.05
+
+
+@dg.asset(
+    partitions_def=param_sets,
+    group_name="paper",
+    pool=DUCKDB_POOL,
+    deps=[signals],
+    kinds={"duckdb", "ccxt"},
+    metadata={"table": "paper.orders", "also_writes": "paper.fills, paper.positions, paper.balances"},
+)
+def paper_trades(
+    context: dg.AssetExecutionContext, config: PaperConfig, warehouse: WarehouseResource, exchange: ExchangeResource
+) -> dg.MaterializeResult:
+    """Orders, fills and positions of the parameter set's paper account at live (simulated) prices."""
+    account = PaperAccount(capital=config.capital, max_drawdown=config.max_drawdown, daily_loss_limit=config.daily_loss_limit)
+    summary = paper_cycle(
+        warehouse.get(), context.partition_key, research_markets(exchange.venue),
+        price_source=ticker_source(exchange.client()), account=account,
+    )
+    if str(summary["risk_state"]).lower() != "active":
+        context.log.error(f"ALERT paper account {context.partition_key}: risk state {summary['risk_state']}")
+    return dg.MaterializeResult(metadata={k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in summary.items()})

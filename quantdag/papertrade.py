@@ -1,0 +1,91 @@
+"""One paper-trading step of a parameter set: latest signals → target positions → risk → OMS.
+
+The target of each market is read from the last stored signal (a candle that has closed): the
+strategy's ``target`` fraction if it has one, else its position state rebuilt from entries and
+exits. Each market gets an equal share of the account's capital; the OMS turns targets into
+orders through the risk checks, with write-ahead storage in ``paper.*``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from quantdag.execution import OrderManager, PaperBroker, RiskEngine, RiskLimits
+from quantdag.execution.brokers.paper import Quote
+from quantdag.marketdata import Market
+from quantdag.research import strategy_from_key
+from quantdag.store import Slice, Warehouse
+from quantdag.strategies.base import position_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PaperAccount:
+    """Starting capital (quote currency) and risk limits of a parameter set's paper account."""
+
+    capital: float = 10_000.0
+    quote: str = "USDT"
+    max_drawdown: float = 0.2
+    daily_loss_limit: float = 0.05
+    max_orders_per_cycle: int = 20
+
+    def limits(self) -> RiskLimits:
+        return RiskLimits(
+            max_order_notional=self.capital,
+            max_position_notional=self.capital,
+            daily_loss_limit=self.daily_loss_limit * self.capital,
+            max_drawdown=self.max_drawdown,
+            max_orders=self.max_orders_per_cycle,
+        )
+
+
+def target_fractions(wh: Warehouse, key: str, markets: Sequence[Market]) -> tuple[dict[str, float], int]:
+    """Each market's target position fraction from its stored signals, and the decision time (ms)."""
+    strategy = strategy_from_key(key)
+    out: dict[str, float] = {}
+    decision = 0
+    for m in markets:
+        sig = wh.read(
+            "signals.signals",
+            [Slice(where={"strategy": strategy.name, "params_hash": strategy.params_hash, **m.where}, time_column=None)],
+            order_by=("ts",),
+        )
+        if sig.height == 0:
+            continue
+        if sig["target"].null_count() < sig.height:
+            frac = float(sig["target"].fill_null(0.0)[-1])
+        else:
+            state = sig.select(position_state(pl.col("entry"), pl.col("exit")).alias("s"))["s"]
+            frac = float(state[-1])
+        out[m.symbol] = max(0.0, frac)  # the paper account is long-only (spot)
+        decision = max(decision, int(sig["ts"][-1].timestamp() * 1000))
+    return out, decision
+
+
+def paper_cycle(
+    wh: Warehouse,
+    key: str,
+    markets: Sequence[Market],
+    prices: dict[str, Quote] | None = None,
+    *,
+    price_source=None,
+    account: PaperAccount = PaperAccount(),
+) -> dict[str, object]:
+    """Rebalance the paper account of parameter set ``key`` to its latest signals; a JSON-safe summary."""
+    strategy = strategy_from_key(key)
+    fractions, decision_ts = target_fractions(wh, key, markets)
+    source = price_source or (lambda symbol: prices[symbol])
+    broker = PaperBroker(source, balances={account.quote: account.capital}, name=f"paper:{strategy.key}")
+    per_market = account.capital / max(1, len(markets))
+    px = {s: source(s).price for s in fractions}
+    targets = {s: f * per_market / px[s] for s, f in fractions.items()}
+    with OrderManager(wh, broker, strategy=strategy.key, risk=RiskEngine(account.limits())) as oms:
+        summary = oms.run_cycle(targets, decision_ts_ms=decision_ts, prices=px, quote=account.quote)
+    summary["targets"] = {s: round(f, 4) for s, f in fractions.items()}
+    summary["decision_ts_ms"] = decision_ts
+    return summary

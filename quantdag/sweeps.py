@@ -1,0 +1,107 @@
+"""Optimization as a stage over the warehouse: sweep a strategy on a market's candles and store it.
+
+The sweep itself is :func:`quantdag.optimize.optimize_strategy`; this module picks the search
+for the strategy's space, and writes ``optimize.sweeps`` (one row: best parameters with their
+deflated Sharpe ratio and PBO) and ``optimize.results`` (every combination) in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from quantdag.marketdata import Market, StageReport
+from quantdag.optimize import OptimizationResult, optimize_strategy
+from quantdag.research import param_set_key, read_candles
+from quantdag.store import Slice, Warehouse
+from quantdag.strategies import create_strategy, get_strategy
+
+#: Above this many grid points the sweep samples the space instead of enumerating it.
+MAX_GRID = 5000
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """A finished sweep of one strategy on one market."""
+
+    market: Market
+    result: OptimizationResult
+    best_param_set: str
+    data_start: Any
+    data_end: Any
+
+
+def _finite(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def run_sweep(
+    wh: Warehouse,
+    strategy: str,
+    market: Market,
+    *,
+    objective: str = "sharpe",
+    min_trades: int = 5,
+    n_trials: int = 200,
+    seed: int = 0,
+) -> SweepOutcome:
+    """Sweep ``strategy`` on ``market``'s stored candles: the full grid if small, else random search."""
+    cls = get_strategy(strategy)
+    space = cls.param_space()
+    search = "grid" if space.grid_size() <= MAX_GRID else "random"
+    candles = read_candles(wh, market)
+    result = optimize_strategy(
+        candles, strategy, search=search, objective=objective, min_trades=min_trades, n_trials=n_trials,
+        seed=seed, timeframe=market.timeframe,
+    )
+    best = create_strategy(strategy, result.best["params"])
+    return SweepOutcome(market, result, param_set_key(best), candles["ts"].min(), candles["ts"].max())
+
+
+def store_sweep(wh: Warehouse, o: SweepOutcome, *, mlflow_run_id: str | None = None, dagster_run_id: str | None = None) -> StageReport:
+    """Replace the market's sweep of this strategy in ``optimize.sweeps`` and ``optimize.results``."""
+    t0 = time.perf_counter()
+    s = o.result.summary()
+    m = o.market
+    report = StageReport()
+    cls = get_strategy(s["strategy"])
+    names = [n for n in o.result.param_names]
+    res = o.result.results
+    metric_cols = [c for c in res.columns if c not in names]
+    rows = []
+    for r in res.iter_rows(named=True):
+        strat = cls.from_params({n: r[n] for n in names})
+        metrics = {c: _finite(r[c]) for c in metric_cols}
+        rows.append({
+            "strategy": s["strategy"], **m.where, "params_hash": strat.params_hash, "params": strat.params_json,
+            "objective": _finite(r.get(s["objective"])), "final_equity": r["final_equity"], "n_trades": r["n_trades"],
+            "total_return": metrics.get("total_return"), "sharpe": metrics.get("sharpe"),
+            "max_drawdown": metrics.get("max_drawdown"), "metrics": json.dumps(metrics, sort_keys=True),
+        })  # fmt: skip
+    results = pl.DataFrame(rows, infer_schema_length=None).unique(subset=["params_hash"], keep="first", maintain_order=True)
+    sweep = pl.DataFrame([{
+        "strategy": s["strategy"], **m.where, "search": s["search"], "objective": s["objective"],
+        "min_trades": s["min_trades"], "n_evaluated": s["n_evaluated"], "best_param_set": o.best_param_set,
+        "best_params": json.dumps(s["best_params"], sort_keys=True),
+        "best_objective": _finite(s["best_metrics"].get(s["objective"])),
+        "best_metrics": json.dumps(s["best_metrics"], sort_keys=True),
+        "dsr": None if s["dsr"] is None else _finite(s["dsr"]["dsr"]),
+        "pbo": None if s["pbo"] is None else _finite(s["pbo"]["pbo"]),
+        "search_space": json.dumps(s["search_space"], sort_keys=True, default=str),
+        "settings": json.dumps(s["settings"], sort_keys=True), "data_start": o.data_start, "data_end": o.data_end,
+        "mlflow_run_id": mlflow_run_id, "dagster_run_id": dagster_run_id,
+    }], infer_schema_length=None)  # fmt: skip
+    where = Slice(where={"strategy": s["strategy"], **m.where}, time_column=None)
+    with wh.transaction() as con:
+        report.rows_written += Warehouse.replace(con, "optimize.sweeps", sweep, [where])
+        report.rows_written += Warehouse.replace(
+            con, "optimize.results", results, [where], order_by=("strategy", "exchange", "symbol", "timeframe", "params_hash")
+        )
+    report.add(m, combos=results.height)
+    report.seconds = time.perf_counter() - t0
+    return report
