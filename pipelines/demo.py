@@ -85,19 +85,41 @@ def run_backtests(defs: dg.Definitions, instance: dg.DagsterInstance, *, data_ch
 
     keys = default_param_sets()
     instance.add_dynamic_partitions(param_sets.name, [k for k in keys if not instance.has_dynamic_partition(param_sets.name, k)])
-    job = defs.resolve_job_def("backtest_job")
     done = instance.get_materialized_partitions(dg.AssetKey("backtests"))
+    return run_partitioned(defs, instance, "backtest_job", [k for k in keys if data_changed or k not in done])
+
+
+def run_partitioned(defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str, keys: list[str]) -> float:
+    """Run ``job_name`` once per partition key (in process); fail loudly."""
+    job = defs.resolve_job_def(job_name)
     t0 = time.perf_counter()
     for key in keys:
-        if key in done and not data_changed:
-            continue
         result = job.execute_in_process(run_config=QUIET, instance=instance, partition_key=key, raise_on_error=False)
         if not result.success:
             for event in result.all_events:
                 if event.is_failure:
                     log.error("%s: %s", event.step_key, event.message)
-            raise SystemExit(f"backtest_job failed for {key!r} (run {result.run_id})")
+            raise SystemExit(f"{job_name} failed for {key!r} (run {result.run_id})")
     return time.perf_counter() - t0
+
+
+def print_sweep_and_paper(data_dir: Path) -> None:
+    from quantdag.store import Warehouse
+
+    wh = Warehouse(data_dir / "quantdag.duckdb", read_only=True)
+    for r in wh.query("SELECT * FROM optimize.sweeps ORDER BY strategy").iter_rows(named=True):
+        print(f"\nsweep {r['strategy']} on {r['symbol']} {r['timeframe']}: {r['n_evaluated']} combinations ({r['search']}),"
+              f" best {r['best_params']} {r['objective']} {r['best_objective']:.2f};"
+              f" deflated Sharpe {r['dsr']:.2f}, PBO {r['pbo']:.2f}"
+              f" -> {'promotable' if r['pbo'] <= 0.5 and r['dsr'] >= 0.5 else 'likely luck: not promoted'}")
+    pos = wh.query(
+        "SELECT broker, symbol, qty, avg_price, realised_pnl, fees FROM paper.positions WHERE qty <> 0 ORDER BY broker, symbol"
+    )
+    orders = wh.query("SELECT count(*) AS n FROM paper.orders")["n"][0]
+    print(f"\npaper trading: {orders} orders; open positions:")
+    for r in pos.iter_rows(named=True):
+        print(f"  {r['broker'][:40]:<42}{r['symbol']:<10}{r['qty']:>12.6f} @ {r['avg_price']:>10.2f}"
+              f"  realised {r['realised_pnl']:>9.2f}  fees {r['fees']:>7.2f}")
 
 
 def print_leaderboard(data_dir: Path) -> None:
@@ -151,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
             timings.append((job, run_job(defs, job, days, instance)))
         changed = any(seconds > 0 for _, seconds in timings)
         timings.append(("backtest_job", run_backtests(defs, instance, data_changed=changed)))
+        if changed or not instance.get_materialized_partitions(dg.AssetKey("optimization")):
+            timings.append(("optimization_job", run_partitioned(defs, instance, "optimization_job", ["sma_cross"])))
+        from pipelines.sensors import PAPER_STRATEGIES
+        from quantdag.research import default_param_sets
+
+        paper_keys = [k for k in default_param_sets() if k.split(" ", 1)[0] in PAPER_STRATEGIES]
+        timings.append(("paper_trade_job", run_partitioned(defs, instance, "paper_trade_job", paper_keys)))
     total = time.perf_counter() - t_all
 
     print(f"\nquantdag demo: {len(days)} days ({days[0]} .. {days[-1]}), offline simulated exchange")
@@ -161,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     for table, n in summary(data_dir):
         print(f"{table:<24}{n:>10}")
     print_leaderboard(data_dir)
+    print_sweep_and_paper(data_dir)
     print(f"\nDuckDB file    {data_dir / 'quantdag.duckdb'}")
     print(f"MLflow store   sqlite:///{data_dir / 'mlflow.db'}  (make mlflow-ui → http://127.0.0.1:5000)")
     print(f"Dagster home   {os.environ['DAGSTER_HOME']}  (make ui → http://127.0.0.1:3000)")

@@ -19,6 +19,8 @@ ASSET_SNAPSHOT = {
     "market_events": ("events", ["candles"]),
     "signals": ("signals", ["candles"]),
     "backtests": ("backtests", ["signals"]),
+    "optimization": ("optimization", ["candles"]),
+    "paper_trades": ("paper", ["signals"]),
 }
 
 JOB_SNAPSHOT = {
@@ -28,6 +30,8 @@ JOB_SNAPSHOT = {
     "indicators_job": ["indicators"],
     "events_job": ["market_events"],
     "backtest_job": ["backtests", "signals"],
+    "optimization_job": ["optimization"],
+    "paper_trade_job": ["paper_trades"],
 }
 
 

@@ -1,0 +1,320 @@
+"""Parameter sweeps: every feasible combination of a grid, one row of engine metrics each.
+
+:func:`sweep` validates everything first (grid, settings, candles, objective names), then runs
+either the specialised parallel moving-average-crossover kernel (:mod:`quantdag.optimize.nb`,
+for ``sma_cross``/``ema_cross`` without stops or volume cap) or the generic engine in parallel
+(:mod:`quantdag.optimize.generic`) for any other strategy or setting. Both give exactly the
+columns of :attr:`quantdag.backtest.BacktestResult.metrics`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from quantdag.backtest import BacktestSettings, enums
+from quantdag.backtest.engine import _bar_ms, _sizes, load_market
+from quantdag.backtest.metrics import compute_metrics
+from quantdag.errors import ConfigurationError, DataError
+from quantdag.strategies import get_strategy
+from quantdag.strategies.base import Strategy
+from quantdag.timeframes import MS_PER_DAY, MS_PER_YEAR
+
+#: Strategies the crossover kernel handles (their signals are ``crossed_above/below`` of two MAs).
+CROSS_STRATEGIES = ("sma_cross", "ema_cross")
+
+
+def _metric_names() -> tuple[str, ...]:
+    one = np.ones(3)
+    z = np.zeros(0)
+    return tuple(
+        compute_metrics(
+            equity=one, position=one, init_cash=1.0, periods_per_year=1.0, bar_ms=1.0, trade_pnl=z, trade_bars=z,
+            trade_open=z, fees_paid=0.0, slippage_paid=0.0, traded_value=0.0,
+        )
+    )
+
+
+#: Every metric of the backtest engine, in its order (what ``objective=`` may name).
+METRICS: tuple[str, ...] = _metric_names()
+#: Metrics where smaller is better (an objective on them is minimised).
+MINIMISE = frozenset({"max_drawdown", "max_drawdown_duration_bars", "max_drawdown_duration_days", "volatility",
+                      "fees_paid", "slippage_paid", "max_consecutive_losses", "turnover"})  # fmt: skip
+
+
+def check_metric(name: Any, what: str = "objective") -> str:
+    """``name`` if it is a metric of the engine, else :class:`ConfigurationError` listing them."""
+    if not isinstance(name, str) or name not in METRICS:
+        raise ConfigurationError(f"unknown {what} metric {name!r}; known metrics: {', '.join(METRICS)}")
+    return name
+
+
+def resolve_strategy(strategy: str | type[Strategy] | Strategy) -> type[Strategy]:
+    """The strategy class of a registry name, class or instance."""
+    if isinstance(strategy, str):
+        return get_strategy(strategy)
+    if isinstance(strategy, Strategy):
+        return type(strategy)
+    if isinstance(strategy, type) and issubclass(strategy, Strategy):
+        return strategy
+    raise ConfigurationError(f"strategy must be a registry name or Strategy, got {strategy!r}")
+
+
+def make_settings(settings: BacktestSettings | None = None, **kwargs: Any) -> BacktestSettings:
+    """Validated engine settings (unknown names and bad values raise ConfigurationError)."""
+    base = settings if settings is not None else BacktestSettings()
+    if not isinstance(base, BacktestSettings):
+        raise ConfigurationError(f"settings must be a BacktestSettings, got {type(base).__name__}")
+    return base.replace(**kwargs) if kwargs else base
+
+
+def _values(name: str, values: Any) -> list[Any]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        values = [values]
+    out = list(values.tolist() if isinstance(values, np.ndarray) else values)
+    if not out:
+        raise ConfigurationError(f"grid value list of parameter {name!r} is empty")
+    return out
+
+
+def expand_grid(strategy: str | type[Strategy] | Strategy, grid: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every complete, valid parameter mapping of ``grid`` (name -> values; a scalar pins one value)
+    that satisfies the strategy's constraints, in grid order.
+
+    Raises
+    ------
+    ConfigurationError
+        Empty grid or value list, unknown parameter, invalid value (each named), or no
+        combination satisfying the constraints (infeasible space).
+    """
+    cls = resolve_strategy(strategy)
+    if not isinstance(grid, Mapping) or not grid:
+        raise ConfigurationError(f"{cls.name}: the grid is empty ({grid!r}); give parameter name -> values")
+    defs = cls.param_defs()
+    unknown = [k for k in grid if k not in defs]
+    if unknown:
+        raise ConfigurationError(f"{cls.name}: unknown parameter(s) {unknown} in the grid; known: {', '.join(defs)}")
+    axes = {name: [defs[name].validate(v, owner=cls.name) for v in _values(name, vals)] for name, vals in grid.items()}
+    base = cls.defaults()
+    out = []
+    for combo in itertools.product(*axes.values()):
+        values = {**base, **dict(zip(axes, combo, strict=True))}
+        if all(c.check(values) for c in cls.constraints):
+            out.append(values)
+    if not out:
+        rules = ", ".join(repr(c.expr) for c in cls.constraints)
+        raise ConfigurationError(f"{cls.name}: no combination of the grid {dict(grid)!r} satisfies the constraints {rules}")
+    return out
+
+
+def check_candles(candles: pl.DataFrame, cls: type[Strategy], combos: Sequence[Mapping[str, Any]], what: str = "candles") -> None:
+    """DataError if the candles are invalid or too short for the slowest combination."""
+    load_market(candles)
+    need, worst = 0, None
+    for p in combos:
+        k = cls(**p).startup_candles
+        if k > need:
+            need, worst = k, p
+    if candles.height < need + 2:
+        raise DataError(
+            f"{what}: {candles.height} rows are too few for {cls.name} {worst}: it needs at least {need + 2} "
+            f"(startup {need} + 2)"
+        )
+
+
+def _kernel_ok(cls: type[Strategy], s: BacktestSettings) -> bool:
+    return (
+        cls.name in CROSS_STRATEGIES
+        and s.direction in ("long", "short")
+        and s.stop_loss is None
+        and s.take_profit is None
+        and s.trailing_stop is None
+        and s.max_volume_share is None
+    )
+
+
+def metrics_from_summary(out: np.ndarray, n: int, init_cash: float, ppy: float, bar_ms: float) -> dict[str, np.ndarray]:
+    """The engine's metrics (formulas of :mod:`quantdag.backtest.metrics`) from kernel summaries."""
+    from quantdag.optimize import nb as onb
+
+    col = {k: out[:, getattr(onb, "O_" + k)] for k in (
+        "FINAL_EQUITY", "N_TRADES", "N_OPEN", "MEAN_R", "SUM_SQ_DEV", "MEAN_DOWN_SQ", "MAX_DD", "DD_BARS", "N_WINS",
+        "N_LOSSES", "WIN_SUM", "LOSS_SUM", "PNL_SUM", "BARS_SUM", "MAX_CW", "MAX_CL", "EXPOSED", "TRADED", "FEES",
+        "SLIP", "MEAN_EQUITY")}  # fmt: skip
+    m = out.shape[0]
+    final = col["FINAL_EQUITY"]
+    years = n / ppy
+    sqrt_p = math.sqrt(ppy)
+    days_per_bar = bar_ms / MS_PER_DAY
+    with np.errstate(divide="ignore", invalid="ignore"):
+        std = np.sqrt(col["SUM_SQ_DEV"] / (n - 1)) if n > 1 else np.full(m, np.nan)
+        mean = col["MEAN_R"]
+        downside = np.sqrt(col["MEAN_DOWN_SQ"])
+
+        def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+            return np.where((den != 0) & np.isfinite(den), num / den, np.nan)
+
+        cagr = np.array(
+            [-1.0 if f <= 0 else ((f / init_cash) ** (1.0 / years) - 1.0 if years > 0 else math.nan) for f in final.tolist()]
+        )
+        max_dd = col["MAX_DD"]
+        dd_bars = col["DD_BARS"].astype(np.int64)
+        n_trades = col["N_TRADES"].astype(np.int64)
+        n_open = col["N_OPEN"].astype(np.int64)
+        n_closed = n_trades - n_open
+        wins, losses = col["WIN_SUM"], col["LOSS_SUM"]
+        pf = np.where(losses > 0, wins / losses, np.where(wins > 0, np.inf, np.nan))
+        has = n_closed > 0
+        avg_bars = np.where(has, col["BARS_SUM"] / n_closed, np.nan)
+        return {
+            "init_cash": np.full(m, float(init_cash)),
+            "final_equity": final,
+            "total_pnl": final - init_cash,
+            "total_return": final / init_cash - 1.0,
+            "cagr": cagr,
+            "volatility": std * sqrt_p,
+            "sharpe": ratio(mean, std) * sqrt_p,
+            "sortino": ratio(mean, downside) * sqrt_p,
+            "max_drawdown": max_dd,
+            "max_drawdown_duration_bars": dd_bars,
+            "max_drawdown_duration_days": dd_bars * days_per_bar,
+            "calmar": ratio(cagr, max_dd),
+            "n_trades": n_trades,
+            "n_closed_trades": n_closed,
+            "n_open_trades": n_open,
+            "win_rate": np.where(has, col["N_WINS"] / n_closed, np.nan),
+            "profit_factor": pf,
+            "expectancy": np.where(has, col["PNL_SUM"] / n_closed, np.nan),
+            "avg_trade_duration_bars": avg_bars,
+            "avg_trade_duration_days": avg_bars * days_per_bar,
+            "max_consecutive_wins": col["MAX_CW"].astype(np.int64),
+            "max_consecutive_losses": col["MAX_CL"].astype(np.int64),
+            "exposure": col["EXPOSED"] / n,
+            "turnover": ratio(col["TRADED"], col["MEAN_EQUITY"]),
+            "fees_paid": col["FEES"],
+            "slippage_paid": col["SLIP"],
+            "n_candles": np.full(m, n, dtype=np.int64),
+            "periods_per_year": np.full(m, float(ppy)),
+            "years": np.full(m, years),
+        }
+
+
+def _cross_sweep(candles: pl.DataFrame, combos: list[dict[str, Any]], s: BacktestSettings) -> dict[str, np.ndarray]:
+    from quantdag.optimize import nb as onb
+    from quantdag.strategies.ma_cross import moving_average
+
+    m = load_market(candles)
+    n = m.close.shape[0]
+    bar_ms = _bar_ms(m, s)
+    ppy = MS_PER_YEAR / bar_ms
+    size_type, size = _sizes(m, s, ppy)
+    size = np.ascontiguousarray(size, dtype=np.float64)
+    close = candles["close"]
+    keys = sorted({(p["ma_type"], p[k]) for p in combos for k in ("fast", "slow")})
+    row = {key: j for j, key in enumerate(keys)}
+    ma = np.empty((len(keys), n))
+    for key, j in row.items():  # each distinct average once, with the strategy's own function
+        ma[j] = moving_average(close, key[1], key[0])
+    fast_row = np.array([row[(p["ma_type"], p["fast"])] for p in combos], dtype=np.int64)
+    slow_row = np.array([row[(p["ma_type"], p["slow"])] for p in combos], dtype=np.int64)
+    out = onb.cross_sweep_nb(
+        m.open, m.high, m.low, m.close, ma, fast_row, slow_row, s.direction == "short", enums.FILLS[s.fill],
+        size_type, size, float(s.slippage), float(s.slippage_vol_factor) if s.slippage_model == "volatility" else 0.0,
+        float(s.init_cash), float(s.fee), float(s.max_leverage),
+    )  # fmt: skip
+    return metrics_from_summary(out, n, float(s.init_cash), ppy, bar_ms)
+
+
+def results_frame(cls: type[Strategy], combos: Sequence[Mapping[str, Any]], metrics: Mapping[str, Any]) -> pl.DataFrame:
+    """Parameter columns, then ``final_equity``, ``n_trades`` and the other metrics."""
+    params = {name: [p[name] for p in combos] for name in cls.param_defs()}
+    order = ["final_equity", "n_trades", *(k for k in METRICS if k not in ("final_equity", "n_trades"))]
+    cols = {**params, **{k: metrics[k] for k in order}}
+    return pl.DataFrame(cols, strict=False)
+
+
+def sweep(
+    candles: pl.DataFrame,
+    strategy: str | type[Strategy] | Strategy,
+    grid: Mapping[str, Any],
+    *,
+    settings: BacktestSettings | None = None,
+    n_jobs: int | None = None,
+    engine: str = "auto",
+    **kwargs: Any,
+) -> pl.DataFrame:
+    """Backtest every feasible combination of ``grid``; one row per combination.
+
+    Parameters
+    ----------
+    candles
+        The engine's candle frame (``ts``, ``open/high/low/close/volume``).
+    strategy
+        Registry name (e.g. ``"sma_cross"``), class or instance.
+    grid
+        Parameter name -> values (a list, range or array; a scalar pins one value). Parameters
+        not in the grid keep their defaults; combinations that break a constraint (``fast < slow``)
+        are skipped.
+    settings, **kwargs
+        Backtest settings, as for :func:`quantdag.backtest.run` (``fill``, ``fee``, ``slippage``,
+        ``init_cash``, ...).
+    n_jobs
+        Worker processes of the generic path (``None``: all cores when it pays off).
+    engine
+        ``"auto"`` (the crossover kernel when it applies), ``"kernel"`` (require it) or ``"generic"``.
+
+    Returns
+    -------
+    polars.DataFrame
+        Every strategy parameter, ``final_equity``, ``n_trades`` and every other engine metric
+        (:data:`METRICS`), in grid order.
+
+    Raises
+    ------
+    ConfigurationError
+        Empty/infeasible grid, unknown parameter or setting, invalid value -- before any work.
+    DataError
+        Bad candles, or fewer than the slowest combination needs.
+    """
+    cls = resolve_strategy(strategy)
+    s = make_settings(settings, **kwargs)
+    combos = expand_grid(cls, grid)
+    return sweep_combos(candles, cls, combos, s, n_jobs=n_jobs, engine=engine)
+
+
+def sweep_combos(
+    candles: pl.DataFrame,
+    cls: type[Strategy],
+    combos: Sequence[Mapping[str, Any]],
+    s: BacktestSettings,
+    *,
+    n_jobs: int | None = None,
+    engine: str = "auto",
+    checked: bool = False,
+) -> pl.DataFrame:
+    """:func:`sweep` over an explicit list of complete, valid parameter mappings."""
+    if not combos:
+        raise ConfigurationError(f"{cls.name}: no parameter combination to evaluate")
+    combos = [dict(p) for p in combos]
+    if not checked:
+        check_candles(candles, cls, combos)
+    if engine not in ("auto", "kernel", "generic"):
+        raise ConfigurationError(f"engine must be 'auto', 'kernel' or 'generic', got {engine!r}")
+    use_kernel = _kernel_ok(cls, s) and engine != "generic"
+    if engine == "kernel" and not use_kernel:
+        raise ConfigurationError(
+            f"the crossover kernel handles {CROSS_STRATEGIES} without stops or volume cap; got {cls.name!r} "
+            f"with direction={s.direction!r}, stops/volume cap set={s.stop_loss, s.take_profit, s.trailing_stop, s.max_volume_share}"
+        )
+    if use_kernel:
+        metrics = _cross_sweep(candles, combos, s)
+    else:
+        from quantdag.optimize.generic import generic_metrics
+
+        metrics = generic_metrics(candles, cls.name, combos, s, n_jobs=n_jobs)
+    return results_frame(cls, combos, metrics)

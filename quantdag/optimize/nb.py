@@ -1,0 +1,296 @@
+"""Parallel numba kernel of the moving-average-crossover sweep, over plain arrays.
+
+Each distinct moving average is computed once (by the caller, with the strategy's own TA-Lib
+function); the kernel gets them as rows of one ``(n_periods, n)`` matrix and a list of
+``(fast_row, slow_row)`` combinations, and runs the combinations in ``numba.prange``. Nothing of
+size ``combos x candles`` is ever allocated: every combination keeps a few scalars (cash,
+position, running sums) and writes one row of :data:`N_OUT` summary values.
+
+Bit-identity with :func:`quantdag.backtest.run`
+-----------------------------------------------
+* the crossover test is the strategy's (``crossed_above``/``crossed_below``: ``a > b`` now and
+  ``a <= b`` on the previous candle, NaN never crossing);
+* every fill goes through the engine's own :func:`quantdag.backtest.nb.state.signal_fill_nb` (and so
+  ``fill_nb``/``entry_size_nb``/``_close_nb``) on the engine's state vector, with the engine's
+  bar timeline (next-open or close fills), so cash, position, fees and trade P&L are the same
+  floating-point operations in the same order; the marked equity ``cash + pos * close[i]`` is too;
+* metrics are accumulated from that equity in one pass: extremes, counts, streaks and the sums
+  the engine takes sequentially (fees, slippage, traded value) are exact; the means (returns,
+  equity, trade P&L) sum plainly between fills and compensated (TwoSum) across segments, within a few ulps of numpy's pairwise sums.
+
+Supported settings here: ``direction`` long or short, every sizing (a length-1 or per-candle
+``size`` array, as the engine builds it), fixed or volatility slippage, next-open or close
+fills. Stops and the volume cap are not specialised: the API sends those to the generic path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from quantdag.backtest import nb as bnb
+from quantdag.backtest.nb import state as bst
+from quantdag.backtest.enums import FILL_NEXT_OPEN, T_ENTRY_IDX, T_EXIT_IDX, T_PNL
+
+# engine state slots this kernel reads or initialises (see quantdag.backtest.nb)
+_CASH = bst.ST_CASH
+_POS = bst.ST_POS
+_LAST_TARGET = bst.ST_LAST_TARGET
+_N_TRADES = bst.ST_N_TRADES
+_FEES = bst.ST_FEES
+_SLIP = bst.ST_SLIP
+_TRADED = bst.ST_TRADED
+_CAP_LEFT = bst.ST_CAP_LEFT
+_N_STATE = bst.ST_N_STATE
+
+# -- columns of the kernel's output row -------------------------------------------------------
+O_FINAL_EQUITY = 0
+O_N_TRADES = 1  # closed + open
+O_N_OPEN = 2
+O_MEAN_R = 3
+O_SUM_SQ_DEV = 4  # sum (r - mean)^2 (from compensated sums)
+O_MEAN_DOWN_SQ = 5  # mean(min(r, 0)^2)
+O_MAX_DD = 6
+O_DD_BARS = 7
+O_N_WINS = 8
+O_N_LOSSES = 9
+O_WIN_SUM = 10
+O_LOSS_SUM = 11  # positive
+O_PNL_SUM = 12
+O_BARS_SUM = 13
+O_MAX_CW = 14
+O_MAX_CL = 15
+O_EXPOSED = 16  # candles whose close finds a position
+O_TRADED = 17
+O_FEES = 18
+O_SLIP = 19
+O_MEAN_EQUITY = 20
+N_OUT = 21
+
+
+@njit(cache=True, inline="always")
+def _two_sum(s: float, c: float, x: float) -> tuple[float, float]:
+    """Compensated running sum (Knuth's branch-free TwoSum): ``s + c`` carries the exact error."""
+    t = s + x
+    bp = t - s
+    c += (s - (t - bp)) + (x - bp)
+    return t, c
+
+
+@njit(cache=True, error_model="numpy")
+def cross_combo_nb(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    fast_ma: np.ndarray,
+    slow_ma: np.ndarray,
+    short: bool,
+    fill: int,
+    size_type: int,
+    size: np.ndarray,
+    slip: float,
+    slip_vol_factor: float,
+    init_cash: float,
+    fee: float,
+    max_leverage: float,
+    st: np.ndarray,
+    trade: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """One crossover combination: enter when ``fast_ma`` crosses above ``slow_ma``, exit when it
+    crosses below (with ``short``: the same signals open/close a short); writes ``out[:N_OUT]``.
+
+    ``st`` (``_N_STATE``) and ``trade`` (``(1, N_TRADE_FIELDS)``) are scratch buffers.
+    """
+    n = close.shape[0]
+    size_step = 1 if size.shape[0] > 1 else 0
+    st[:] = 0.0
+    st[_CASH] = init_cash
+    st[_LAST_TARGET] = np.nan
+    st[_CAP_LEFT] = np.inf
+    next_open = fill == FILL_NEXT_OPEN
+    cash = init_cash
+    pos = 0.0
+    prev_eq = init_cash
+    peak = init_cash
+    sr, cr = 0.0, 0.0  # sum of returns (compensated)
+    sq, cq = 0.0, 0.0  # sum of squared returns
+    sd, cd = 0.0, 0.0  # sum of squared negative returns
+    se, ce = 0.0, 0.0  # sum of equity
+    min_dd = 0.0
+    run = 0
+    best_run = 0
+    exposed = 0
+    n_closed = 0
+    n_wins = 0
+    n_losses = 0
+    win_sum, loss_sum, pnl_sum, pc, bars_sum = 0.0, 0.0, 0.0, 0.0, 0.0
+    cw, cl, max_cw, max_cl = 0, 0, 0, 0
+    prev_le = False  # fast <= slow on the previous candle (False while undefined)
+    prev_ge = False
+    sig_e = False  # signals of the previous candle (next-open fills)
+    sig_x = False
+    psr, psq, psd, pse = 0.0, 0.0, 0.0, 0.0  # plain sums of the current segment (between fills)
+    flat_k = 0  # flat candles since the last flush (equity == cash, return exactly 0)
+    dd_gate = peak  # equity below this may set a new max drawdown (checked exactly then)
+    for i in range(n):
+        f = fast_ma[i]
+        s = slow_ma[i]
+        e_i = prev_le & (f > s)
+        x_i = prev_ge & (f < s)
+        prev_le = f <= s
+        prev_ge = f >= s
+        if next_open:
+            le = sig_e
+            lx = sig_x
+            sig_e = e_i
+            sig_x = x_i
+        else:
+            le = e_i
+            lx = x_i
+        filled = False
+        if (le & (pos == 0.0)) | (lx & (pos != 0.0)):
+            filled = True
+            d = i - 1 if next_open else i
+            ref = open_[i] if next_open else close[i]
+            rate = bnb.slip_rate_nb(slip, slip_vol_factor, high[i], low[i], close[i])
+            st[_CAP_LEFT] = np.inf
+            k0 = st[_N_TRADES]
+            st[_N_TRADES] = 0.0  # the trade record (if any) lands in trade[0]
+            if short:
+                bst.signal_fill_nb(
+                    st, trade, i, d, ref, False, False, le, lx, size_type, size[d * size_step], fee, rate, max_leverage,
+                    i if next_open else i + 1,
+                )
+            else:
+                bst.signal_fill_nb(
+                    st, trade, i, d, ref, le, lx, False, False, size_type, size[d * size_step], fee, rate, max_leverage,
+                    i if next_open else i + 1,
+                )
+            closed = st[_N_TRADES] > 0.0
+            st[_N_TRADES] = k0
+            cash = st[_CASH]
+            pos = st[_POS]
+            if closed:
+                pnl = trade[0, T_PNL]
+                n_closed += 1
+                pnl_sum, pc = _two_sum(pnl_sum, pc, pnl)
+                bars_sum += trade[0, T_EXIT_IDX] - trade[0, T_ENTRY_IDX]
+                if pnl > 0.0:
+                    n_wins += 1
+                    win_sum += pnl
+                    cw += 1
+                    cl = 0
+                    max_cw = max(max_cw, cw)
+                elif pnl < 0.0:
+                    n_losses += 1
+                    loss_sum -= pnl
+                    cl += 1
+                    cw = 0
+                    max_cl = max(max_cl, cl)
+                else:
+                    cw = 0
+                    cl = 0
+        if pos == 0.0 and not filled and prev_eq == cash:
+            flat_k += 1  # r = 0, drawdown unchanged: accounted in bulk
+            continue
+        if flat_k > 0:
+            se, ce = _two_sum(se, ce, prev_eq * flat_k)
+            if prev_eq < peak:
+                run += flat_k
+                best_run = max(best_run, run)
+            flat_k = 0
+        if filled:  # fold the segment's plain partial sums into the compensated totals
+            sr, cr = _two_sum(sr, cr, psr)
+            sq, cq = _two_sum(sq, cq, psq)
+            sd, cd = _two_sum(sd, cd, psd)
+            se, ce = _two_sum(se, ce, pse)
+            psr, psq, psd, pse = 0.0, 0.0, 0.0, 0.0
+        eq = cash + pos * close[i]
+        r = eq / prev_eq - 1.0
+        prev_eq = eq
+        psr += r
+        psq += r * r
+        dn = min(r, 0.0)
+        psd += dn * dn
+        pse += eq
+        exposed += pos != 0.0
+        if eq >= peak:
+            peak = eq
+            dd_gate = peak * (1.0 + min_dd) * (1.0 + 1e-12)
+            run = 0
+        else:
+            run += 1
+            best_run = max(best_run, run)
+            if eq < dd_gate:
+                dd = eq / peak - 1.0
+                if dd < min_dd:
+                    min_dd = dd
+                    dd_gate = peak * (1.0 + min_dd) * (1.0 + 1e-12)
+    if flat_k > 0:
+        se, ce = _two_sum(se, ce, prev_eq * flat_k)
+        if prev_eq < peak:
+            run += flat_k
+            best_run = max(best_run, run)
+    sr, cr = _two_sum(sr, cr, psr)
+    sq, cq = _two_sum(sq, cq, psq)
+    sd, cd = _two_sum(sd, cd, psd)
+    se, ce = _two_sum(se, ce, pse)
+    final = cash + pos * close[n - 1]
+    sum_r = sr + cr
+    mean = sum_r / n
+    out[O_FINAL_EQUITY] = final
+    out[O_N_TRADES] = n_closed + (1 if pos != 0.0 else 0)
+    out[O_N_OPEN] = 1 if pos != 0.0 else 0
+    out[O_MEAN_R] = mean
+    out[O_SUM_SQ_DEV] = max((sq + cq) - sum_r * mean, 0.0)
+    out[O_MEAN_DOWN_SQ] = (sd + cd) / n
+    out[O_MAX_DD] = -min_dd
+    out[O_DD_BARS] = best_run
+    out[O_N_WINS] = n_wins
+    out[O_N_LOSSES] = n_losses
+    out[O_WIN_SUM] = win_sum
+    out[O_LOSS_SUM] = loss_sum
+    out[O_PNL_SUM] = pnl_sum + pc
+    out[O_BARS_SUM] = bars_sum
+    out[O_MAX_CW] = max_cw
+    out[O_MAX_CL] = max_cl
+    out[O_EXPOSED] = exposed
+    out[O_TRADED] = st[_TRADED]
+    out[O_FEES] = st[_FEES]
+    out[O_SLIP] = st[_SLIP]
+    out[O_MEAN_EQUITY] = (se + ce) / n
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def cross_sweep_nb(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    ma: np.ndarray,
+    fast_row: np.ndarray,
+    slow_row: np.ndarray,
+    short: bool,
+    fill: int,
+    size_type: int,
+    size: np.ndarray,
+    slip: float,
+    slip_vol_factor: float,
+    init_cash: float,
+    fee: float,
+    max_leverage: float,
+) -> np.ndarray:
+    """Every combination ``k`` crosses ``ma[fast_row[k]]`` with ``ma[slow_row[k]]``; returns the
+    ``(n_combos, N_OUT)`` summaries. Combinations run in parallel (``prange``)."""
+    m = fast_row.shape[0]
+    out = np.empty((m, N_OUT))
+    for k in prange(m):
+        st = np.empty(_N_STATE)
+        trade = np.empty((1, 12))
+        cross_combo_nb(
+            open_, high, low, close, ma[fast_row[k]], ma[slow_row[k]], short, fill, size_type, size, slip,
+            slip_vol_factor, init_cash, fee, max_leverage, st, trade, out[k],
+        )
+    return out

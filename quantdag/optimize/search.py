@@ -1,0 +1,200 @@
+"""Grid, random and Bayesian (Optuna TPE) search, and :func:`optimize_strategy` for the pipeline."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from quantdag.backtest import BacktestSettings
+from quantdag.backtest.metrics import returns as equity_returns
+from quantdag.errors import ConfigurationError
+from quantdag.optimize.grid import (
+    MINIMISE,
+    check_candles,
+    check_metric,
+    expand_grid,
+    make_settings,
+    resolve_strategy,
+    sweep_combos,
+)
+from quantdag.optimize.robustness import DSRResult, PBOResult, deflated_sharpe_from_returns, pbo_cscv
+from quantdag.strategies import create_strategy
+
+SEARCHES = ("grid", "random", "bayes")
+
+
+def rank_results(results: pl.DataFrame, objective: str, min_trades: int = 0) -> pl.DataFrame:
+    """Rows with ``n_trades >= min_trades`` and a finite objective, best first."""
+    ok = results.filter((pl.col("n_trades") >= min_trades) & pl.col(objective).cast(pl.Float64).is_finite())
+    return ok.sort(objective, descending=objective not in MINIMISE, maintain_order=True)
+
+
+@dataclass
+class OptimizationResult:
+    """Everything an ``optimization`` asset stores (``optimize.sweeps``/``optimize.results``) and logs."""
+
+    strategy: str
+    search: str
+    objective: str
+    min_trades: int
+    settings: BacktestSettings
+    search_space: dict[str, Any]
+    results: pl.DataFrame  # every evaluated combination: params + metrics
+    best: dict[str, Any]  # {"params": {...}, "metrics": {...}}
+    dsr: DSRResult | None
+    pbo: PBOResult | None
+    param_names: tuple[str, ...] = field(default=())
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able run record: what to write to ``optimize.sweeps`` / log to MLflow as params+metrics."""
+        return {
+            "strategy": self.strategy, "search": self.search, "objective": self.objective,
+            "min_trades": self.min_trades, "n_evaluated": self.results.height,
+            "search_space": self.search_space, "settings": self.settings.as_dict(),
+            "best_params": self.best["params"],
+            "best_metrics": {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in self.best["metrics"].items()},
+            "dsr": None if self.dsr is None else self.dsr.as_dict(),
+            "pbo": None if self.pbo is None else self.pbo.as_dict(),
+        }  # fmt: skip
+
+    def heatmap_png(self, path: Any = None, x: str | None = None, y: str | None = None) -> bytes:
+        """Parameter-stability heatmap of the objective (chosen point marked); PNG bytes, also
+        written to ``path`` if given."""
+        from quantdag.optimize.heatmap import heatmap
+
+        names = [n for n in self.param_names if self.results[n].n_unique() > 1]
+        if x is None or y is None:
+            if len(names) < 2:
+                raise ConfigurationError(f"a heatmap needs two varied parameters, got {names}")
+            x, y = names[0], names[1]
+        return heatmap(self.results, x, y, self.objective, chosen=self.best["params"], path=path)
+
+
+def _bayes(candles, cls, s, objective, min_trades, n_trials, seed, n_jobs):
+    import optuna
+
+    space = cls.param_space()
+    rows: list[pl.DataFrame] = []
+    sign = -1.0 if objective in MINIMISE else 1.0
+
+    def fn(trial: Any) -> float:
+        params = space.suggest(trial)
+        if space.violations(params):
+            raise optuna.TrialPruned()
+        row = sweep_combos(candles, cls, [params], s, n_jobs=1, checked=True)
+        rows.append(row)
+        v = row[objective][0]
+        if row["n_trades"][0] < min_trades or v is None or not math.isfinite(float(v)):
+            raise optuna.TrialPruned()
+        return sign * float(v)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(fn, n_trials=n_trials)
+    if not rows:
+        raise ConfigurationError(f"{cls.name}: no Optuna trial satisfied the constraints in {n_trials} trials")
+    return pl.concat(rows).unique(subset=list(cls.param_defs()), keep="first", maintain_order=True)
+
+
+def optimize_strategy(
+    candles: pl.DataFrame,
+    strategy_name: str,
+    *,
+    search: str = "grid",
+    grid: Mapping[str, Any] | None = None,
+    objective: str = "sharpe",
+    min_trades: int = 1,
+    n_trials: int = 100,
+    seed: int = 0,
+    pbo_blocks: int = 16,
+    pbo_max_combos: int = 200,
+    n_jobs: int | None = None,
+    settings: BacktestSettings | None = None,
+    **kwargs: Any,
+) -> OptimizationResult:
+    """Search a strategy's parameters, pick the best by ``objective``, and measure overfitting.
+
+    ``search="grid"`` sweeps ``grid`` (default: the strategy's own search grid); ``"random"``
+    samples ``n_trials`` valid sets from the parameter schema (seeded); ``"bayes"`` runs
+    ``n_trials`` Optuna TPE trials (constraint violations and ``min_trades`` misses are pruned).
+    The DSR uses every evaluated combination as a trial. PBO (CSCV) needs every trial's return
+    series: it is computed on at most ``pbo_max_combos`` evenly spread combinations (a sample when
+    there are more; ``pbo.n_trials`` says how many), each re-run through the engine.
+
+    Raises
+    ------
+    ConfigurationError
+        Unknown search, metric, strategy, parameter or setting; empty or infeasible space;
+        no combination with ``min_trades`` -- all but the last before any backtest.
+    DataError
+        Bad candles or too few for the slowest combination.
+    """
+    if search not in SEARCHES:
+        raise ConfigurationError(f"search must be one of {SEARCHES}, got {search!r}")
+    check_metric(objective)
+    if isinstance(min_trades, bool) or not isinstance(min_trades, int) or min_trades < 0:
+        raise ConfigurationError(f"min_trades must be an integer >= 0, got {min_trades!r}")
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise ConfigurationError(f"n_trials must be an integer >= 1, got {n_trials!r}")
+    cls = resolve_strategy(strategy_name)
+    s = make_settings(settings, **kwargs)
+    space = cls.param_space()
+    if search == "grid":
+        if grid is None:
+            grid = {d.name: list(cls.param_defs()[d.name].grid_values()) for d in space.dims}
+        combos = expand_grid(cls, grid)
+        search_space = {"grid": {k: list(v) if not isinstance(v, (str, int, float)) else [v] for k, v in grid.items()}}
+    else:
+        if grid is not None:
+            space = space.fix(**{k: v for k, v in grid.items() if not isinstance(v, (list, tuple, range))})
+        if not space.dims:
+            raise ConfigurationError(f"{cls.name}: the search space is empty (no tunable parameter)")
+        search_space = {"dims": [d.__dict__ | {"choices": list(d.choices)} for d in space.dims], "fixed": dict(space.fixed),
+                        "n_trials": n_trials, "seed": seed}  # fmt: skip
+        combos = space.sample(n_trials, seed=seed) if search == "random" else [space._base()]
+    check_candles(candles, cls, combos)
+    if search == "bayes":
+        results = _bayes(candles, cls, s, objective, min_trades, n_trials, seed, n_jobs)
+    else:
+        results = sweep_combos(candles, cls, combos, s, n_jobs=n_jobs, checked=True)
+    ranked = rank_results(results, objective, min_trades)
+    if ranked.height == 0:
+        raise ConfigurationError(
+            f"{cls.name}: none of {results.height} combinations has >= {min_trades} trades and a finite {objective}"
+        )
+    names = tuple(cls.param_defs())
+    top = ranked.row(0, named=True)
+    best = {"params": {k: top[k] for k in names}, "metrics": {k: v for k, v in top.items() if k not in names}}
+    dsr, pbo = _overfitting(candles, cls, s, results, best["params"], pbo_blocks, pbo_max_combos, names)
+    return OptimizationResult(cls.name, search, objective, min_trades, s, search_space, results, best, dsr, pbo, names)
+
+
+def strategy_returns(candles: pl.DataFrame, name: str, params: Mapping[str, Any], s: BacktestSettings) -> np.ndarray:
+    """Per-candle returns of one parameter set through the engine."""
+    from quantdag.optimize.generic import run_strategy
+
+    res = run_strategy(candles, create_strategy(name, params), s)
+    return equity_returns(res.equity_array if hasattr(res, "equity_array") else res.equity["equity"].to_numpy(), s.init_cash)
+
+
+def _overfitting(candles, cls, s, results, best_params, n_blocks, max_combos, names) -> tuple[DSRResult | None, PBOResult | None]:
+    ppy = float(results["periods_per_year"][0])
+    trial_sr = results["sharpe"].cast(pl.Float64).to_numpy() / math.sqrt(ppy)
+    dsr = deflated_sharpe_from_returns(strategy_returns(candles, cls.name, best_params, s), results.height, trial_sr)
+    pbo = None
+    if results.height >= 2 and candles.height >= 2 * n_blocks:
+        idx = np.unique(np.linspace(0, results.height - 1, min(max_combos, results.height)).round().astype(int))
+        from quantdag.optimize.robustness import block_stats
+
+        blocks = np.empty((3, n_blocks, idx.shape[0]))
+        for j, i in enumerate(idx):  # one return series at a time: no (combos x candles) matrix
+            row = results.row(int(i), named=True)
+            r = strategy_returns(candles, cls.name, {k: row[k] for k in names}, s)
+            blocks[:, :, j] = block_stats(r[:, None], n_blocks)[:, :, 0]
+        pbo = pbo_cscv(blocks=blocks, n_blocks=n_blocks)
+    return dsr, pbo
