@@ -114,8 +114,9 @@ def log_sweep(outcome: Any, *, top_k: int = 5) -> list[str]:
     ranked = result.results.filter(result.results[s["objective"]].is_not_null() & result.results[s["objective"]].is_not_nan())
     ranked = ranked.sort(s["objective"], descending=sign > 0).head(top_k)
     child_ids = []
+    experiment_id = mlflow.active_run().info.experiment_id
     for i, row in enumerate(ranked.iter_rows(named=True)):
-        with mlflow.start_run(run_name=f"#{i + 1}", nested=True) as child:
+        with mlflow.start_run(run_name=f"#{i + 1}", nested=True, experiment_id=experiment_id) as child:
             mlflow.log_params({n: row[n] for n in result.param_names})
             mlflow.log_metrics({k: float(v) for k, v in row.items() if k not in result.param_names
                                 and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)})
