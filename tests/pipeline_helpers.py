@@ -18,4 +18,7 @@ def recent_days(n: int) -> list[str]:
 def run_job(defs: dg.Definitions, name: str, days: list[str], *, raise_on_error: bool = True):
     """Execute job ``name`` in process as one single-run backfill over ``days`` × every market."""
     job = defs.resolve_job_def(name)
-    return job.execute_in_process(tags=range_tags(job.partitions_def, days), raise_on_error=raise_on_error)
+    instance = dg.DagsterInstance.ephemeral()  # held here: an instance made inside can be collected mid-run
+    return job.execute_in_process(
+        instance=instance, tags=range_tags(job.partitions_def, days), raise_on_error=raise_on_error
+    )

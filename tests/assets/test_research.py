@@ -104,7 +104,10 @@ def test_optimization_asset_stores_sweep_with_dsr_pbo_and_mlflow_children(resear
 
     defs = research["defs"]
     job = defs.resolve_job_def("optimization_job")
-    result = job.execute_in_process(partition_key="sma_cross", run_config={"ops": {"optimization": {"config": {"min_trades": 1}}}})
+    result = job.execute_in_process(
+        partition_key="sma_cross", run_config={"ops": {"optimization": {"config": {"min_trades": 1}}}},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
     assert result.success
     wh = research["wh"]
     sweep = wh.read("optimize.sweeps").row(0, named=True)

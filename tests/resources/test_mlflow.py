@@ -31,7 +31,8 @@ def test_mlflow_run_is_tagged_with_dagster_run_asset_and_partition(tmp_path):
             seen["run_id"] = run.info.run_id
             seen["dagster_run_id"] = context.run_id
 
-    assert dg.materialize([tracked], resources={"mlflow_store": res}, partition_key="p1").success
+    with dg.instance_for_test() as instance:  # an explicit instance: an ephemeral one can be collected mid-run
+        assert dg.materialize([tracked], resources={"mlflow_store": res}, partition_key="p1", instance=instance).success
     tags = mlflow.MlflowClient(res.tracking_uri).get_run(seen["run_id"]).data.tags
     assert tags["dagster_run_id"] == seen["dagster_run_id"]
     assert tags["dagster_asset_key"] == "tracked"
