@@ -24,7 +24,7 @@ from quantdag.execution.types import (
     Side,
     positions_from_fills,
 )
-from quantdag.store.warehouse import Warehouse
+from quantdag.store.warehouse import Warehouse, begin
 
 _ORDER_COLS = (
     "client_order_id", "strategy", "symbol", "side", "qty", "type", "price", "status", "exchange_order_id",
@@ -113,14 +113,8 @@ class OrderStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        with self._connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+        with self._connect() as con, begin(con):
+            yield con
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
         with self._connect() as con:

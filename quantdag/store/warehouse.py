@@ -191,14 +191,8 @@ class Warehouse:
         """A connection inside BEGIN ... COMMIT; any exception rolls everything back."""
         if self.read_only:
             raise ConfigurationError(f"{self!r} is read-only; cannot write")
-        with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+        with self.connect() as con, begin(con):
+            yield con
 
     # ---- writes ----------------------------------------------------------------------------
 
@@ -313,6 +307,18 @@ class Warehouse:
                 f"(SELECT *, row_number() OVER (ORDER BY {', '.join(order_by)}) AS rn FROM {table}) t"
             ).fetchall()[0]
         return f"{n}:{h:x}"
+
+
+@contextmanager
+def begin(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT on an open connection; any exception rolls everything back."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 def _bound(value: datetime | int, dtype: pl.DataType) -> Any:
