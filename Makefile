@@ -28,10 +28,10 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pipelines.demo --data-dir $(DATA_DIR)
 
-test: setup
+test: setup $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pytest -q
 
-test-fast: setup
+test-fast: setup $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pytest -q -m "not slow"
 
 ui: setup $(DAGSTER_HOME)/dagster.yaml

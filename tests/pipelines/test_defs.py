@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,10 +90,11 @@ def test_build_defs_puts_every_file_under_the_data_dir(tmp_path):
     assert d.resources["mlflow"].tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
 
 
-def test_dagster_definitions_validate_cli_passes():
+def test_dagster_definitions_validate_cli_passes(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     proc = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, capture_output=True, text=True, timeout=180, env=env,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
