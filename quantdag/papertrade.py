@@ -33,6 +33,7 @@ class PaperAccount:
     max_drawdown: float = 0.2
     daily_loss_limit: float = 0.05
     max_orders_per_cycle: int = 20
+    cash_buffer: float = 0.01  # kept in cash so fees and slippage never make the last buy unaffordable
 
     def limits(self) -> RiskLimits:
         return RiskLimits(
@@ -81,7 +82,7 @@ def paper_cycle(
     fractions, decision_ts = target_fractions(wh, key, markets)
     source = price_source or (lambda symbol: prices[symbol])
     broker = PaperBroker(source, balances={account.quote: account.capital}, name=f"paper:{strategy.key}")
-    per_market = account.capital / max(1, len(markets))
+    per_market = account.capital * (1.0 - account.cash_buffer) / max(1, len(markets))
     px = {s: source(s).price for s in fractions}
     targets = {s: f * per_market / px[s] for s, f in fractions.items()}
     with OrderManager(wh, broker, strategy=strategy.key, risk=RiskEngine(account.limits())) as oms:
