@@ -5,6 +5,7 @@ import dagster as dg
 from assets.common import DUCKDB_POOL
 from assets.partitions import param_sets
 from assets.signals import research_markets, signals
+from quantdag.alerts import send_alert
 from quantdag.execution import ticker_source
 from quantdag.papertrade import PaperAccount, paper_cycle
 from resources import ExchangeResource, WarehouseResource
@@ -35,6 +36,7 @@ def paper_trades(
         warehouse.get(), context.partition_key, research_markets(exchange.venue),
         price_source=ticker_source(exchange.client()), account=account,
     )
-    if str(summary["risk_state"]).lower() != "active":
-        context.log.error(f"ALERT paper account {context.partition_key}: risk state {summary['risk_state']}")
+    if str(summary["risk_state"]).lower() != "active":  # a kill switch tripped: tell a human
+        context.log.error(send_alert(f"paper account {context.partition_key}: risk state {summary['risk_state']}",
+                                     context={"param_set": context.partition_key}))
     return dg.MaterializeResult(metadata={k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in summary.items()})

@@ -8,9 +8,11 @@ orders through the risk checks, with write-ahead storage in ``paper.*``.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import polars as pl
 
@@ -89,4 +91,19 @@ def paper_cycle(
         summary = oms.run_cycle(targets, decision_ts_ms=decision_ts, prices=px, quote=account.quote)
     summary["targets"] = {s: round(f, 4) for s, f in fractions.items()}
     summary["decision_ts_ms"] = decision_ts
+    record_equity(wh, broker.name, summary)
     return summary
+
+
+def record_equity(wh: Warehouse, broker: str, summary: dict[str, object]) -> None:
+    """Append the account's marked-to-market equity (one row per step, keyed by the minute)."""
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    row = pl.DataFrame(
+        {
+            "broker": [broker], "ts": [now], "equity": [float(summary["equity"])],
+            "risk_state": [str(summary["risk_state"])],
+            "positions": [json.dumps(summary["positions"], sort_keys=True)],
+        },
+        schema_overrides={"ts": pl.Datetime("ms", "UTC")},
+    )
+    wh.replace_slices("paper.equity", row, [Slice(where={"broker": broker}, start=now, end=now + timedelta(minutes=1))])

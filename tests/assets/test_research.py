@@ -156,6 +156,8 @@ def test_paper_trade_job_places_orders_from_signals_and_reruns_without_duplicate
         assert pos == pytest.approx(row["net"], abs=1e-12)
     meta = first.asset_materializations_for_node("paper_trades")[0].metadata
     assert meta["risk_state"].value.lower() == "active"
+    equity = wh.read("paper.equity")
+    assert equity.height >= 1 and equity["equity"].min() > 0.9 * 10_000
 
 
 def test_paper_sensor_requests_runs_only_for_enabled_strategies(research):

@@ -132,3 +132,17 @@ def test_run_failure_sensor_logs_scrubbed_alert():
     Credentials(api_key="canary-key-abcdef123456", secret="canary-secret-654321fedcba")
     text = alert_text("r1", "daily_data_job", "boom with canary-key-abcdef123456")
     assert "canary-key" not in text and "ALERT run r1 of job daily_data_job failed" in text
+
+
+def test_mark_to_market_schedule_requests_only_paper_enabled_param_sets():
+    from datetime import datetime, timezone
+
+    schedule = defs.resolve_schedule_def("paper_mark_to_market_schedule")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("param_sets", ["sma_cross {}", "rsi {}", "consensus {}"])
+        ctx = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 1, 5, 3, 5, tzinfo=timezone.utc),
+            repository_def=defs.get_repository_def(),
+        )
+        result = schedule.evaluate_tick(ctx)
+    assert sorted(r.partition_key for r in result.run_requests) == ["consensus {}", "sma_cross {}"]
