@@ -7,6 +7,7 @@ from assets.partitions import param_sets
 from assets.signals import research_markets, signals
 from quantdag.alerts import send_alert
 from quantdag.execution import ticker_source
+from quantdag.drift import paper_drift
 from quantdag.papertrade import PaperAccount, paper_cycle
 from resources import ExchangeResource, WarehouseResource
 
@@ -40,3 +41,29 @@ def paper_trades(
         context.log.error(send_alert(f"paper account {context.partition_key}: risk state {summary['risk_state']}",
                                      context={"param_set": context.partition_key}))
     return dg.MaterializeResult(metadata={k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in summary.items()})
+
+
+@dg.asset(
+    partitions_def=param_sets,
+    group_name="paper",
+    pool=DUCKDB_POOL,
+    deps=[paper_trades],
+    kinds={"duckdb"},
+    metadata={"table": "paper.drift"},
+)
+def paper_drift_check(context: dg.AssetExecutionContext, warehouse: WarehouseResource, exchange: ExchangeResource) -> dg.MaterializeResult:
+    """Each paper fill beside the backtest's fill for the same decision; an alert when they diverge."""
+    drift = paper_drift(warehouse.get(), context.partition_key, research_markets(exchange.venue))
+    counts = {s: int(n) for s, n in drift.group_by("status").len().iter_rows()}
+    diverged = drift.filter(drift["status"] == "diverged")
+    if diverged.height:
+        worst = float(diverged["drift_bps"].abs().max())
+        context.log.error(send_alert(
+            f"paper account {context.partition_key}: {diverged.height} fill(s) diverge from the backtest, worst {worst:.1f} bps",
+            context={"param_set": context.partition_key},
+        ))
+    mean = drift["drift_bps"].drop_nulls().mean()
+    return dg.MaterializeResult(metadata={
+        "fills": len(drift), "by_status": dg.MetadataValue.json(counts),
+        "mean_drift_bps": dg.MetadataValue.float(float(mean) if mean is not None else float("nan")),
+    })

@@ -40,10 +40,14 @@ optimization_job = dg.define_asset_job(
 
 #: One paper-trading step of a parameter set (requested by the `paper_on_new_signals` sensor).
 paper_trade_job = dg.define_asset_job(
-    "paper_trade_job", selection=dg.AssetSelection.groups("paper"), partitions_def=param_sets
+    "paper_trade_job", selection=dg.AssetSelection.assets("paper_trades"), partitions_def=param_sets
+)
+#: The daily backtest-paper drift check of a parameter set.
+paper_drift_job = dg.define_asset_job(
+    "paper_drift_job", selection=dg.AssetSelection.assets("paper_drift_check"), partitions_def=param_sets
 )
 
 ALL_JOBS = [
     daily_data_job, ingestion_job, normalization_job, indicators_job, events_job, backtest_job,
-    optimization_job, paper_trade_job,
+    optimization_job, paper_trade_job, paper_drift_job,
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.partitions import param_sets
-from pipelines.jobs import backtest_job, daily_data_job, events_job, paper_trade_job
+from pipelines.jobs import backtest_job, daily_data_job, events_job, paper_drift_job, paper_trade_job
 
 daily_data_schedule = dg.build_schedule_from_partitioned_job(daily_data_job, hour_of_day=0, minute_of_hour=15)
 daily_events_schedule = dg.build_schedule_from_partitioned_job(events_job, hour_of_day=0, minute_of_hour=45)
@@ -31,4 +31,18 @@ def paper_mark_to_market_schedule(context: dg.ScheduleEvaluationContext):
             yield dg.RunRequest(run_key=f"{hour}|{key}", partition_key=key)
 
 
-ALL_SCHEDULES = [daily_data_schedule, daily_events_schedule, daily_backtest_schedule, paper_mark_to_market_schedule]
+@dg.schedule(job=paper_drift_job, cron_schedule="30 1 * * *", execution_timezone="UTC", name="daily_paper_drift_schedule")
+def daily_paper_drift_schedule(context: dg.ScheduleEvaluationContext):
+    """Daily, after the data and backtests: every paper account's fills against the backtest's."""
+    from pipelines.sensors import PAPER_STRATEGIES
+
+    day = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    for key in param_sets.get_partition_keys(dynamic_partitions_store=context.instance):
+        if key.split(" ", 1)[0] in PAPER_STRATEGIES:
+            yield dg.RunRequest(run_key=f"{day}|{key}", partition_key=key)
+
+
+ALL_SCHEDULES = [
+    daily_data_schedule, daily_events_schedule, daily_backtest_schedule, paper_mark_to_market_schedule,
+    daily_paper_drift_schedule,
+]

@@ -172,3 +172,41 @@ def test_paper_sensor_requests_runs_only_for_enabled_strategies(research):
                 result = sensor.evaluate_tick(ctx)
             got = [r.partition_key for r in result.run_requests]
             assert got == ([key] if expect else [])
+
+
+def test_paper_drift_check_pends_until_next_candle_then_compares_with_backtest_fill(research):
+    from datetime import datetime, timedelta, timezone
+
+    from quantdag.execution import OrderManager, PaperBroker, RiskEngine, RiskLimits, ticker_source
+
+    defs, key, wh = research["defs"], research["key"], research["wh"]
+    strategy = strategy_from_key(key)
+    # a decision on the last stored candle, filled on paper at the live (simulated) price
+    last = wh.query("SELECT max(ts) AS ts FROM market.candles WHERE symbol = 'BTC/USDT' AND timeframe = '1h'")["ts"][0]
+    broker = PaperBroker(ticker_source(defs.resources["exchange"].client()), balances={"USDT": 10_000.0},
+                         name=f"paper:{strategy.key}")
+    with OrderManager(wh, broker, strategy=strategy.key, risk=RiskEngine(RiskLimits(max_order_notional=10_000.0,
+                      max_position_notional=10_000.0, daily_loss_limit=1_000.0, max_drawdown=0.5, max_orders=10))) as oms:
+        oms.reconcile()
+        oms.rebalance({"BTC/USDT": 0.01}, decision_ts_ms=int(last.timestamp() * 1000))
+    job = defs.resolve_job_def("paper_drift_job")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("param_sets", [key])
+        assert job.execute_in_process(instance=instance, partition_key=key).success
+        pending = wh.read("paper.drift")
+        assert pending.height >= 1 and set(pending["status"]) == {"pending"}
+        # the candle after the decision closes: the next day's data arrives
+        yesterday = (datetime.now(timezone.utc).date() - timedelta(days=1)).isoformat()
+        assert run_job(defs, "daily_data_job", [yesterday]).success
+        assert job.execute_in_process(instance=instance, partition_key=key).success
+    drift = wh.read("paper.drift")
+    assert set(drift["status"]) <= {"ok", "diverged"}
+    for r in drift.iter_rows(named=True):
+        nxt = wh.query(
+            "SELECT open FROM market.candles WHERE symbol = ? AND timeframe = '1h' AND ts = ?",
+            [r["symbol"], r["decision_ts"] + timedelta(hours=1)],
+        )["open"][0]
+        sign = 1.0 if r["side"] == "buy" else -1.0
+        assert r["backtest_price"] == nxt
+        assert r["drift_bps"] == pytest.approx(sign * (r["paper_price"] - nxt) / nxt * 1e4)
+        assert r["status"] == ("ok" if abs(r["drift_bps"]) <= r["tolerance_bps"] else "diverged")

@@ -22,6 +22,7 @@ ASSET_SNAPSHOT = {
     "backtests": ("backtests", ["signals"]),
     "optimization": ("optimization", ["candles"]),
     "paper_trades": ("paper", ["signals"]),
+    "paper_drift_check": ("paper", ["paper_trades"]),
 }
 
 JOB_SNAPSHOT = {
@@ -33,6 +34,7 @@ JOB_SNAPSHOT = {
     "backtest_job": ["backtests", "signals"],
     "optimization_job": ["optimization"],
     "paper_trade_job": ["paper_trades"],
+    "paper_drift_job": ["paper_drift_check"],
 }
 
 

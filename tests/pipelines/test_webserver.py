@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED_ASSETS = {"raw_candles", "candles", "indicators", "market_events", "signals", "backtests", "optimization", "paper_trades"}
+EXPECTED_ASSETS = {"raw_candles", "candles", "indicators", "market_events", "signals", "backtests", "optimization", "paper_trades", "paper_drift_check"}
 QUERY = (
     "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
     "locationOrLoadError { __typename ... on PythonError { message } } } } } "
