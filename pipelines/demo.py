@@ -120,6 +120,9 @@ def print_sweep_and_paper(data_dir: Path) -> None:
     for r in pos.iter_rows(named=True):
         print(f"  {r['broker'][:40]:<42}{r['symbol']:<10}{r['qty']:>12.6f} @ {r['avg_price']:>10.2f}"
               f"  realised {r['realised_pnl']:>9.2f}  fees {r['fees']:>7.2f}")
+    drift = wh.query("SELECT status, count(*) AS n FROM paper.drift GROUP BY ALL ORDER BY 1")
+    print("backtest-paper drift: " + (", ".join(f"{r['n']} {r['status']}" for r in drift.iter_rows(named=True)) or "no fills yet")
+          + " (pending: the candle after the decision has not closed yet)")
 
 
 def print_leaderboard(data_dir: Path) -> None:
@@ -180,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
         paper_keys = [k for k in default_param_sets() if k.split(" ", 1)[0] in PAPER_STRATEGIES]
         timings.append(("paper_trade_job", run_partitioned(defs, instance, "paper_trade_job", paper_keys)))
+        timings.append(("paper_drift_job", run_partitioned(defs, instance, "paper_drift_job", paper_keys)))
     total = time.perf_counter() - t_all
 
     print(f"\nquantdag demo: {len(days)} days ({days[0]} .. {days[-1]}), offline simulated exchange")
