@@ -120,6 +120,11 @@ def print_sweep_and_paper(data_dir: Path) -> None:
     for r in pos.iter_rows(named=True):
         print(f"  {r['broker'][:40]:<42}{r['symbol']:<10}{r['qty']:>12.6f} @ {r['avg_price']:>10.2f}"
               f"  realised {r['realised_pnl']:>9.2f}  fees {r['fees']:>7.2f}")
+    eq = wh.query(
+        "SELECT broker, arg_max(equity, ts) AS equity FROM paper.equity GROUP BY broker ORDER BY broker"
+    )
+    for r in eq.iter_rows(named=True):
+        print(f"  {r['broker'][:40]:<42}equity {r['equity']:>10.2f}  P&L {r['equity'] - 10_000:>+9.2f} (from 10,000 USDT)")
     drift = wh.query("SELECT status, count(*) AS n FROM paper.drift GROUP BY ALL ORDER BY 1")
     print("backtest-paper drift: " + (", ".join(f"{r['n']} {r['status']}" for r in drift.iter_rows(named=True)) or "no fills yet")
           + " (pending: the candle after the decision has not closed yet)")
