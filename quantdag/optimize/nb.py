@@ -134,21 +134,166 @@ def cross_combo_nb(
     psr, psq, psd, pse = 0.0, 0.0, 0.0, 0.0  # plain sums of the current segment (between fills)
     flat_k = 0  # flat candles since the last flush (equity == cash, return exactly 0)
     dd_gate = peak  # equity below this may set a new max drawdown (checked exactly then)
-    for i in range(n):
-        f = fast_ma[i]
-        s = slow_ma[i]
-        e_i = prev_le & (f > s)
-        x_i = prev_ge & (f < s)
-        prev_le = f <= s
-        prev_ge = f >= s
-        if next_open:
-            le = sig_e
-            lx = sig_x
-            sig_e = e_i
-            sig_x = x_i
+    le = False
+    lx = False
+    i = 0
+    while i < n:
+        # Fast paths: runs of candles without a fill. They do exactly what the generic step
+        # below does on such candles, minus the tests that cannot succeed there.
+        if pos == 0.0 and prev_eq == cash:
+            # flat scan: equity == cash, return exactly 0, drawdown unchanged -> counted only.
+            # First skip, with one comparison per candle, to just before the first entry
+            # crossing at or after i (no entry is pending from candle i - 1); then the exact
+            # per-candle loop below replays the last candle or two, restoring every signal flag.
+            if not (next_open and sig_e):
+                k = i
+                pl = prev_le
+                while k < n:
+                    if not pl:
+                        while k < n and not (fast_ma[k] <= slow_ma[k]):
+                            k += 1
+                        if k >= n:
+                            break
+                        pl = True
+                        k += 1
+                        continue
+                    while k < n and fast_ma[k] <= slow_ma[k]:
+                        k += 1
+                    if k >= n:
+                        break
+                    if fast_ma[k] > slow_ma[k]:
+                        break  # crossing above at k
+                    pl = False  # undefined (NaN) candle
+                    k += 1
+                if k >= n:
+                    flat_k += n - i
+                    i = n
+                    break
+                r0 = k - 1
+                if r0 > i:
+                    flat_k += r0 - i
+                    prev_le = fast_ma[r0 - 1] <= slow_ma[r0 - 1]
+                    prev_ge = fast_ma[r0 - 1] >= slow_ma[r0 - 1]
+                    sig_e = False  # no crossing on r0 - 1 >= i (k is the first)
+                    sig_x = False  # only read as an exit signal, and the position is flat
+                    i = r0
+            while i < n:
+                f = fast_ma[i]
+                s = slow_ma[i]
+                e_i = prev_le & (f > s)
+                x_i = prev_ge & (f < s)
+                prev_le = f <= s
+                prev_ge = f >= s
+                if next_open:
+                    le = sig_e
+                    lx = sig_x
+                    sig_e = e_i
+                    sig_x = x_i
+                else:
+                    le = e_i
+                    lx = x_i
+                if le:
+                    break
+                i += 1
+                flat_k += 1
+            if i >= n:
+                break
+        elif pos != 0.0:
+            # in position, no exit: mark the equity
+            seg_run = run
+            seg_start = i
+            gate_f = (1.0 + min_dd) * (1.0 + 1e-12)
+            # Find the first exit crossing at or after i (one comparison per candle) when no exit
+            # is pending from candle i - 1; candles before r0 are then marked without the signal
+            # logic, and the exact per-candle signals resume at r0 with their flags restored.
+            r0 = i
+            if not (next_open and sig_x):
+                k = i
+                pg = prev_ge
+                while k < n:
+                    if not pg:
+                        while k < n and not (fast_ma[k] >= slow_ma[k]):
+                            k += 1
+                        if k >= n:
+                            break
+                        pg = True
+                        k += 1
+                        continue
+                    while k < n and fast_ma[k] >= slow_ma[k]:
+                        k += 1
+                    if k >= n:
+                        break
+                    if fast_ma[k] < slow_ma[k]:
+                        break  # crossing below at k
+                    pg = False  # undefined (NaN) candle
+                    k += 1
+                r0 = min(k, n) - 1
+                if r0 > i:
+                    prev_le = fast_ma[r0 - 1] <= slow_ma[r0 - 1]
+                    prev_ge = fast_ma[r0 - 1] >= slow_ma[r0 - 1]
+                    sig_e = False  # only read as an entry signal, and a position is open
+                    sig_x = False  # no crossing below on r0 - 1 >= i (k is the first)
+                else:
+                    r0 = i
+            while i < n:
+                if i >= r0:
+                    f = fast_ma[i]
+                    s = slow_ma[i]
+                    e_i = prev_le & (f > s)
+                    x_i = prev_ge & (f < s)
+                    prev_le = f <= s
+                    prev_ge = f >= s
+                    if next_open:
+                        le = sig_e
+                        lx = sig_x
+                        sig_e = e_i
+                        sig_x = x_i
+                    else:
+                        le = e_i
+                        lx = x_i
+                    if lx:
+                        break
+                eq = cash + pos * close[i]
+                r = eq / prev_eq - 1.0
+                prev_eq = eq
+                psr += r
+                psq += r * r
+                dn = min(r, 0.0)
+                psd += dn * dn
+                pse += eq
+                # branch-free peak / drawdown-duration bookkeeping; the exact drawdown test
+                # only runs below the (conservative, 1e-12 slack) gate
+                isnew = eq >= peak
+                peak = eq if isnew else peak
+                seg_run = 0 if isnew else seg_run + 1
+                best_run = max(best_run, seg_run)
+                if eq < peak * gate_f:
+                    dd = eq / peak - 1.0
+                    if dd < min_dd:
+                        min_dd = dd
+                        gate_f = (1.0 + min_dd) * (1.0 + 1e-12)
+                i += 1
+            exposed += i - seg_start
+            run = seg_run
+            dd_gate = peak * (1.0 + min_dd) * (1.0 + 1e-12)
+            if i >= n:
+                break
         else:
-            le = e_i
-            lx = x_i
+            f = fast_ma[i]
+            s = slow_ma[i]
+            e_i = prev_le & (f > s)
+            x_i = prev_ge & (f < s)
+            prev_le = f <= s
+            prev_ge = f >= s
+            if next_open:
+                le = sig_e
+                lx = sig_x
+                sig_e = e_i
+                sig_x = x_i
+            else:
+                le = e_i
+                lx = x_i
+        # generic step of candle i (signals le/lx already computed)
         filled = False
         if (le & (pos == 0.0)) | (lx & (pos != 0.0)):
             filled = True
@@ -194,6 +339,7 @@ def cross_combo_nb(
                     cl = 0
         if pos == 0.0 and not filled and prev_eq == cash:
             flat_k += 1  # r = 0, drawdown unchanged: accounted in bulk
+            i += 1
             continue
         if flat_k > 0:
             se, ce = _two_sum(se, ce, prev_eq * flat_k)
@@ -228,6 +374,7 @@ def cross_combo_nb(
                 if dd < min_dd:
                     min_dd = dd
                     dd_gate = peak * (1.0 + min_dd) * (1.0 + 1e-12)
+        i += 1
     if flat_k > 0:
         se, ce = _two_sum(se, ce, prev_eq * flat_k)
         if prev_eq < peak:
