@@ -7,8 +7,7 @@ import dagster as dg
 from assets.common import DUCKDB_POOL, report_metadata
 from assets.market_data import candles
 from assets.partitions import strategies
-from assets.universe import RESEARCH_MARKETS
-from quantdag.marketdata import Market
+from assets.signals import research_markets
 from quantdag.sweeps import run_sweep, store_sweep
 from quantdag.tracking import log_sweep
 from resources import ExchangeResource, MlflowResource, WarehouseResource
@@ -42,12 +41,11 @@ def optimization(
     mlflow: MlflowResource,
 ) -> dg.MaterializeResult:
     """A parameter sweep with its deflated Sharpe ratio and PBO; best parameters ready to promote."""
-    spec = RESEARCH_MARKETS[0]
-    market = Market(exchange.venue, spec.symbol, spec.timeframe)
+    market = research_markets(exchange.venue)[0]
     wh = warehouse.get()
     outcome = run_sweep(wh, context.partition_key, market, objective=config.objective, min_trades=config.min_trades,
                         n_trials=config.n_trials, seed=config.seed)
-    with mlflow.start_run(context, EXPERIMENT, run_name=f"sweep {context.partition_key} {spec.symbol} {spec.timeframe}",
+    with mlflow.start_run(context, EXPERIMENT, run_name=f"sweep {context.partition_key} {market.symbol} {market.timeframe}",
                           tags={"strategy": context.partition_key}) as run:
         log_sweep(outcome, top_k=config.top_k)
     report = store_sweep(wh, outcome, mlflow_run_id=run.info.run_id, dagster_run_id=context.run_id)

@@ -41,6 +41,16 @@ def range_tags(partitions_def: dg.PartitionsDefinition, days: list[str]) -> dict
     return {RANGE_START: keys[0], RANGE_END: keys[-1]}
 
 
+def _fail_loudly(result: dg.ExecuteInProcessResult, what: str) -> None:
+    """Log every failure event of a failed run and stop the demo naming it."""
+    if result.success:
+        return
+    for event in result.all_events:
+        if event.is_failure:
+            log.error("%s: %s", event.step_key or what, event.message)
+    raise SystemExit(f"{what} failed; see the errors above and `make ui` (run {result.run_id})")
+
+
 def missing_days(defs: dg.Definitions, name: str, days: list[str], instance: dg.DagsterInstance) -> list[str]:
     """Days of ``days`` on which some asset of job ``name`` has a partition not yet materialized."""
     job = defs.resolve_job_def(name)
@@ -64,11 +74,7 @@ def run_job(defs: dg.Definitions, name: str, days: list[str], instance: dg.Dagst
         run_config=QUIET, instance=instance, tags=range_tags(job.partitions_def, days), raise_on_error=False
     )
     seconds = time.perf_counter() - t0
-    if not result.success:
-        for event in result.all_events:
-            if event.is_failure:
-                log.error("%s: %s", event.step_key or name, event.message)
-        raise SystemExit(f"{name} failed; see the errors above and `make ui` (run {result.run_id})")
+    _fail_loudly(result, name)
     failed_checks = [c for c in result.get_asset_check_evaluations() if not c.passed]
     if failed_checks:
         raise SystemExit(f"{name}: checks failed: {[c.check_name for c in failed_checks]}")
@@ -95,11 +101,7 @@ def run_partitioned(defs: dg.Definitions, instance: dg.DagsterInstance, job_name
     t0 = time.perf_counter()
     for key in keys:
         result = job.execute_in_process(run_config=QUIET, instance=instance, partition_key=key, raise_on_error=False)
-        if not result.success:
-            for event in result.all_events:
-                if event.is_failure:
-                    log.error("%s: %s", event.step_key, event.message)
-            raise SystemExit(f"{job_name} failed for {key!r} (run {result.run_id})")
+        _fail_loudly(result, f"{job_name} for {key!r}")
     return time.perf_counter() - t0
 
 

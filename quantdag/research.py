@@ -132,7 +132,8 @@ class BacktestOutcome:
         return ts.min(), ts.max()
 
 
-def _finite_or_none(v: Any) -> Any:
+def finite_or_none(v: Any) -> Any:
+    """``v`` with NaN/inf floats as None: JSON and SQL have no NaN."""
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
@@ -197,7 +198,7 @@ def store_backtests(
     runs, trades, equity = [], [], []
     for o in outcomes:
         m, r = o.market, o.result
-        metrics = {k: _finite_or_none(v) for k, v in r.metrics.items()}
+        metrics = {k: finite_or_none(v) for k, v in r.metrics.items()}
         start, end = o.data_range
         runs.append(
             {

@@ -8,7 +8,6 @@ deflated Sharpe ratio and PBO) and ``optimize.results`` (every combination) in o
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ import polars as pl
 
 from quantdag.marketdata import Market, StageReport
 from quantdag.optimize import OptimizationResult, optimize_strategy
-from quantdag.research import param_set_key, read_candles
+from quantdag.research import finite_or_none, param_set_key, read_candles
 from quantdag.store import Slice, Warehouse
 from quantdag.strategies import create_strategy, get_strategy
 
@@ -34,10 +33,6 @@ class SweepOutcome:
     best_param_set: str
     data_start: Any
     data_end: Any
-
-
-def _finite(v: Any) -> Any:
-    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def run_sweep(
@@ -76,10 +71,10 @@ def store_sweep(wh: Warehouse, o: SweepOutcome, *, mlflow_run_id: str | None = N
     rows = []
     for r in res.iter_rows(named=True):
         strat = cls.from_params({n: r[n] for n in names})
-        metrics = {c: _finite(r[c]) for c in metric_cols}
+        metrics = {c: finite_or_none(r[c]) for c in metric_cols}
         rows.append({
             "strategy": s["strategy"], **m.where, "params_hash": strat.params_hash, "params": strat.params_json,
-            "objective": _finite(r.get(s["objective"])), "final_equity": r["final_equity"], "n_trades": r["n_trades"],
+            "objective": finite_or_none(r.get(s["objective"])), "final_equity": r["final_equity"], "n_trades": r["n_trades"],
             "total_return": metrics.get("total_return"), "sharpe": metrics.get("sharpe"),
             "max_drawdown": metrics.get("max_drawdown"), "metrics": json.dumps(metrics, sort_keys=True),
         })  # fmt: skip
@@ -88,10 +83,10 @@ def store_sweep(wh: Warehouse, o: SweepOutcome, *, mlflow_run_id: str | None = N
         "strategy": s["strategy"], **m.where, "search": s["search"], "objective": s["objective"],
         "min_trades": s["min_trades"], "n_evaluated": s["n_evaluated"], "best_param_set": o.best_param_set,
         "best_params": json.dumps(s["best_params"], sort_keys=True),
-        "best_objective": _finite(s["best_metrics"].get(s["objective"])),
+        "best_objective": finite_or_none(s["best_metrics"].get(s["objective"])),
         "best_metrics": json.dumps(s["best_metrics"], sort_keys=True),
-        "dsr": None if s["dsr"] is None else _finite(s["dsr"]["dsr"]),
-        "pbo": None if s["pbo"] is None else _finite(s["pbo"]["pbo"]),
+        "dsr": None if s["dsr"] is None else finite_or_none(s["dsr"]["dsr"]),
+        "pbo": None if s["pbo"] is None else finite_or_none(s["pbo"]["pbo"]),
         "search_space": json.dumps(s["search_space"], sort_keys=True, default=str),
         "settings": json.dumps(s["settings"], sort_keys=True), "data_start": o.data_start, "data_end": o.data_end,
         "mlflow_run_id": mlflow_run_id, "dagster_run_id": dagster_run_id,
