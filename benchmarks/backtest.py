@@ -147,11 +147,10 @@ def kernel_only(c: pl.DataFrame, e: np.ndarray, x: np.ndarray) -> Callable[[], f
     size, slip = np.full(1, 0.9), np.full(1, 0.0005)
 
     def call() -> float:
-        eq, ca, po = np.empty(n), np.empty(n), np.empty(n)
         return nb.simulate_nb(
             m.open, m.high, m.low, m.close, m.volume, e, x, z, z, np.zeros(0), size, slip, enums.MODE_SIGNALS,
-            enums.FILL_NEXT_OPEN, enums.SIZE_PERCENT, INIT_CASH, FEE, 0.02, 0.05, 0.03, 1.0, 0.1, 0.1, eq, ca, po,
-            np.empty((n, enums.N_TRADE_FIELDS)), np.zeros(enums.N_STATS),
+            enums.FILL_NEXT_OPEN, enums.SIZE_PERCENT, INIT_CASH, FEE, 0.02, 0.05, 0.03, 1.0, 0.1, 0.1,
+            np.empty((n, enums.N_MARK_FIELDS)), np.empty((n, enums.N_TRADE_FIELDS)), np.zeros(enums.N_STATS),
         )  # fmt: skip
 
     return call

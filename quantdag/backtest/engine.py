@@ -316,7 +316,7 @@ def _simulate(
         size_type, size = _sizes(m, s, ppy)
     slip = np.full(1, float(s.slippage))  # the volatility part is added per fill by the kernel
     slip_vol_factor = float(s.slippage_vol_factor) if s.slippage_model == "volatility" else 0.0
-    equity, cash, pos = np.empty(n), np.empty(n), np.empty(n)
+    marks = np.empty((n, enums.N_MARK_FIELDS))  # untouched rows cost nothing: pages never faulted in
     trades = np.empty((n, enums.N_TRADE_FIELDS))
     stats = np.zeros(enums.N_STATS)
     simulate_nb(
@@ -324,15 +324,13 @@ def _simulate(
         mode, enums.FILLS[s.fill], size_type, float(s.init_cash), float(s.fee),
         float(s.stop_loss or 0.0), float(s.take_profit or 0.0), float(s.trailing_stop or 0.0),
         float(s.max_leverage), float(s.max_volume_share) if s.max_volume_share is not None else np.inf,
-        slip_vol_factor, equity, cash, pos, trades, stats,
+        slip_vol_factor, marks, trades, stats,
     )  # fmt: skip
     n_trades = int(stats[enums.S_N_TRADES])
     return BacktestResult(
         settings=s,
         market=m,
-        equity=equity,
-        cash=cash,
-        position=pos,
+        marks=marks[: int(stats[enums.S_N_MARKS])].copy(),
         trade_records=trades[:n_trades].copy(),
         stats=stats,
         periods_per_year=ppy,

@@ -73,4 +73,11 @@ S_FEES = 4
 S_SLIPPAGE = 5
 S_TRADED_VALUE = 6  # sum of |units * fill price| over all fills
 S_N_FILLS = 7
-N_STATS = 8
+S_N_MARKS = 8  # rows written to the marks buffer
+N_STATS = 9
+
+# -- columns of the kernel's account marks (one row per bar whose cash/position may have changed)
+M_BAR = 0  # the bar, marked at its close
+M_CASH = 1  # cash after the bar
+M_POS = 2  # signed units after the bar
+N_MARK_FIELDS = 3

@@ -12,6 +12,7 @@ import polars as pl
 
 from quantdag.backtest import enums
 from quantdag.backtest.metrics import compute_metrics, drawdown
+from quantdag.backtest.nb import expand_marks_nb
 from quantdag.backtest.settings import BacktestSettings
 
 EXIT_REASON_NAMES = {int(r): r.name.lower() for r in enums.ExitReason}
@@ -48,9 +49,7 @@ class BacktestResult:
         *,
         settings: BacktestSettings,
         market: Market,
-        equity: np.ndarray,
-        cash: np.ndarray,
-        position: np.ndarray,
+        marks: np.ndarray,
         trade_records: np.ndarray,
         stats: np.ndarray,
         periods_per_year: float,
@@ -59,9 +58,7 @@ class BacktestResult:
     ) -> None:
         self.settings = settings
         self.market = market
-        self.equity_array = equity
-        self.cash_array = cash
-        self.position_array = position
+        self.marks = marks
         self.trade_records = trade_records
         self.stats = stats
         self.periods_per_year = periods_per_year
@@ -72,9 +69,31 @@ class BacktestResult:
     def __repr__(self) -> str:
         return (
             f"BacktestResult(final_equity={self.final_equity:.2f}, n_trades={self.trade_records.shape[0]}, "
-            f"candles={self.equity_array.shape[0]}, fill={self.settings.fill!r}, fee={self.settings.fee}, "
+            f"candles={self.market.close.shape[0]}, fill={self.settings.fill!r}, fee={self.settings.fee}, "
             f"slippage={self.settings.slippage})"
         )
+
+    @cached_property
+    def _account(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = self.market.close.shape[0]
+        equity, cash, position = np.empty(n), np.empty(n), np.empty(n)
+        expand_marks_nb(self.marks, self.marks.shape[0], self.market.close, self.settings.init_cash, equity, cash, position)
+        return equity, cash, position
+
+    @property
+    def equity_array(self) -> np.ndarray:
+        """Equity at each close (cash + signed units x close), float64."""
+        return self._account[0]
+
+    @property
+    def cash_array(self) -> np.ndarray:
+        """Cash at each close, float64."""
+        return self._account[1]
+
+    @property
+    def position_array(self) -> np.ndarray:
+        """Signed base units held at each close, float64."""
+        return self._account[2]
 
     @cached_property
     def equity(self) -> pl.DataFrame:

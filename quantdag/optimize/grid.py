@@ -112,12 +112,24 @@ def expand_grid(strategy: str | type[Strategy] | Strategy, grid: Mapping[str, An
     return out
 
 
-def check_candles(candles: pl.DataFrame, cls: type[Strategy], combos: Sequence[Mapping[str, Any]], what: str = "candles") -> None:
-    """DataError if the candles are invalid or too short for the slowest combination."""
+def check_candles(
+    candles: pl.DataFrame,
+    cls: type[Strategy],
+    combos: Sequence[Mapping[str, Any]],
+    what: str = "candles",
+    *,
+    validated: bool = False,
+) -> None:
+    """DataError if the candles are invalid or too short for the slowest combination.
+
+    ``validated=True`` says the combinations come from :func:`expand_grid` or the search space
+    (already validated), so they are not validated again.
+    """
     load_market(candles)
+    make = cls.from_valid if validated else (lambda p: cls(**p))
     need, worst = 0, None
     for p in combos:
-        k = cls(**p).startup_candles
+        k = make(p).startup_candles
         if k > need:
             need, worst = k, p
     if candles.height < need + 2:
@@ -214,12 +226,11 @@ def _cross_sweep(candles: pl.DataFrame, combos: list[dict[str, Any]], s: Backtes
     ppy = MS_PER_YEAR / bar_ms
     size_type, size = _sizes(m, s, ppy)
     size = np.ascontiguousarray(size, dtype=np.float64)
-    close = candles["close"]
     keys = sorted({(p["ma_type"], p[k]) for p in combos for k in ("fast", "slow")})
     row = {key: j for j, key in enumerate(keys)}
     ma = np.empty((len(keys), n))
     for key, j in row.items():  # each distinct average once, with the strategy's own function
-        ma[j] = moving_average(close, key[1], key[0])
+        ma[j] = moving_average(m.close, key[1], key[0])
     fast_row = np.array([row[(p["ma_type"], p["fast"])] for p in combos], dtype=np.int64)
     slow_row = np.array([row[(p["ma_type"], p["slow"])] for p in combos], dtype=np.int64)
     out = onb.cross_sweep_nb(
@@ -284,7 +295,8 @@ def sweep(
     cls = resolve_strategy(strategy)
     s = make_settings(settings, **kwargs)
     combos = expand_grid(cls, grid)
-    return sweep_combos(candles, cls, combos, s, n_jobs=n_jobs, engine=engine)
+    check_candles(candles, cls, combos, validated=True)
+    return sweep_combos(candles, cls, combos, s, n_jobs=n_jobs, engine=engine, checked=True)
 
 
 def sweep_combos(

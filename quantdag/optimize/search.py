@@ -157,7 +157,7 @@ def optimize_strategy(
         search_space = {"dims": [d.__dict__ | {"choices": list(d.choices)} for d in space.dims], "fixed": dict(space.fixed),
                         "n_trials": n_trials, "seed": seed}  # fmt: skip
         combos = space.sample(n_trials, seed=seed) if search == "random" else [space._base()]
-    check_candles(candles, cls, combos)
+    check_candles(candles, cls, combos, validated=True)
     if search == "bayes":
         results = _bayes(candles, cls, s, objective, min_trades, n_trials, seed, n_jobs)
     else:

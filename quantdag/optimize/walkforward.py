@@ -80,7 +80,7 @@ def walk_forward(
     s = make_settings(settings, **kwargs)
     combos = expand_grid(cls, grid)
     wins = windows(candles.height, train, test, anchored)
-    check_candles(candles.slice(0, train), cls, combos, what=f"training window of {train} candles")
+    check_candles(candles.slice(0, train), cls, combos, what=f"training window of {train} candles", validated=True)
     if cls(**combos[0]).emits_shorts() or s.direction == "both":
         raise ConfigurationError("walk_forward supports long or short signal strategies (entry/exit) only")
     rows, ts_parts, eq_parts = [], [], []

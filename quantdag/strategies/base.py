@@ -217,6 +217,14 @@ class Strategy(ABC):
         return values
 
     @classmethod
+    def from_valid(cls, values: Mapping[str, Any]) -> Self:
+        """Build from values that already passed :meth:`validate_params` (e.g. a sweep's grid,
+        thousands at a time) without validating them again."""
+        obj = cls.__new__(cls)
+        obj._values = dict(values)
+        return obj
+
+    @classmethod
     def from_params(cls, params: Mapping[str, Any] | None = None) -> Self:
         """Build from a stored mapping (e.g. JSON from a partition key or MLflow); ``None`` = defaults."""
         params = {} if params is None else params

@@ -17,7 +17,7 @@ from quantdag.strategies.params import ChoiceParam, IntParam, less_than
 MA_TYPES = ("sma", "ema")
 
 
-def moving_average(close: pl.Series, period: int, ma_type: str) -> np.ndarray:
+def moving_average(close: pl.Series | np.ndarray, period: int, ma_type: str) -> np.ndarray:
     """SMA or EMA of ``close`` through :mod:`quantdag.indicators` (NaN during warm-up)."""
     return ind.sma(close, period) if ma_type == "sma" else ind.ema(close, period)
 

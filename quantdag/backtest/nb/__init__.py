@@ -7,8 +7,8 @@ does that and calls :func:`simulate_nb`. Every public kernel names its plain-Pyt
 Reuse
 -----
 * A parameter-sweep kernel can call :func:`simulate_nb` from an ``@njit(parallel=True)`` loop:
-  pass zero-length ``equity_out``/``cash_out``/``pos_out`` and a ``(0, N_TRADE_FIELDS)``
-  ``trades_out`` to skip recording, and read the summary from ``stats_out``. A specialised
+  pass a ``(0, N_MARK_FIELDS)`` ``marks_out`` and a ``(0, N_TRADE_FIELDS)`` ``trades_out``
+  to skip recording, and read the summary from ``stats_out``. A specialised
   kernel that re-implements the loop should call :func:`fill_nb`, :func:`entry_size_nb`,
   :func:`stop_exit_nb` and :func:`target_units_nb` so its arithmetic is bit-identical.
 * The paper broker prices fills with :func:`fill_nb` (callable from plain Python too) or the
@@ -32,12 +32,13 @@ from quantdag.backtest.nb.pricing import (
     target_units_nb,
     volatility_slippage_nb,
 )
-from quantdag.backtest.nb.simulate import simulate_nb
+from quantdag.backtest.nb.simulate import expand_marks_nb, simulate_nb
 
 __all__ = [
     "MAX_SLIPPAGE",
     "candles_ok_nb",
     "entry_size_nb",
+    "expand_marks_nb",
     "fill_nb",
     "fill_price_nb",
     "median_step_nb",

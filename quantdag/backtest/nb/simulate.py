@@ -10,12 +10,16 @@ from quantdag.backtest.enums import (
     EXIT_NONE,
     FILL_CLOSE,
     FILL_NEXT_OPEN,
+    M_BAR,
+    M_CASH,
+    M_POS,
     MODE_TARGET,
     N_STATS,
     S_CASH,
     S_FEES,
     S_FINAL_EQUITY,
     S_N_FILLS,
+    S_N_MARKS,
     S_N_TRADES,
     S_POSITION,
     S_SLIPPAGE,
@@ -71,13 +75,81 @@ def simulate_nb(
     max_leverage: float,
     max_volume_share: float,
     slip_vol_factor: float,
-    equity_out: np.ndarray,
-    cash_out: np.ndarray,
-    pos_out: np.ndarray,
+    marks_out: np.ndarray,
     trades_out: np.ndarray,
     stats_out: np.ndarray,
 ) -> float:
-    """Simulate one market bar by bar; returns the final equity. Reference: ``reference.simulate``.
+    """Simulate one market bar by bar; returns the final equity. See :func:`simulate_core_nb`.
+
+    This wrapper only allocates the scratch state (``st``, ``ev``) and hands everything to the
+    core, which is compiled without numba's reference counting (``_nrt=False``): with it, every
+    array passed to an inlined helper cost an atomic incref/decref pair, about a third of the
+    kernel's time in measurements.
+    """
+    return simulate_core_nb(
+        open_,
+        high,
+        low,
+        close,
+        volume,
+        long_entry,
+        long_exit,
+        short_entry,
+        short_exit,
+        target,
+        size,
+        slip,
+        mode,
+        fill,
+        size_type,
+        init_cash,
+        fee,
+        sl_stop,
+        tp_stop,
+        tsl_stop,
+        max_leverage,
+        max_volume_share,
+        slip_vol_factor,
+        marks_out,
+        trades_out,
+        stats_out,
+        np.zeros(ST_N_STATE),
+        np.empty(close.shape[0], dtype=np.bool_),
+    )
+
+
+@njit(cache=True, _nrt=False)  # no allocation inside: no refcounting needed (see simulate_nb)
+def simulate_core_nb(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+    long_entry: np.ndarray,
+    long_exit: np.ndarray,
+    short_entry: np.ndarray,
+    short_exit: np.ndarray,
+    target: np.ndarray,
+    size: np.ndarray,
+    slip: np.ndarray,
+    mode: int,
+    fill: int,
+    size_type: int,
+    init_cash: float,
+    fee: float,
+    sl_stop: float,
+    tp_stop: float,
+    tsl_stop: float,
+    max_leverage: float,
+    max_volume_share: float,
+    slip_vol_factor: float,
+    marks_out: np.ndarray,
+    trades_out: np.ndarray,
+    stats_out: np.ndarray,
+    st: np.ndarray,
+    ev: np.ndarray,
+) -> float:
+    """The simulation behind :func:`simulate_nb`. Reference: ``reference.simulate``.
 
     Parameters
     ----------
@@ -105,20 +177,27 @@ def simulate_nb(
     slip_vol_factor
         volatility slippage: a fill in bar ``i`` slips by ``slip_rate_nb(slip[i], slip_vol_factor,
         high[i], low[i], close[i])``; 0.0 leaves ``slip`` as it is.
-    equity_out, cash_out, pos_out
-        length n (recorded at each close) or length 0 (not recorded).
+    marks_out
+        ``(n, N_MARK_FIELDS)`` account marks or ``(0, N_MARK_FIELDS)`` (not recorded): one row
+        ``(bar, cash, position)`` at the close of each bar whose account may have changed;
+        every other bar carries the row before it (``init_cash``, 0 before the first).
+        :func:`expand_marks_nb` turns them into per-bar equity, cash and position, so quiet
+        bars cost no memory traffic.
     trades_out
         ``(capacity, N_TRADE_FIELDS)`` records; at most n trades can occur.
     stats_out
         length ``N_STATS`` summary (see ``S_*`` in :mod:`quantdag.backtest.enums`).
+    st, ev
+        scratch: ``ST_N_STATE`` floats and ``n`` bools, overwritten.
     """
     n = close.shape[0]
     size_step = 1 if size.shape[0] > 1 else 0  # a length-1 size/slip array applies to every bar
     slip_step = 1 if slip.shape[0] > 1 else 0
-    st = np.zeros(ST_N_STATE)
+    st[:] = 0.0
     st[ST_CASH] = init_cash
     st[ST_LAST_TARGET] = np.nan
-    record = equity_out.shape[0] > 0
+    record = marks_out.shape[0] > 0
+    n_marks = 0
     stops_on = sl_stop > 0.0 or tp_stop > 0.0 or tsl_stop > 0.0
     is_target = mode == MODE_TARGET
     # Hot state lives in locals (registers); helpers work on ``st`` and the loop re-reads it
@@ -138,7 +217,6 @@ def simulate_nb(
     cap_bar = -1  # bar whose volume budget is loaded in st[ST_CAP_LEFT]
     # ev[k]: bar k may order something (a signal, or a non-NaN target); bars whose fill point
     # sees no event and no pending reduction only run stops and marking, in quiet_nb
-    ev = np.empty(n, dtype=np.bool_)
     if is_target:
         for k in range(n):
             ev[k] = target[k] == target[k]
@@ -153,8 +231,6 @@ def simulate_nb(
                 i,
                 ev,
                 lag,
-                cash,
-                pos,
                 side,
                 stops_on and pos != 0.0,
                 stop_from,
@@ -165,11 +241,6 @@ def simulate_nb(
                 open_,
                 high,
                 low,
-                close,
-                record,
-                equity_out,
-                cash_out,
-                pos_out,
             )
             if i >= n:
                 break
@@ -293,11 +364,12 @@ def simulate_nb(
                     avg = st[ST_ENTRY_VALUE] / st[ST_ENTRY_QTY]
                     sl_level = avg * (1.0 - side * sl_stop) if sl_stop > 0.0 else np.nan
                     tp_level = avg * (1.0 + side * tp_stop) if tp_stop > 0.0 else np.nan
-        # (4) mark to market
+        # (4) mark the account at this close (quiet bars carry the last mark forward)
         if record:
-            equity_out[i] = cash + pos * close[i]
-            cash_out[i] = cash
-            pos_out[i] = pos
+            marks_out[n_marks, M_BAR] = i
+            marks_out[n_marks, M_CASH] = cash
+            marks_out[n_marks, M_POS] = pos
+            n_marks += 1
         i += 1
     final_equity = cash + pos * close[n - 1]
     if pos != 0.0:
@@ -311,4 +383,31 @@ def simulate_nb(
         stats_out[S_SLIPPAGE] = st[ST_SLIP]
         stats_out[S_TRADED_VALUE] = st[ST_TRADED]
         stats_out[S_N_FILLS] = st[ST_N_FILLS]
+        stats_out[S_N_MARKS] = n_marks
     return final_equity
+
+
+@njit(cache=True)
+def expand_marks_nb(
+    marks: np.ndarray,
+    n_marks: int,
+    close: np.ndarray,
+    init_cash: float,
+    equity_out: np.ndarray,
+    cash_out: np.ndarray,
+    pos_out: np.ndarray,
+) -> None:
+    """Per-bar ``equity = cash + position * close``, cash and position from the marks of
+    :func:`simulate_nb`, forward-filled (the same arithmetic the simulation would have done at
+    every close, so the curve is bit-identical to marking each bar)."""
+    cash = init_cash
+    pos = 0.0
+    k = 0
+    for i in range(close.shape[0]):
+        if k < n_marks and marks[k, M_BAR] == i:
+            cash = marks[k, M_CASH]
+            pos = marks[k, M_POS]
+            k += 1
+        equity_out[i] = cash + pos * close[i]
+        cash_out[i] = cash
+        pos_out[i] = pos

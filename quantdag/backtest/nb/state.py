@@ -1,5 +1,9 @@
 """The simulation's mutable state and the helpers that change it.
 
+The helpers are inlined into their callers and compiled without numba's reference counting
+(``_nrt=False``): they never allocate, and an atomic incref/decref pair per array argument per
+call dominated the cost of an order in measurements.
+
 One float64 vector (layout below) carries the account and the open trade so helpers can update
 it in place; :func:`quantdag.backtest.nb.simulate.simulate_nb` keeps the hot part in locals and
 re-reads it after each helper call.
@@ -56,7 +60,7 @@ ST_N_STATE = 22
 
 
 # -- state updates ------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def execute_nb(st: np.ndarray, qty: float, is_buy: bool, ref: float, fee: float, slip: float) -> float:
     price, fee_paid, slip_cost, cash_delta = fill_nb(ref, qty, is_buy, fee, slip)
     st[ST_CASH] += cash_delta
@@ -70,7 +74,7 @@ def execute_nb(st: np.ndarray, qty: float, is_buy: bool, ref: float, fee: float,
     return price
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def increase_nb(
     st: np.ndarray, i: int, side: float, qty: float, ref: float, fee: float, slip: float, stop_from: int
 ) -> None:
@@ -93,7 +97,7 @@ def increase_nb(
     st[ST_ENTRY_VALUE] += qty * price
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def record_nb(st: np.ndarray, trades: np.ndarray, exit_idx: int, reason: int, mark_price: float) -> None:
     """Write the current trade; ``mark_price`` is NaN for a closed trade, else the open one's mark."""
     k = int(st[ST_N_TRADES])
@@ -120,7 +124,7 @@ def record_nb(st: np.ndarray, trades: np.ndarray, exit_idx: int, reason: int, ma
     trades[k, T_OPEN] = 1.0 if is_open else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def reduce_nb(
     st: np.ndarray, trades: np.ndarray, i: int, qty: float, ref: float, fee: float, slip: float, reason: int
 ) -> None:
@@ -137,7 +141,7 @@ def reduce_nb(
         st[ST_POS] = pos - side * qty
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def close_nb(st: np.ndarray, trades: np.ndarray, i: int, ref: float, fee: float, slip: float, reason: int) -> bool:
     """Close as much of the position as the bar's volume allows; True when flat afterwards."""
     q = min(abs(st[ST_POS]), st[ST_CAP_LEFT])
@@ -153,7 +157,7 @@ def close_nb(st: np.ndarray, trades: np.ndarray, i: int, ref: float, fee: float,
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def signal_fill_nb(
     st: np.ndarray,
     trades: np.ndarray,
@@ -200,7 +204,7 @@ def signal_fill_nb(
         increase_nb(st, i, side, qty, ref, fee, slip, stop_from)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def target_fill_nb(
     st: np.ndarray, trades: np.ndarray, i: int, tg_new: float, ref: float, fee: float, slip: float, stop_from: int
 ) -> None:
@@ -250,13 +254,11 @@ def target_fill_nb(
             increase_nb(st, i, side, q, ref, fee, slip, stop_from)
 
 
-@njit(cache=True, inline="always")  # inlined: ~10 % faster than a call per event
+@njit(cache=True, _nrt=False, inline="always")
 def quiet_nb(
     i: int,
     ev: np.ndarray,
     lag: int,
-    cash: float,
-    pos: float,
     side: float,
     stops_live: bool,
     stop_from: int,
@@ -267,20 +269,15 @@ def quiet_nb(
     open_: np.ndarray,
     high: np.ndarray,
     low: np.ndarray,
-    close: np.ndarray,
-    record: bool,
-    equity_out: np.ndarray,
-    cash_out: np.ndarray,
-    pos_out: np.ndarray,
 ) -> tuple[int, float]:
-    """Fast path over bars where nothing can be ordered: check stops, mark, move on.
+    """Fast path over bars where nothing can be ordered: check stops, move on.
 
     Returns the first bar from ``i`` that needs the full treatment (an event at its fill point
     or a stop touched; ``len`` when none) and the trailing extreme. A bar it stops at has had its
     open folded into the extreme already; the full path folds it again, which changes nothing.
     The result equals running the full path on every bar (checked by the property tests).
     """
-    n = close.shape[0]
+    n = ev.shape[0]
     trail_on = tsl_stop > 0.0
     if side > 0.0:
         sl_fast = sl_level if sl_level == sl_level else -np.inf
@@ -311,9 +308,5 @@ def quiet_nb(
                     return i, extreme
                 if trail_on:
                     extreme = min(extreme, low[i])
-        if record:
-            equity_out[i] = cash + pos * close[i]
-            cash_out[i] = cash
-            pos_out[i] = pos
         i += 1
     return i, extreme

@@ -27,11 +27,19 @@ def random_market(seed: int, n: int, gap_prob: float) -> tuple[np.ndarray, ...]:
     return open_, high, low, close, volume
 
 
+def account(marks: np.ndarray, stats: np.ndarray, close: np.ndarray, init_cash: float) -> tuple[np.ndarray, ...]:
+    """Per-bar equity, cash and position from the kernel's marks."""
+    n = close.shape[0]
+    eq, ca, po = np.empty(n), np.empty(n), np.empty(n)
+    nb.expand_marks_nb(marks, int(stats[enums.S_N_MARKS]), close, init_cash, eq, ca, po)
+    return eq, ca, po
+
+
 def run_both(market, signals, target, size, slip, **kw):
     o, h, lo, c, v = market
     n = c.shape[0]
     le, lx, se, sx = signals
-    eq, ca, po = np.empty(n), np.empty(n), np.empty(n)
+    marks = np.empty((n, enums.N_MARK_FIELDS))
     trades = np.empty((n, enums.N_TRADE_FIELDS))
     stats = np.zeros(enums.N_STATS)
     final = nb.simulate_nb(
@@ -58,12 +66,11 @@ def run_both(market, signals, target, size, slip, **kw):
         kw["max_leverage"],
         kw["max_volume_share"],
         kw["slip_vol_factor"],
-        eq,
-        ca,
-        po,
+        marks,
         trades,
         stats,
     )
+    eq, ca, po = account(marks, stats, c, kw["init_cash"])
     expected = ref.simulate(o, h, lo, c, v, le, lx, se, sx, target, size, slip, **kw)
     got = {
         "equity": eq,
@@ -247,9 +254,11 @@ def test_simulate_nb_without_recording_gives_same_final_equity():
         0.1,
     )
     stats_full, stats_bare = np.zeros(enums.N_STATS), np.zeros(enums.N_STATS)
-    full = nb.simulate_nb(*args, np.empty(500), np.empty(500), np.empty(500), np.empty((500, 12)), stats_full)
-    bare = nb.simulate_nb(*args, np.empty(0), np.empty(0), np.empty(0), np.empty((0, 12)), stats_bare)
+    full = nb.simulate_nb(*args, np.empty((500, 3)), np.empty((500, 12)), stats_full)
+    bare = nb.simulate_nb(*args, np.empty((0, 3)), np.empty((0, 12)), stats_bare)
     assert full == bare  # bit-identical: the sweep kernel may skip recording
+    assert stats_bare[enums.S_N_MARKS] == 0 < stats_full[enums.S_N_MARKS]
+    stats_full[enums.S_N_MARKS] = 0
     np.testing.assert_array_equal(stats_full, stats_bare)
     assert stats_bare[enums.S_N_TRADES] > 5
 
@@ -323,13 +332,13 @@ def test_simulate_nb_length_one_size_and_slippage_broadcast_bit_identically():
 
     def final(size, slip):
         stats = np.zeros(enums.N_STATS)
-        eq = np.empty(400)
+        marks = np.empty((400, enums.N_MARK_FIELDS))
         nb.simulate_nb(
             *market, le, lx, z, z, np.zeros(0), size, slip, enums.MODE_SIGNALS, enums.FILL_NEXT_OPEN,
             enums.SIZE_PERCENT, 1e4, 0.001, 0.02, 0.05, 0.03, 1.0, 0.5, 0.0,
-            eq, np.empty(400), np.empty(400), np.empty((400, 12)), stats,
+            marks, np.empty((400, 12)), stats,
         )  # fmt: skip
-        return eq, stats
+        return account(marks, stats, market[3], 1e4)[0], stats
 
     eq_full, st_full = final(np.full(400, 0.7), np.full(400, 0.001))
     eq_one, st_one = final(np.full(1, 0.7), np.full(1, 0.001))
@@ -376,9 +385,7 @@ def _sweep_final_equity(o, h, lo, c, v, entries, exits, stop_losses):
             1.0,
             np.inf,
             0.0,
-            np.empty(0),
-            np.empty(0),
-            np.empty(0),
+            np.empty((0, enums.N_MARK_FIELDS)),
             np.empty((0, enums.N_TRADE_FIELDS)),
             np.empty(0),
         )
@@ -396,7 +403,7 @@ def test_simulate_nb_called_from_parallel_kernel_matches_single_runs():
         single = nb.simulate_nb(
             *market, le, lx, z, z, np.zeros(0), np.ones(1), np.full(1, 0.0005), enums.MODE_SIGNALS,
             enums.FILL_NEXT_OPEN, enums.SIZE_PERCENT, 1e4, 0.001, sl, 0.0, 0.0, 1.0, np.inf, 0.0,
-            np.empty(3000), np.empty(3000), np.empty(3000), np.empty((3000, enums.N_TRADE_FIELDS)),
+            np.empty((3000, enums.N_MARK_FIELDS)), np.empty((3000, enums.N_TRADE_FIELDS)),
             np.zeros(enums.N_STATS),
         )  # fmt: skip
         assert swept[j] == single  # bit-identical
