@@ -10,10 +10,11 @@ Bit-identity with :func:`quantdag.backtest.run`
 -----------------------------------------------
 * the crossover test is the strategy's (``crossed_above``/``crossed_below``: ``a > b`` now and
   ``a <= b`` on the previous candle, NaN never crossing);
-* every fill goes through the engine's own :func:`quantdag.backtest.nb.state.signal_fill_nb` (and so
-  ``fill_nb``/``entry_size_nb``/``_close_nb``) on the engine's state vector, with the engine's
-  bar timeline (next-open or close fills), so cash, position, fees and trade P&L are the same
-  floating-point operations in the same order; the marked equity ``cash + pos * close[i]`` is too;
+* every fill is the engine's ``signal_fill_nb`` specialised to a whole-position crossover (no
+  stops, no volume cap) and priced by the engine's own ``fill_price_nb``/``entry_size_nb``/
+  ``fill_nb`` with the engine's bar timeline (next-open or close fills), so cash, position, fees
+  and trade P&L are the same floating-point operations in the same order; the marked equity
+  ``cash + pos * close[i]`` is too (the agreement tests pin this);
 * metrics are accumulated from that equity in one pass: extremes, counts, streaks and the sums
   the engine takes sequentially (fees, slippage, traded value) are exact; the means (returns,
   equity, trade P&L) sum plainly between fills and compensated (TwoSum) across segments, within a few ulps of numpy's pairwise sums.
@@ -29,19 +30,7 @@ import numpy as np
 from numba import njit, prange
 
 from quantdag.backtest import nb as bnb
-from quantdag.backtest.nb import state as bst
-from quantdag.backtest.enums import FILL_NEXT_OPEN, T_ENTRY_IDX, T_EXIT_IDX, T_PNL
-
-# engine state slots this kernel reads or initialises (see quantdag.backtest.nb)
-_CASH = bst.ST_CASH
-_POS = bst.ST_POS
-_LAST_TARGET = bst.ST_LAST_TARGET
-_N_TRADES = bst.ST_N_TRADES
-_FEES = bst.ST_FEES
-_SLIP = bst.ST_SLIP
-_TRADED = bst.ST_TRADED
-_CAP_LEFT = bst.ST_CAP_LEFT
-_N_STATE = bst.ST_N_STATE
+from quantdag.backtest.enums import FILL_NEXT_OPEN
 
 # -- columns of the kernel's output row -------------------------------------------------------
 O_FINAL_EQUITY = 0
@@ -77,7 +66,107 @@ def _two_sum(s: float, c: float, x: float) -> tuple[float, float]:
     return t, c
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always")
+def _mark(
+    eq: float,
+    prev_eq: float,
+    psr: float,
+    psq: float,
+    psd: float,
+    pse: float,
+    peak: float,
+    run: int,
+    best_run: int,
+    min_dd: float,
+    gate: float,
+) -> tuple[float, float, float, float, float, int, int, float, float]:
+    """Fold one candle's marked equity into the running sums, peak, drawdown and its duration.
+
+    ``run`` counts candles since the last peak; ``best_run`` takes its maximum at each new peak
+    (and once more at the end), which is the maximum over every candle. ``gate`` =
+    ``peak * (1 + min_dd) * (1 + 1e-12)`` is a conservative pre-filter: only equity below it can
+    set a new maximum drawdown, and that is then decided with the exact ``eq / peak - 1``.
+    """
+    r = eq / prev_eq - 1.0
+    psr += r
+    psq += r * r
+    dn = min(r, 0.0)
+    psd += dn * dn
+    pse += eq
+    if eq >= peak:
+        peak = eq
+        best_run = max(best_run, run)
+        run = 0
+        gate = peak * ((1.0 + min_dd) * (1.0 + 1e-12))
+    else:
+        run += 1
+        if eq < gate:
+            dd = eq / peak - 1.0
+            if dd < min_dd:
+                min_dd = dd
+                gate = peak * ((1.0 + min_dd) * (1.0 + 1e-12))
+    return psr, psq, psd, pse, peak, run, best_run, min_dd, gate
+
+
+@njit(cache=True, _nrt=False)
+def _skip_while(a: np.ndarray, b: np.ndarray, k: int, n: int, test: int) -> int:
+    """First ``j >= k`` (``n`` if none) where the test fails: 0 ``not a <= b``, 1 ``a <= b``,
+    2 ``not a >= b``, 3 ``a >= b`` (NaN fails ``<=``/``>=``). The sweep's scans over quiet
+    stretches; a small function of its own, so the loop keeps its pointers in registers."""
+    j = np.uintp(k)  # unsigned: no negative-index wraparound test in the loop
+    m = np.uintp(n)
+    one = np.uintp(1)
+    if test == 0:
+        while j < m and not (a[j] <= b[j]):
+            j += one
+    elif test == 1:
+        while j < m and a[j] <= b[j]:
+            j += one
+    elif test == 2:
+        while j < m and not (a[j] >= b[j]):
+            j += one
+    else:
+        while j < m and a[j] >= b[j]:
+            j += one
+    return np.intp(j)
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _mark_while_above(
+    close: np.ndarray,
+    fast_ma: np.ndarray,
+    slow_ma: np.ndarray,
+    i: int,
+    cash: float,
+    pos: float,
+    prev_eq: float,
+    psr: float,
+    psq: float,
+    psd: float,
+    pse: float,
+    peak: float,
+    run: int,
+    best_run: int,
+    min_dd: float,
+    gate: float,
+) -> tuple[float, float, float, float, float, int, int, float, float, int]:
+    """:func:`_mark` each candle from ``i`` of an unchanged position while ``fast_ma >= slow_ma``
+    (no exit crossing possible); also returns the first candle where that fails (or ``n``).
+    The hot loop of a sweep."""
+    j = np.uintp(i)  # unsigned: no negative-index wraparound test in the loop
+    m = np.uintp(close.shape[0])
+    one = np.uintp(1)
+    while j < m and fast_ma[j] >= slow_ma[j]:
+        eq = cash + pos * close[j]
+        psr, psq, psd, pse, peak, run, best_run, min_dd, gate = _mark(
+            eq, prev_eq, psr, psq, psd, pse, peak, run, best_run, min_dd, gate
+        )
+        prev_eq = eq
+        j += one
+    return psr, psq, psd, pse, peak, run, best_run, min_dd, gate, np.intp(j)
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)  # allocates nothing: no refcounting
 def cross_combo_nb(
     open_: np.ndarray,
     high: np.ndarray,
@@ -94,26 +183,27 @@ def cross_combo_nb(
     init_cash: float,
     fee: float,
     max_leverage: float,
-    st: np.ndarray,
-    trade: np.ndarray,
     out: np.ndarray,
 ) -> None:
     """One crossover combination: enter when ``fast_ma`` crosses above ``slow_ma``, exit when it
     crosses below (with ``short``: the same signals open/close a short); writes ``out[:N_OUT]``.
 
-    ``st`` (``_N_STATE``) and ``trade`` (``(1, N_TRADE_FIELDS)``) are scratch buffers.
+    Fills are the engine's ``signal_fill_nb`` specialised to this case (whole position, no
+    stops, no volume cap), written with the same pricing functions in the same order, so cash,
+    position, fees and trade P&L are bit-identical to :func:`quantdag.backtest.run`.
     """
     n = close.shape[0]
     size_step = 1 if size.shape[0] > 1 else 0
-    st[:] = 0.0
-    st[_CASH] = init_cash
-    st[_LAST_TARGET] = np.nan
-    st[_CAP_LEFT] = np.inf
     next_open = fill == FILL_NEXT_OPEN
+    side = -1.0 if short else 1.0
+    entry_buy = not short
     cash = init_cash
     pos = 0.0
+    fees_paid, slip_paid, traded = 0.0, 0.0, 0.0  # sequential sums, as the engine's state vector
+    entry_value, trade_fees, entry_bar = 0.0, 0.0, 0  # the open trade
     prev_eq = init_cash
     peak = init_cash
+    gate = peak * ((1.0 + 0.0) * (1.0 + 1e-12))
     sr, cr = 0.0, 0.0  # sum of returns (compensated)
     sq, cq = 0.0, 0.0  # sum of squared returns
     sd, cd = 0.0, 0.0  # sum of squared negative returns
@@ -133,7 +223,6 @@ def cross_combo_nb(
     sig_x = False
     psr, psq, psd, pse = 0.0, 0.0, 0.0, 0.0  # plain sums of the current segment (between fills)
     flat_k = 0  # flat candles since the last flush (equity == cash, return exactly 0)
-    dd_gate = peak  # equity below this may set a new max drawdown (checked exactly then)
     le = False
     lx = False
     i = 0
@@ -150,15 +239,13 @@ def cross_combo_nb(
                 pl = prev_le
                 while k < n:
                     if not pl:
-                        while k < n and not (fast_ma[k] <= slow_ma[k]):
-                            k += 1
+                        k = _skip_while(fast_ma, slow_ma, k, n, 0)
                         if k >= n:
                             break
                         pl = True
                         k += 1
                         continue
-                    while k < n and fast_ma[k] <= slow_ma[k]:
-                        k += 1
+                    k = _skip_while(fast_ma, slow_ma, k, n, 1)
                     if k >= n:
                         break
                     if fast_ma[k] > slow_ma[k]:
@@ -200,82 +287,45 @@ def cross_combo_nb(
                 break
         elif pos != 0.0:
             # in position, no exit: mark the equity
-            seg_run = run
             seg_start = i
-            gate_f = (1.0 + min_dd) * (1.0 + 1e-12)
-            # Find the first exit crossing at or after i (one comparison per candle) when no exit
-            # is pending from candle i - 1; candles before r0 are then marked without the signal
-            # logic, and the exact per-candle signals resume at r0 with their flags restored.
-            r0 = i
+            # While fast >= slow no exit crossing can happen: mark those candles in one tight
+            # loop (when no exit is pending from candle i - 1), then resume the exact per-candle
+            # signals at the first candle below (or undefined) with the flags it needs.
             if not (next_open and sig_x):
-                k = i
-                pg = prev_ge
-                while k < n:
-                    if not pg:
-                        while k < n and not (fast_ma[k] >= slow_ma[k]):
-                            k += 1
-                        if k >= n:
-                            break
-                        pg = True
-                        k += 1
-                        continue
-                    while k < n and fast_ma[k] >= slow_ma[k]:
-                        k += 1
-                    if k >= n:
-                        break
-                    if fast_ma[k] < slow_ma[k]:
-                        break  # crossing below at k
-                    pg = False  # undefined (NaN) candle
-                    k += 1
-                r0 = min(k, n) - 1
-                if r0 > i:
-                    prev_le = fast_ma[r0 - 1] <= slow_ma[r0 - 1]
-                    prev_ge = fast_ma[r0 - 1] >= slow_ma[r0 - 1]
+                psr, psq, psd, pse, peak, run, best_run, min_dd, gate, k = _mark_while_above(
+                    close, fast_ma, slow_ma, i, cash, pos, prev_eq, psr, psq, psd, pse, peak, run, best_run, min_dd, gate
+                )
+                if k > i:
+                    prev_eq = cash + pos * close[k - 1]
+                    prev_le = fast_ma[k - 1] <= slow_ma[k - 1]
+                    prev_ge = True
                     sig_e = False  # only read as an entry signal, and a position is open
-                    sig_x = False  # no crossing below on r0 - 1 >= i (k is the first)
+                    sig_x = False  # fast >= slow on k - 1: no crossing below there
+                    i = k
+            while i < n:  # per-candle signals until the exit signal
+                f = fast_ma[i]
+                s = slow_ma[i]
+                e_i = prev_le & (f > s)
+                x_i = prev_ge & (f < s)
+                prev_le = f <= s
+                prev_ge = f >= s
+                if next_open:
+                    le = sig_e
+                    lx = sig_x
+                    sig_e = e_i
+                    sig_x = x_i
                 else:
-                    r0 = i
-            while i < n:
-                if i >= r0:
-                    f = fast_ma[i]
-                    s = slow_ma[i]
-                    e_i = prev_le & (f > s)
-                    x_i = prev_ge & (f < s)
-                    prev_le = f <= s
-                    prev_ge = f >= s
-                    if next_open:
-                        le = sig_e
-                        lx = sig_x
-                        sig_e = e_i
-                        sig_x = x_i
-                    else:
-                        le = e_i
-                        lx = x_i
-                    if lx:
-                        break
+                    le = e_i
+                    lx = x_i
+                if lx:
+                    break
                 eq = cash + pos * close[i]
-                r = eq / prev_eq - 1.0
+                psr, psq, psd, pse, peak, run, best_run, min_dd, gate = _mark(
+                    eq, prev_eq, psr, psq, psd, pse, peak, run, best_run, min_dd, gate
+                )
                 prev_eq = eq
-                psr += r
-                psq += r * r
-                dn = min(r, 0.0)
-                psd += dn * dn
-                pse += eq
-                # branch-free peak / drawdown-duration bookkeeping; the exact drawdown test
-                # only runs below the (conservative, 1e-12 slack) gate
-                isnew = eq >= peak
-                peak = eq if isnew else peak
-                seg_run = 0 if isnew else seg_run + 1
-                best_run = max(best_run, seg_run)
-                if eq < peak * gate_f:
-                    dd = eq / peak - 1.0
-                    if dd < min_dd:
-                        min_dd = dd
-                        gate_f = (1.0 + min_dd) * (1.0 + 1e-12)
                 i += 1
             exposed += i - seg_start
-            run = seg_run
-            dd_gate = peak * (1.0 + min_dd) * (1.0 + 1e-12)
             if i >= n:
                 break
         else:
@@ -300,28 +350,19 @@ def cross_combo_nb(
             d = i - 1 if next_open else i
             ref = open_[i] if next_open else close[i]
             rate = bnb.slip_rate_nb(slip, slip_vol_factor, high[i], low[i], close[i])
-            st[_CAP_LEFT] = np.inf
-            k0 = st[_N_TRADES]
-            st[_N_TRADES] = 0.0  # the trade record (if any) lands in trade[0]
-            if short:
-                bst.signal_fill_nb(
-                    st, trade, i, d, ref, False, False, le, lx, size_type, size[d * size_step], fee, rate, max_leverage,
-                    i if next_open else i + 1,
-                )
-            else:
-                bst.signal_fill_nb(
-                    st, trade, i, d, ref, le, lx, False, False, size_type, size[d * size_step], fee, rate, max_leverage,
-                    i if next_open else i + 1,
-                )
-            closed = st[_N_TRADES] > 0.0
-            st[_N_TRADES] = k0
-            cash = st[_CASH]
-            pos = st[_POS]
-            if closed:
-                pnl = trade[0, T_PNL]
+            if pos != 0.0:  # exit: the whole position at once (no volume cap here)
+                qty = abs(pos)
+                price, fee_i, slip_i, cash_delta = bnb.fill_nb(ref, qty, pos < 0.0, fee, rate)
+                cash += cash_delta
+                trade_fees += fee_i
+                fees_paid += fee_i
+                slip_paid += slip_i
+                traded += qty * price
+                pnl = side * (qty * price - entry_value) - trade_fees
+                pos = 0.0
                 n_closed += 1
                 pnl_sum, pc = _two_sum(pnl_sum, pc, pnl)
-                bars_sum += trade[0, T_EXIT_IDX] - trade[0, T_ENTRY_IDX]
+                bars_sum += i - entry_bar
                 if pnl > 0.0:
                     n_wins += 1
                     win_sum += pnl
@@ -337,6 +378,20 @@ def cross_combo_nb(
                 else:
                     cw = 0
                     cl = 0
+            elif not lx:  # entry (an exit signal on the same candle would win)
+                qty = bnb.entry_size_nb(
+                    size_type, size[d * size_step], cash, bnb.fill_price_nb(ref, entry_buy, rate), fee, max_leverage
+                )
+                if qty > 0.0:
+                    price, fee_i, slip_i, cash_delta = bnb.fill_nb(ref, qty, entry_buy, fee, rate)
+                    cash += cash_delta
+                    trade_fees = fee_i
+                    fees_paid += fee_i
+                    slip_paid += slip_i
+                    traded += qty * price
+                    pos = side * qty
+                    entry_value = qty * price
+                    entry_bar = i
         if pos == 0.0 and not filled and prev_eq == cash:
             flat_k += 1  # r = 0, drawdown unchanged: accounted in bulk
             i += 1
@@ -345,7 +400,6 @@ def cross_combo_nb(
             se, ce = _two_sum(se, ce, prev_eq * flat_k)
             if prev_eq < peak:
                 run += flat_k
-                best_run = max(best_run, run)
             flat_k = 0
         if filled:  # fold the segment's plain partial sums into the compensated totals
             sr, cr = _two_sum(sr, cr, psr)
@@ -354,32 +408,17 @@ def cross_combo_nb(
             se, ce = _two_sum(se, ce, pse)
             psr, psq, psd, pse = 0.0, 0.0, 0.0, 0.0
         eq = cash + pos * close[i]
-        r = eq / prev_eq - 1.0
+        psr, psq, psd, pse, peak, run, best_run, min_dd, gate = _mark(
+            eq, prev_eq, psr, psq, psd, pse, peak, run, best_run, min_dd, gate
+        )
         prev_eq = eq
-        psr += r
-        psq += r * r
-        dn = min(r, 0.0)
-        psd += dn * dn
-        pse += eq
         exposed += pos != 0.0
-        if eq >= peak:
-            peak = eq
-            dd_gate = peak * (1.0 + min_dd) * (1.0 + 1e-12)
-            run = 0
-        else:
-            run += 1
-            best_run = max(best_run, run)
-            if eq < dd_gate:
-                dd = eq / peak - 1.0
-                if dd < min_dd:
-                    min_dd = dd
-                    dd_gate = peak * (1.0 + min_dd) * (1.0 + 1e-12)
         i += 1
     if flat_k > 0:
         se, ce = _two_sum(se, ce, prev_eq * flat_k)
         if prev_eq < peak:
             run += flat_k
-            best_run = max(best_run, run)
+    best_run = max(best_run, run)
     sr, cr = _two_sum(sr, cr, psr)
     sq, cq = _two_sum(sq, cq, psq)
     sd, cd = _two_sum(sd, cd, psd)
@@ -404,9 +443,9 @@ def cross_combo_nb(
     out[O_MAX_CW] = max_cw
     out[O_MAX_CL] = max_cl
     out[O_EXPOSED] = exposed
-    out[O_TRADED] = st[_TRADED]
-    out[O_FEES] = st[_FEES]
-    out[O_SLIP] = st[_SLIP]
+    out[O_TRADED] = traded
+    out[O_FEES] = fees_paid
+    out[O_SLIP] = slip_paid
     out[O_MEAN_EQUITY] = (se + ce) / n
 
 
@@ -434,10 +473,8 @@ def cross_sweep_nb(
     m = fast_row.shape[0]
     out = np.empty((m, N_OUT))
     for k in prange(m):
-        st = np.empty(_N_STATE)
-        trade = np.empty((1, 12))
         cross_combo_nb(
             open_, high, low, close, ma[fast_row[k]], ma[slow_row[k]], short, fill, size_type, size, slip,
-            slip_vol_factor, init_cash, fee, max_leverage, st, trade, out[k],
+            slip_vol_factor, init_cash, fee, max_leverage, out[k],
         )
     return out
