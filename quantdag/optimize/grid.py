@@ -101,10 +101,16 @@ def expand_grid(strategy: str | type[Strategy] | Strategy, grid: Mapping[str, An
         raise ConfigurationError(f"{cls.name}: unknown parameter(s) {unknown} in the grid; known: {', '.join(defs)}")
     axes = {name: [defs[name].validate(v, owner=cls.name) for v in _values(name, vals)] for name, vals in grid.items()}
     base = cls.defaults()
+    names = tuple(axes)
+    checks = tuple(c.check for c in cls.constraints)
     out = []
     for combo in itertools.product(*axes.values()):
-        values = {**base, **dict(zip(axes, combo, strict=True))}
-        if all(c.check(values) for c in cls.constraints):
+        values = base.copy()
+        values.update(zip(names, combo))
+        for check in checks:
+            if not check(values):
+                break
+        else:
             out.append(values)
     if not out:
         rules = ", ".join(repr(c.expr) for c in cls.constraints)
