@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numba
 import numpy as np
 import polars as pl
 
@@ -232,17 +235,25 @@ def _cross_sweep(candles: pl.DataFrame, combos: list[dict[str, Any]], s: Backtes
     ppy = MS_PER_YEAR / bar_ms
     size_type, size = _sizes(m, s, ppy)
     size = np.ascontiguousarray(size, dtype=np.float64)
-    keys = sorted({(p["ma_type"], p[k]) for p in combos for k in ("fast", "slow")})
-    row = {key: j for j, key in enumerate(keys)}
-    ma = np.empty((len(keys), n))
-    for key, j in row.items():  # each distinct average once, with the strategy's own function
-        ma[j] = moving_average(m.close, key[1], key[0])
-    fast_row = np.array([row[(p["ma_type"], p["fast"])] for p in combos], dtype=np.int64)
-    slow_row = np.array([row[(p["ma_type"], p["slow"])] for p in combos], dtype=np.int64)
+    fast_keys = [(p["ma_type"], p["fast"]) for p in combos]
+    slow_keys = [(p["ma_type"], p["slow"]) for p in combos]
+    row = {key: j for j, key in enumerate(sorted({*fast_keys, *slow_keys}))}
+    ma = np.empty((len(row), n))
+
+    def fill(item: tuple[tuple[str, int], int]) -> None:
+        (ma_type, period), j = item
+        ma[j] = moving_average(m.close, period, ma_type)
+
+    # each distinct average once, with the strategy's own function; TA-Lib releases the GIL, so
+    # the ~150 averages of a big grid take one thread per core
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(fill, row.items()))
+    fast_row = np.fromiter(map(row.__getitem__, fast_keys), dtype=np.int64, count=len(combos))
+    slow_row = np.fromiter(map(row.__getitem__, slow_keys), dtype=np.int64, count=len(combos))
     out = onb.cross_sweep_nb(
         m.open, m.high, m.low, m.close, ma, fast_row, slow_row, s.direction == "short", enums.FILLS[s.fill],
         size_type, size, float(s.slippage), float(s.slippage_vol_factor) if s.slippage_model == "volatility" else 0.0,
-        float(s.init_cash), float(s.fee), float(s.max_leverage),
+        float(s.init_cash), float(s.fee), float(s.max_leverage), onb.thread_order(len(combos), numba.get_num_threads()),
     )  # fmt: skip
     return metrics_from_summary(out, n, float(s.init_cash), ppy, bar_ms)
 

@@ -155,5 +155,15 @@ def test_no_combos_by_candles_matrix():
     close = np.linspace(100.0, 120.0, n) + np.sin(np.arange(n) / 5.0)
     ma = np.vstack([close, close])
     out = onb.cross_sweep_nb(close, close, close, close, ma, np.array([0]), np.array([1]), False, 0, 0, np.ones(1),
-                             0.0, 0.0, 1e4, 0.001, 1.0)  # fmt: skip
+                             0.0, 0.0, 1e4, 0.001, 1.0, np.array([0]))  # fmt: skip
     assert out.shape == (1, onb.N_OUT)
+
+
+@pytest.mark.parametrize(("m", "threads"), [(1, 2), (7, 2), (8151, 2), (10, 3), (5, 8), (4, 1)])
+def test_thread_order_is_a_permutation_dealt_round_robin(m, threads):
+    from quantdag.optimize import nb as onb
+
+    order = onb.thread_order(m, threads)
+    assert sorted(order.tolist()) == list(range(m))
+    first = order[: len(range(0, m, threads))]
+    assert (first % threads == 0).all()  # the first stretch holds every threads-th combination
