@@ -67,6 +67,20 @@ def _two_sum(s: float, c: float, x: float) -> tuple[float, float]:
 
 
 @njit(cache=True, inline="always")
+def _signals(
+    f: float, s: float, prev_le: bool, prev_ge: bool, sig_e: bool, sig_x: bool, next_open: bool
+) -> tuple[bool, bool, bool, bool, bool, bool]:
+    """The strategy's crossings on one candle (``f``/``s`` = fast/slow average) and the entry/exit
+    acted on there: this candle's with ``fill="close"``, the previous candle's (``sig_e``/``sig_x``)
+    with next-open fills. Returns ``(le, lx, prev_le, prev_ge, sig_e, sig_x)`` for the next candle."""
+    e_i = prev_le & (f > s)  # crossed above: fast > slow now, fast <= slow before (NaN never crosses)
+    x_i = prev_ge & (f < s)
+    if next_open:
+        return sig_e, sig_x, f <= s, f >= s, e_i, x_i
+    return e_i, x_i, f <= s, f >= s, e_i, x_i
+
+
+@njit(cache=True, inline="always")
 def _mark(
     eq: float,
     prev_eq: float,
@@ -265,20 +279,9 @@ def cross_combo_nb(
                     sig_x = False  # only read as an exit signal, and the position is flat
                     i = r0
             while i < n:
-                f = fast_ma[i]
-                s = slow_ma[i]
-                e_i = prev_le & (f > s)
-                x_i = prev_ge & (f < s)
-                prev_le = f <= s
-                prev_ge = f >= s
-                if next_open:
-                    le = sig_e
-                    lx = sig_x
-                    sig_e = e_i
-                    sig_x = x_i
-                else:
-                    le = e_i
-                    lx = x_i
+                le, lx, prev_le, prev_ge, sig_e, sig_x = _signals(
+                    fast_ma[i], slow_ma[i], prev_le, prev_ge, sig_e, sig_x, next_open
+                )
                 if le:
                     break
                 i += 1
@@ -303,20 +306,9 @@ def cross_combo_nb(
                     sig_x = False  # fast >= slow on k - 1: no crossing below there
                     i = k
             while i < n:  # per-candle signals until the exit signal
-                f = fast_ma[i]
-                s = slow_ma[i]
-                e_i = prev_le & (f > s)
-                x_i = prev_ge & (f < s)
-                prev_le = f <= s
-                prev_ge = f >= s
-                if next_open:
-                    le = sig_e
-                    lx = sig_x
-                    sig_e = e_i
-                    sig_x = x_i
-                else:
-                    le = e_i
-                    lx = x_i
+                le, lx, prev_le, prev_ge, sig_e, sig_x = _signals(
+                    fast_ma[i], slow_ma[i], prev_le, prev_ge, sig_e, sig_x, next_open
+                )
                 if lx:
                     break
                 eq = cash + pos * close[i]
@@ -329,20 +321,9 @@ def cross_combo_nb(
             if i >= n:
                 break
         else:
-            f = fast_ma[i]
-            s = slow_ma[i]
-            e_i = prev_le & (f > s)
-            x_i = prev_ge & (f < s)
-            prev_le = f <= s
-            prev_ge = f >= s
-            if next_open:
-                le = sig_e
-                lx = sig_x
-                sig_e = e_i
-                sig_x = x_i
-            else:
-                le = e_i
-                lx = x_i
+            le, lx, prev_le, prev_ge, sig_e, sig_x = _signals(
+                fast_ma[i], slow_ma[i], prev_le, prev_ge, sig_e, sig_x, next_open
+            )
         # generic step of candle i (signals le/lx already computed)
         filled = False
         if (le & (pos == 0.0)) | (lx & (pos != 0.0)):
