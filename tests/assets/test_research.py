@@ -167,8 +167,10 @@ def test_paper_sensor_requests_runs_only_for_enabled_strategies(research):
         for key, expect in ((research["key"], True), ('rsi {"period":14}', False)):
             instance.add_dynamic_partitions("param_sets", [key])
             instance.report_runless_asset_event(dg.AssetMaterialization("signals", partition=key))
-            ctx = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
-            with dg.partition_loading_context(dynamic_partitions_store=instance):
+            with (
+                dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def()) as ctx,
+                dg.partition_loading_context(dynamic_partitions_store=instance),
+            ):
                 result = sensor.evaluate_tick(ctx)
             got = [r.partition_key for r in result.run_requests]
             assert got == ([key] if expect else [])

@@ -13,6 +13,22 @@ from pipelines.definitions import build_defs, defs
 
 ROOT = Path(__file__).resolve().parents[2]
 
+
+def tick_schedule(d: dg.Definitions, name: str, instance: dg.DagsterInstance, when):
+    """Evaluate schedule ``name`` of ``d`` at ``when`` the way Dagster's code server does: in a closed context.
+
+    ``build_schedule_context`` keeps only the instance's ref; the first ``context.instance`` opens a
+    second instance from it, and entering an instance installs its defs-state storage in a process-wide
+    ContextVar. Unless the context is closed here (inside the caller's ``instance_for_test`` block), that
+    instance is exited whenever it is garbage-collected, resetting the ContextVar to the already disposed
+    outer instance's storage, and the next ``Definitions`` load anywhere in the process fails with
+    "Attempted to resolve undefined DagsterInstance weakref".
+    """
+    with dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=when, repository_def=d.get_repository_def()
+    ) as ctx:
+        return d.resolve_schedule_def(name).evaluate_tick(ctx)
+
 ASSET_SNAPSHOT = {
     "raw_candles": ("ingestion", []),
     "candles": ("normalization", ["raw_candles"]),
@@ -78,10 +94,8 @@ def test_daily_schedule_requests_yesterday_for_every_market():
 
     from assets.universe import UNIVERSE
 
-    schedule = defs.resolve_schedule_def("daily_data_job_schedule")
     with dg.instance_for_test() as instance:
-        ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime(2026, 1, 5, 0, 15, tzinfo=timezone.utc))
-        result = schedule.evaluate_tick(ctx)
+        result = tick_schedule(defs, "daily_data_job_schedule", instance, datetime(2026, 1, 5, 0, 15, tzinfo=timezone.utc))
     keys = sorted(r.partition_key for r in result.run_requests)
     assert keys == sorted(f"2026-01-04|{m.key}" for m in UNIVERSE)
 
@@ -106,24 +120,22 @@ def test_register_param_sets_sensor_adds_every_default_once():
 
     sensor = defs.resolve_sensor_def("register_param_sets")
     with dg.instance_for_test() as instance:
-        result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+        with dg.build_sensor_context(instance=instance) as ctx:
+            result = sensor.evaluate_tick(ctx)
         added = [k for r in result.dynamic_partitions_requests for k in r.partition_keys]
         assert sorted(added) == sorted(default_param_sets())
         instance.add_dynamic_partitions("param_sets", added)
-        again = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+        with dg.build_sensor_context(instance=instance) as ctx:
+            again = sensor.evaluate_tick(ctx)
         assert not again.dynamic_partitions_requests
 
 
 def test_daily_backtest_schedule_requests_every_param_set():
     from datetime import datetime, timezone
 
-    schedule = defs.resolve_schedule_def("daily_backtest_schedule")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("param_sets", ["rsi {}", "macd {}"])
-        ctx = dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=datetime(2026, 1, 5, 1, 0, tzinfo=timezone.utc), repository_def=defs.get_repository_def()
-        )
-        result = schedule.evaluate_tick(ctx)
+        result = tick_schedule(defs, "daily_backtest_schedule", instance, datetime(2026, 1, 5, 1, 0, tzinfo=timezone.utc))
     assert sorted(r.partition_key for r in result.run_requests) == ["macd {}", "rsi {}"]
 
 
@@ -139,12 +151,38 @@ def test_run_failure_sensor_logs_scrubbed_alert():
 def test_mark_to_market_schedule_requests_only_paper_enabled_param_sets():
     from datetime import datetime, timezone
 
-    schedule = defs.resolve_schedule_def("paper_mark_to_market_schedule")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("param_sets", ["sma_cross {}", "rsi {}", "consensus {}"])
-        ctx = dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=datetime(2026, 1, 5, 3, 5, tzinfo=timezone.utc),
-            repository_def=defs.get_repository_def(),
-        )
-        result = schedule.evaluate_tick(ctx)
+        result = tick_schedule(defs, "paper_mark_to_market_schedule", instance, datetime(2026, 1, 5, 3, 5, tzinfo=timezone.utc))
     assert sorted(r.partition_key for r in result.run_requests) == ["consensus {}", "sma_cross {}"]
+
+
+def test_schedule_ticks_leave_no_dead_instance_behind_for_later_definitions(tmp_path):
+    """Regression: ticks under two short-lived test instances, then a fresh ``build_defs`` still loads.
+
+    An unclosed schedule context used to leave the process-wide defs-state storage pointing at a disposed
+    instance, so a later test's first ``resolve_job_def`` died with "undefined DagsterInstance weakref".
+    """
+    import gc
+    from datetime import datetime, timezone
+
+    from dagster._core.storage.defs_state.base import DefsStateStorage
+
+    before = DefsStateStorage.get()
+    when = datetime(2026, 1, 5, 3, 5, tzinfo=timezone.utc)
+    for i in range(2):
+        d = build_defs(tmp_path / f"defs{i}")
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("param_sets", ["sma_cross {}", "rsi {}"])
+            for name in ("daily_data_job_schedule", "daily_backtest_schedule", "paper_mark_to_market_schedule",
+                         "daily_paper_drift_schedule"):
+                assert tick_schedule(d, name, instance, when).run_requests, name
+                # nothing the tick opened is still installed: it would be reset to a dead instance later
+                assert DefsStateStorage.get() is instance.defs_state_storage, name
+            with dg.build_sensor_context(instance=instance, repository_def=d.get_repository_def()) as ctx:
+                d.resolve_sensor_def("register_param_sets").evaluate_tick(ctx)
+        del d, instance
+        gc.collect()
+        assert DefsStateStorage.get() is before
+    fresh = build_defs(tmp_path / "fresh")
+    assert fresh.resolve_job_def("daily_data_job").name == "daily_data_job"
