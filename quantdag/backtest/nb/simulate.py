@@ -43,6 +43,7 @@ from quantdag.backtest.nb.state import (
     ST_STOP_FROM,
     ST_TRADED,
     close_nb,
+    next_event_nb,
     quiet_nb,
     record_nb,
     signal_fill_nb,
@@ -81,7 +82,7 @@ def simulate_nb(
 ) -> float:
     """Simulate one market bar by bar; returns the final equity. See :func:`simulate_core_nb`.
 
-    This wrapper only allocates the scratch state (``st``, ``ev``) and hands everything to the
+    This wrapper only allocates the scratch state (``st``, ``words``) and hands everything to the
     core, which is compiled without numba's reference counting (``_nrt=False``): with it, every
     array passed to an inlined helper cost an atomic incref/decref pair, about a third of the
     kernel's time in measurements.
@@ -114,7 +115,7 @@ def simulate_nb(
         trades_out,
         stats_out,
         np.zeros(ST_N_STATE),
-        np.empty(close.shape[0], dtype=np.bool_),
+        np.zeros(close.shape[0] // 8 + 2, dtype=np.uint64),
     )
 
 
@@ -147,7 +148,7 @@ def simulate_core_nb(
     trades_out: np.ndarray,
     stats_out: np.ndarray,
     st: np.ndarray,
-    ev: np.ndarray,
+    words: np.ndarray,
 ) -> float:
     """The simulation behind :func:`simulate_nb`. Reference: ``reference.simulate``.
 
@@ -187,8 +188,9 @@ def simulate_core_nb(
         ``(capacity, N_TRADE_FIELDS)`` records; at most n trades can occur.
     stats_out
         length ``N_STATS`` summary (see ``S_*`` in :mod:`quantdag.backtest.enums`).
-    st, ev
-        scratch: ``ST_N_STATE`` floats and ``n`` bools, overwritten.
+    st, words
+        scratch, overwritten: ``ST_N_STATE`` floats, and at least ``n // 8 + 1`` zeroed uint64
+        words whose bytes hold the per-bar event flags (plus a sentinel after the last bar).
     """
     n = close.shape[0]
     size_step = 1 if size.shape[0] > 1 else 0  # a length-1 size/slip array applies to every bar
@@ -215,33 +217,29 @@ def simulate_core_nb(
     extreme = np.nan
     capped = max_volume_share < np.inf
     cap_bar = -1  # bar whose volume budget is loaded in st[ST_CAP_LEFT]
-    # ev[k]: bar k may order something (a signal, or a non-NaN target); bars whose fill point
-    # sees no event and no pending reduction only run stops and marking, in quiet_nb
+    # ev[k]: bar k may order something (a signal, or a non-NaN target). Bars whose fill point
+    # sees no event and no pending reduction are skipped: next_event_nb finds the next event 8
+    # flags at a time, and only while a position is open with stops does quiet_nb walk the bars
+    # in between (checking stops only)
+    ev = words.view(np.uint8)
     if is_target:
         for k in range(n):
             ev[k] = target[k] == target[k]
     else:
         for k in range(n):
             ev[k] = long_entry[k] | long_exit[k] | short_entry[k] | short_exit[k]
+    ev[n] = 1  # sentinel: the scan for the next event always stops
     lag = 1 if fill == FILL_NEXT_OPEN else 0
     i = 0
     while i < n:
         if not pending:
-            i, extreme = quiet_nb(
-                i,
-                ev,
-                lag,
-                side,
-                stops_on and pos != 0.0,
-                stop_from,
-                sl_level,
-                tp_level,
-                tsl_stop,
-                extreme,
-                open_,
-                high,
-                low,
-            )
+            nxt = next_event_nb(words, max(i - lag, 0)) + lag
+            if stops_on and pos != 0.0:
+                i, extreme = quiet_nb(
+                    i, min(nxt, n), side, stop_from, sl_level, tp_level, tsl_stop, extreme, open_, high, low
+                )
+            else:
+                i = nxt
             if i >= n:
                 break
         # (1) orders decided at the previous close fill at this open

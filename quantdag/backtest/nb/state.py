@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from quantdag.backtest.enums import (
     EXIT_NONE,
@@ -255,12 +256,23 @@ def target_fill_nb(
 
 
 @njit(cache=True, _nrt=False, inline="always")
+def next_event_nb(words: np.ndarray, k: int) -> int:
+    """First ``j >= k`` whose event byte is set, scanning 8 bytes at a time (a sentinel ends it)."""
+    w = k >> 3
+    word = words[w] >> np.uint64((k & 7) * 8)
+    if word == 0:
+        w += 1
+        while words[w] == 0:
+            w += 1
+        return (w << 3) + (int(trailing_zeros(words[w])) >> 3)
+    return k + (int(trailing_zeros(word)) >> 3)
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def quiet_nb(
     i: int,
-    ev: np.ndarray,
-    lag: int,
+    end: int,
     side: float,
-    stops_live: bool,
     stop_from: int,
     sl_level: float,
     tp_level: float,
@@ -270,43 +282,46 @@ def quiet_nb(
     high: np.ndarray,
     low: np.ndarray,
 ) -> tuple[int, float]:
-    """Fast path over bars where nothing can be ordered: check stops, move on.
+    """Stops over bars ``[i, end)`` where nothing can be ordered.
 
-    Returns the first bar from ``i`` that needs the full treatment (an event at its fill point
-    or a stop touched; ``len`` when none) and the trailing extreme. A bar it stops at has had its
-    open folded into the extreme already; the full path folds it again, which changes nothing.
-    The result equals running the full path on every bar (checked by the property tests).
+    Returns the first bar that touches a stop (``end`` when none) and the trailing extreme. A bar
+    it stops at has had its open folded into the extreme already; the full path folds it again,
+    which changes nothing. The result equals running the full path on every bar (checked by the
+    property tests).
     """
-    n = ev.shape[0]
-    trail_on = tsl_stop > 0.0
+    i = max(i, stop_from, 0)  # non-negative: lets LLVM drop the negative-index wraparound
+    # one loop per side and trailing on/off: with the trailing stop's max inside an ``if``, LLVM
+    # turned it into an unpredictable branch (a new high on about half the bars)
     if side > 0.0:
         sl_fast = sl_level if sl_level == sl_level else -np.inf
         tp_fast = tp_level if tp_level == tp_level else np.inf
+        if tsl_stop > 0.0:
+            trail = 1.0 - tsl_stop
+            while i < end:
+                extreme = max(extreme, open_[i])
+                if (low[i] <= max(sl_fast, extreme * trail)) | (high[i] >= tp_fast):
+                    return i, extreme
+                extreme = max(extreme, high[i])
+                i += 1
+        else:
+            while i < end:
+                if (low[i] <= sl_fast) | (high[i] >= tp_fast):
+                    return i, extreme
+                i += 1
     else:
         sl_fast = sl_level if sl_level == sl_level else np.inf
         tp_fast = tp_level if tp_level == tp_level else -np.inf
-    while i < n:
-        k = i - lag
-        if k >= 0 and ev[k]:
-            return i, extreme
-        if stops_live and i >= stop_from:
-            if side > 0.0:
-                adverse = sl_fast
-                if trail_on:
-                    extreme = max(extreme, open_[i])
-                    adverse = max(adverse, extreme * (1.0 - tsl_stop))
-                if low[i] <= adverse or high[i] >= tp_fast:
+        if tsl_stop > 0.0:
+            trail = 1.0 + tsl_stop
+            while i < end:
+                extreme = min(extreme, open_[i])
+                if (high[i] >= min(sl_fast, extreme * trail)) | (low[i] <= tp_fast):
                     return i, extreme
-                if trail_on:
-                    extreme = max(extreme, high[i])
-            else:
-                adverse = sl_fast
-                if trail_on:
-                    extreme = min(extreme, open_[i])
-                    adverse = min(adverse, extreme * (1.0 + tsl_stop))
-                if high[i] >= adverse or low[i] <= tp_fast:
+                extreme = min(extreme, low[i])
+                i += 1
+        else:
+            while i < end:
+                if (high[i] >= sl_fast) | (low[i] <= tp_fast):
                     return i, extreme
-                if trail_on:
-                    extreme = min(extreme, low[i])
-        i += 1
-    return i, extreme
+                i += 1
+    return end, extreme
