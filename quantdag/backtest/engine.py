@@ -42,28 +42,34 @@ def load_market(candles: pl.DataFrame) -> Market:
     """
     if not isinstance(candles, pl.DataFrame):
         raise DataError(f"candles must be a polars DataFrame, got {type(candles).__name__}")
-    missing = [c for c in ("ts", *PRICE_COLUMNS, "volume") if c not in candles.columns]
+    names = candles.columns
+    missing = [c for c in ("ts", *PRICE_COLUMNS, "volume") if c not in names]
     if missing:
-        raise DataError(f"candles lack column(s) {missing}; got {candles.columns}")
+        raise DataError(f"candles lack column(s) {missing}; got {names}")
     if candles.height < 2:
         raise DataError(f"candles must have at least 2 rows, got {candles.height}")
-    ts = candles["ts"]
-    if not (isinstance(ts.dtype, pl.Datetime) or ts.dtype.is_integer()):
-        raise DataError(f"column 'ts' must be a datetime or integer epoch (ms), got {ts.dtype}")
+    ts = candles.get_column("ts")
+    ts_type = ts.dtype
+    is_datetime = isinstance(ts_type, pl.Datetime)
+    if not (is_datetime or ts_type.is_integer()):
+        raise DataError(f"column 'ts' must be a datetime or integer epoch (ms), got {ts_type}")
     if ts.null_count():
         raise DataError(f"column 'ts' has {ts.null_count()} null value(s)")
-    if isinstance(ts.dtype, pl.Datetime):  # epoch ms; a ms series casts without copying
-        ts_ms = ts if ts.dtype.time_unit == "ms" else ts.dt.cast_time_unit("ms")
+    if is_datetime:  # epoch ms: a datetime64[ms] view of polars' buffer, no copy and no cast
+        ts_ms = (ts if ts_type.time_unit == "ms" else ts.dt.cast_time_unit("ms")).to_numpy().view(np.int64)
     else:
-        ts_ms = ts
-    cols: dict[str, np.ndarray] = {"ts": np.ascontiguousarray(ts_ms.cast(pl.Int64).to_numpy())}
+        ts_ms = (ts if isinstance(ts_type, pl.Int64) else ts.cast(pl.Int64)).to_numpy()
+    cols: dict[str, np.ndarray] = {"ts": np.ascontiguousarray(ts_ms)}
     for name in (*PRICE_COLUMNS, "volume"):
-        col = candles[name]
-        if not col.dtype.is_numeric():
-            raise DataError(f"column {name!r} must be numeric, got {col.dtype}")
+        col = candles.get_column(name)
+        dtype = col.dtype
+        if not isinstance(dtype, pl.Float64):  # the usual float64 column goes as it is
+            if not dtype.is_numeric():
+                raise DataError(f"column {name!r} must be numeric, got {dtype}")
+            col = col.cast(pl.Float64)
         if col.null_count():
             raise DataError(f"column {name!r} has null value(s), first at ts={_first_ts(ts, col.is_null().to_numpy())}")
-        cols[name] = np.ascontiguousarray(col.cast(pl.Float64).to_numpy(), dtype=np.float64)
+        cols[name] = np.ascontiguousarray(col.to_numpy(), dtype=np.float64)
     if not candles_ok_nb(cols["ts"], cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"]):
         raise DataError(_candle_problem(ts, cols))
     return Market(
@@ -104,9 +110,10 @@ def _candle_problem(ts: pl.Series, cols: dict[str, np.ndarray]) -> str:
     return f"column {what!r} has {kind} {value!r} at ts={ts[k]}"
 
 
-def _signal(name: str, values: SignalLike, n: int) -> np.ndarray:
+def _signal(name: str, values: SignalLike, n: int, off: np.ndarray) -> np.ndarray:
+    """``values`` checked and as a contiguous bool array; ``off`` (all False) when not given."""
     if values is None:
-        return np.zeros(n, dtype=np.bool_)
+        return off
     if isinstance(values, pl.Series):
         if values.dtype != pl.Boolean:
             raise DataError(f"{name} must be boolean, got a {values.dtype} series")
@@ -307,12 +314,13 @@ def _simulate(
         mode = enums.MODE_SIGNALS
         tgt = np.zeros(0)
         entries, exits, short_entries, short_exits = signals
-        a, b = _signal("entries", entries, n), _signal("exits", exits, n)
+        off = np.zeros(n, dtype=np.bool_)  # shared by every signal not given (read-only in the kernel)
+        a, b = _signal("entries", entries, n, off), _signal("exits", exits, n, off)
         if s.direction == "short":
-            le, lx, se, sx = np.zeros(n, np.bool_), np.zeros(n, np.bool_), a, b
+            le, lx, se, sx = off, off, a, b
         else:
             le, lx = a, b
-            se, sx = _signal("short_entries", short_entries, n), _signal("short_exits", short_exits, n)
+            se, sx = _signal("short_entries", short_entries, n, off), _signal("short_exits", short_exits, n, off)
         size_type, size = _sizes(m, s, ppy)
     slip = np.full(1, float(s.slippage))  # the volatility part is added per fill by the kernel
     slip_vol_factor = float(s.slippage_vol_factor) if s.slippage_model == "volatility" else 0.0
@@ -326,12 +334,15 @@ def _simulate(
         float(s.max_leverage), float(s.max_volume_share) if s.max_volume_share is not None else np.inf,
         slip_vol_factor, marks, trades, stats,
     )  # fmt: skip
-    n_trades = int(stats[enums.S_N_TRADES])
+    # shrink the buffers to the rows written, in place (realloc): nothing else refers to them,
+    # and a copy of the used rows cost more than the rest of the result
+    marks.resize((int(stats[enums.S_N_MARKS]), enums.N_MARK_FIELDS), refcheck=False)
+    trades.resize((min(int(stats[enums.S_N_TRADES]), n), enums.N_TRADE_FIELDS), refcheck=False)
     return BacktestResult(
         settings=s,
         market=m,
-        marks=marks[: int(stats[enums.S_N_MARKS])].copy(),
-        trade_records=trades[:n_trades].copy(),
+        marks=marks,
+        trade_records=trades,
         stats=stats,
         periods_per_year=ppy,
         bar_ms=bar_ms,
