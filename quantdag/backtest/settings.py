@@ -21,6 +21,10 @@ SLIPPAGE_MODELS = ("fixed", "volatility")
 
 
 def _number(name: str, value: Any) -> float:
+    if type(value) is float:  # the usual case, checked first: settings are built on every run()
+        if value != value:
+            raise ConfigurationError(f"{name} must not be NaN")
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(f"{name} must be a number, got {value!r}")
     value = float(value)
