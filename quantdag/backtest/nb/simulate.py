@@ -44,6 +44,7 @@ from quantdag.backtest.nb.state import (
     ST_TRADED,
     close_nb,
     next_event_nb,
+    opens_nb,
     quiet_nb,
     record_nb,
     signal_fill_nb,
@@ -247,8 +248,10 @@ def simulate_core_nb(
             d = i - 1
             if is_target:
                 act = pending or (target[d] == target[d] and target[d] != last_target)
-            else:
-                act = pending or ev[d]
+            else:  # flat without an entry (e.g. an exit signal after a stop): nothing to price
+                act = pending or (
+                    ev[d] and (pos != 0.0 or opens_nb(long_entry[d], long_exit[d], short_entry[d], short_exit[d]))
+                )
             if act:
                 if cap_bar != i:
                     st[ST_CAP_LEFT] = max_volume_share * volume[i] if capped else np.inf
@@ -320,7 +323,9 @@ def simulate_core_nb(
             if is_target:
                 act = pending or (target[i] == target[i] and target[i] != last_target)
             else:
-                act = pending or ev[i]
+                act = pending or (
+                    ev[i] and (pos != 0.0 or opens_nb(long_entry[i], long_exit[i], short_entry[i], short_exit[i]))
+                )
             if act:
                 if cap_bar != i:
                     st[ST_CAP_LEFT] = max_volume_share * volume[i] if capped else np.inf

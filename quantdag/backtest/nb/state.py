@@ -159,6 +159,13 @@ def close_nb(st: np.ndarray, trades: np.ndarray, i: int, ref: float, fee: float,
 
 
 @njit(cache=True, _nrt=False, inline="always")
+def opens_nb(le: bool, lx: bool, se: bool, sx: bool) -> bool:
+    """Whether one bar's signals open a position from flat, by the rules of :func:`signal_fill_nb`
+    (opposite entries cancel, an exit beats an entry of its side)."""
+    return (le and not lx and not se) or (se and not sx and not le)
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def signal_fill_nb(
     st: np.ndarray,
     trades: np.ndarray,
