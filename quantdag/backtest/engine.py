@@ -173,9 +173,9 @@ def _sizes(m: Market, s: BacktestSettings, periods_per_year: float) -> tuple[int
     if s.sizing == "all_in":  # constant sizes go in as length-1 arrays; the kernel broadcasts them
         return enums.SIZE_PERCENT, np.ones(1)
     if s.sizing == "fixed_fraction":
-        return enums.SIZE_PERCENT, np.full(1, float(s.size))
+        return enums.SIZE_PERCENT, np.array([float(s.size)])
     if s.sizing == "fixed_notional":
-        return enums.SIZE_VALUE, np.full(1, float(s.size))
+        return enums.SIZE_VALUE, np.array([float(s.size)])
     with np.errstate(divide="ignore"):  # zero ATR/vol -> inf units, cut to max_leverage in the kernel
         if s.sizing == "atr_risk":
             from quantdag.indicators import atr  # TA-Lib is only needed for this sizing
@@ -303,13 +303,12 @@ def _simulate(
     n = m.close.shape[0]
     bar_ms = _bar_ms(m, s)
     ppy = MS_PER_YEAR / bar_ms
-    no_bool = np.zeros(0, dtype=np.bool_)
     if signals is None:
         if s.sizing != "all_in":
             raise ConfigurationError(f"sizing={s.sizing!r} does not apply to a target run: the target is the size")
         mode, size_type, size = enums.MODE_TARGET, enums.SIZE_PERCENT, np.zeros(0)
         tgt = _target(target, n, s)
-        le = lx = se = sx = no_bool
+        le = lx = se = sx = np.zeros(0, dtype=np.bool_)
     else:
         mode = enums.MODE_SIGNALS
         tgt = np.zeros(0)
@@ -322,7 +321,7 @@ def _simulate(
             le, lx = a, b
             se, sx = _signal("short_entries", short_entries, n, off), _signal("short_exits", short_exits, n, off)
         size_type, size = _sizes(m, s, ppy)
-    slip = np.full(1, float(s.slippage))  # the volatility part is added per fill by the kernel
+    slip = np.array([float(s.slippage)])  # the volatility part is added per fill by the kernel
     slip_vol_factor = float(s.slippage_vol_factor) if s.slippage_model == "volatility" else 0.0
     marks = np.empty((n, enums.N_MARK_FIELDS))  # untouched rows cost nothing: pages never faulted in
     trades = np.empty((n, enums.N_TRADE_FIELDS))
