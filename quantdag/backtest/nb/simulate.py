@@ -116,7 +116,7 @@ def simulate_nb(
         trades_out,
         stats_out,
         np.zeros(ST_N_STATE),
-        np.zeros(close.shape[0] // 8 + 2, dtype=np.uint64),
+        np.empty(close.shape[0] // 8 + 2, dtype=np.uint64),
     )
 
 
@@ -190,8 +190,9 @@ def simulate_core_nb(
     stats_out
         length ``N_STATS`` summary (see ``S_*`` in :mod:`quantdag.backtest.enums`).
     st, words
-        scratch, overwritten: ``ST_N_STATE`` floats, and at least ``n // 8 + 1`` zeroed uint64
-        words whose bytes hold the per-bar event flags (plus a sentinel after the last bar).
+        scratch, overwritten: ``ST_N_STATE`` floats, and at least ``n // 8 + 1`` uint64 words
+        whose bytes get the per-bar event flags and a sentinel after the last bar (bytes past the
+        sentinel are never read).
     """
     n = close.shape[0]
     size_step = 1 if size.shape[0] > 1 else 0  # a length-1 size/slip array applies to every bar
