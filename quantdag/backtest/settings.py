@@ -134,16 +134,12 @@ class BacktestSettings:
     timeframe: str | None = None
 
     def __post_init__(self) -> None:
-        if self.fill not in FILLS:
-            raise ConfigurationError(f"fill must be one of {sorted(FILLS)}, got {self.fill!r}")
-        if self.direction not in DIRECTIONS:
-            raise ConfigurationError(f"direction must be one of {sorted(DIRECTIONS)}, got {self.direction!r}")
-        if self.sizing not in SIZINGS:
-            raise ConfigurationError(f"sizing must be one of {list(SIZINGS)}, got {self.sizing!r}")
-        if self.slippage_model not in SLIPPAGE_MODELS:
-            raise ConfigurationError(
-                f"slippage_model must be one of {list(SLIPPAGE_MODELS)}, got {self.slippage_model!r}"
-            )
+        # a choice must be a str first: an unhashable value (a list) would make `in` raise TypeError
+        for name, choices in (("fill", FILLS), ("direction", DIRECTIONS), ("sizing", SIZINGS),
+                              ("slippage_model", SLIPPAGE_MODELS)):  # fmt: skip
+            value = getattr(self, name)
+            if not (isinstance(value, str) and value in choices):
+                raise ConfigurationError(f"{name} must be one of {sorted(choices)}, got {value!r}")
         _in_range("fee", self.fee, 0.0, 1.0, high_open=True)
         _in_range("slippage", self.slippage, 0.0, 1.0, high_open=True)
         _in_range("slippage_vol_factor", self.slippage_vol_factor, 0.0, 1.0)

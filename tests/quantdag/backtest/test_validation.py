@@ -95,6 +95,8 @@ def test_run_missing_column_and_wrong_type_raise_data_error():
         ({"fill": "tomorrow"}, "fill must be one of .* got 'tomorrow'"),
         ({"direction": "sideways"}, "direction must be one of .* got 'sideways'"),
         ({"sizing": "martingale"}, "sizing must be one of .* got 'martingale'"),
+        ({"fill": ["close"]}, r"fill must be one of .* got \['close'\]"),  # unhashable: no TypeError
+        ({"slippage_model": None}, "slippage_model must be one of .* got None"),
         ({"init_cash": 0}, "init_cash must be a finite number > 0, got 0"),
         ({"init_cash": math.inf}, "init_cash must be a finite number > 0, got inf"),
         ({"stop_loss": 0.0}, r"stop_loss must be in \(0.0, 1.0\), got 0.0"),
