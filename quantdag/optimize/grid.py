@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numba
@@ -237,17 +235,15 @@ def _cross_sweep(candles: pl.DataFrame, combos: list[dict[str, Any]], s: Backtes
     size = np.ascontiguousarray(size, dtype=np.float64)
     fast_keys = [(p["ma_type"], p["fast"]) for p in combos]
     slow_keys = [(p["ma_type"], p["slow"]) for p in combos]
-    row = {key: j for j, key in enumerate(sorted({*fast_keys, *slow_keys}))}
-    ma = np.empty((len(row), n))
-
-    def fill(item: tuple[tuple[str, int], int]) -> None:
-        (ma_type, period), j = item
-        ma[j] = moving_average(m.close, period, ma_type)
-
-    # each distinct average once, with the strategy's own function; TA-Lib releases the GIL, so
-    # the ~150 averages of a big grid take one thread per core
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        list(pool.map(fill, row.items()))
+    # each distinct average once: the SMAs first (one parallel pass, bit-identical to TA-Lib's),
+    # then any other kind with the strategy's own function
+    keys = sorted({*fast_keys, *slow_keys}, key=lambda k: (k[0] != "sma", k))
+    row = {key: j for j, key in enumerate(keys)}
+    ma = np.empty((len(keys), n))
+    n_sma = sum(1 for k in keys if k[0] == "sma")
+    onb.sma_rows_nb(m.close, np.array([k[1] for k in keys[:n_sma]], dtype=np.int64), ma[:n_sma])
+    for key in keys[n_sma:]:
+        ma[row[key]] = moving_average(m.close, key[1], key[0])
     fast_row = np.fromiter(map(row.__getitem__, fast_keys), dtype=np.int64, count=len(combos))
     slow_row = np.fromiter(map(row.__getitem__, slow_keys), dtype=np.int64, count=len(combos))
     out = onb.cross_sweep_nb(

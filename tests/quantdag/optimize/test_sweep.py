@@ -167,3 +167,21 @@ def test_thread_order_is_a_permutation_dealt_round_robin(m, threads):
     assert sorted(order.tolist()) == list(range(m))
     first = order[: len(range(0, m, threads))]
     assert (first % threads == 0).all()  # the first stretch holds every threads-th combination
+
+
+@pytest.mark.parametrize("source", ["kraken", "random"])
+def test_sma_rows_nb_is_bit_identical_to_talib(kraken, source):
+    """The sweep's parallel SMA must equal the strategy's TA-Lib SMA to the last bit, or a
+    crossing could flip between the sweep and the single backtest."""
+    from quantdag import indicators as ind
+    from quantdag.optimize import nb as onb
+
+    if source == "kraken":
+        close = kraken["close"].to_numpy().astype(np.float64)
+    else:
+        close = 100.0 * np.exp(np.cumsum(np.random.default_rng(5).normal(0.0, 0.02, 3000)))
+    periods = np.array([1, 2, 3, 5, 10, 21, 50, 99, 200, 377, close.shape[0], close.shape[0] + 5], dtype=np.int64)
+    out = np.empty((periods.shape[0], close.shape[0]))
+    onb.sma_rows_nb(close, periods, out)
+    for row, p in zip(out, periods, strict=True):
+        np.testing.assert_array_equal(row, ind.sma(close, int(p)), err_msg=f"period {p}")
