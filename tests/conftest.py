@@ -55,3 +55,28 @@ def defs(tmp_path, sim):
     from pipelines.definitions import build_defs
 
     return build_defs(tmp_path, sim_url=sim.url)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_defs_state_storage(request: pytest.FixtureRequest):
+    """Fail the Dagster test that leaves a Dagster instance's defs-state storage installed.
+
+    Entering a ``DagsterInstance`` installs its storage in a ContextVar; an evaluation context
+    that is never closed (``build_schedule_context`` without ``with``) resets it later to a
+    disposed instance, and some unrelated later test then fails with "Attempted to resolve
+    undefined DagsterInstance weakref". Only the Dagster tests (``tests/pipelines``,
+    ``tests/assets``) are watched, so engine tests never import Dagster. The storage lives in a
+    private Dagster module: adjust the import on a Dagster upgrade.
+    """
+    if request.node.path.parent.name not in ("pipelines", "assets"):
+        yield
+        return
+    from dagster._core.storage.defs_state.base import DefsStateStorage
+
+    before = DefsStateStorage.get()
+    yield
+    after = DefsStateStorage.get()
+    assert after is before, (
+        f"this test left Dagster's defs-state storage changed ({before!r} -> {after!r}): close every "
+        "build_schedule_context/build_sensor_context with `with` inside its instance_for_test block"
+    )
