@@ -7,8 +7,10 @@ generator). quantdag runs the whole grid with its default settings (next-open fi
 5 bps slippage) and again in vectorbt's setting (fill at close, 0.1 % fee, no slippage, all-in
 long-only). vectorbt (rust and numba engines, ``Portfolio.from_signals`` on 2-D numpy arrays)
 runs in the peers venv (``benchmarks/peers.txt``) in a subprocess, on an evenly spread subset of
-the grid (``--vbt-combos``, default 200) with the strategy's own signals; its time is
-extrapolated linearly to the full grid (stated in the output). Agreement: every subset
+the grid (``--vbt-combos``, default 200) with the strategy's own signals (built before the
+clock starts, while quantdag's time includes its moving averages); its time (rust: median of
+``--repeats`` runs, numba: one run) is extrapolated linearly to the full grid (stated in the
+output). quantdag's times are the median of ``--repeats`` runs. Agreement: every subset
 combination's final equity within 1e-9 relative and the same trade count.
 
     env -u PYTHONDONTWRITEBYTECODE .venv/bin/python benchmarks/sweep.py
@@ -53,15 +55,18 @@ for j, (f, s) in enumerate(combos):
     e[:, j] = sig["entry"].to_numpy(); x[:, j] = sig["exit"].to_numpy()
 close = np.ascontiguousarray(np.repeat(c["close"].to_numpy()[:, None], len(combos), axis=1))
 out = {"vectorbt": vbt.__version__}
+REPEATS = json.loads(sys.argv[4])
 for engine in ("rust", "numba"):
     kw = dict(fees=0.001, init_cash=10_000.0, size=np.inf, engine=engine, freq="1h")
     vbt.Portfolio.from_signals(close[:500, :2], e[:500, :2], x[:500, :2], **kw)  # JIT / warm-up
-    t0 = time.perf_counter()
-    pf = vbt.Portfolio.from_signals(close, e, x, **kw)
-    fv = np.asarray(pf.final_value(), dtype=float)
-    dt = time.perf_counter() - t0
+    runs = []
+    for _ in range(REPEATS[engine]):  # median of repeats, like quantdag's side
+        t0 = time.perf_counter()
+        pf = vbt.Portfolio.from_signals(close, e, x, **kw)
+        fv = np.asarray(pf.final_value(), dtype=float)
+        runs.append(time.perf_counter() - t0)
     nt = np.asarray(pf.trades.count(), dtype=int)
-    out[engine] = {"s": dt, "final_equity": fv.tolist(), "n_trades": nt.tolist()}
+    out[engine] = {"s": float(np.median(runs)), "runs_s": runs, "final_equity": fv.tolist(), "n_trades": nt.tolist()}
 import resource
 out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(out))
@@ -116,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "candles.parquet"
             c.write_parquet(path)
-            out = subprocess.run([str(PEERS_PY), "-c", VBT_CODE, str(ROOT), str(path), json.dumps(subset)],
+            reps = {"rust": args.repeats, "numba": 1}  # numba takes ~10 s a run on the subset: once
+            out = subprocess.run([str(PEERS_PY), "-c", VBT_CODE, str(ROOT), str(path), json.dumps(subset), json.dumps(reps)],
                                  check=True, capture_output=True, text=True, cwd=ROOT)  # fmt: skip
         vbt = json.loads(out.stdout.strip().splitlines()[-1])
         ours_fe = table_close["final_equity"].to_numpy()[idx]
@@ -130,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             rel = np.abs(ours_fe - fe) / np.abs(fe)
             full_s = vbt[engine]["s"] * scale
             report["vectorbt"][engine] = {
-                "subset_s": vbt[engine]["s"], "full_grid_s_extrapolated": full_s, "speedup": full_s / ours_s,
+                "subset_s": vbt[engine]["s"], "subset_runs_s": vbt[engine]["runs_s"], "full_grid_s_extrapolated": full_s, "speedup": full_s / ours_s,
                 "agree_final_equity_1e-9": int((rel <= REL_TOL).sum()), "agree_n_trades": int((nt == ours_nt).sum()),
                 "compared": len(subset), "max_rel_diff": float(rel.max()),
             }  # fmt: skip
