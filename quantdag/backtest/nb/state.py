@@ -159,10 +159,17 @@ def close_nb(st: np.ndarray, trades: np.ndarray, i: int, ref: float, fee: float,
 
 
 @njit(cache=True, _nrt=False, inline="always")
+def entries_nb(le: bool, lx: bool, se: bool, sx: bool) -> tuple[bool, bool]:
+    """The long and short entries one bar's signals leave standing: opposite entries cancel
+    (ambiguous), and an exit beats an entry of its side."""
+    return le and not lx and not se, se and not sx and not le
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def opens_nb(le: bool, lx: bool, se: bool, sx: bool) -> bool:
-    """Whether one bar's signals open a position from flat, by the rules of :func:`signal_fill_nb`
-    (opposite entries cancel, an exit beats an entry of its side)."""
-    return (le and not lx and not se) or (se and not sx and not le)
+    """Whether one bar's signals open a position from flat (:func:`entries_nb`)."""
+    le, se = entries_nb(le, lx, se, sx)
+    return le or se
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -184,13 +191,7 @@ def signal_fill_nb(
     stop_from: int,
 ) -> None:
     """Act at one fill point on the signals of decision bar ``d``. Reference: ``reference.Sim.on_signals``."""
-    if le and se:  # opposite entries on one bar: ambiguous, ignore both
-        le = False
-        se = False
-    if le and lx:  # an exit and an entry on one bar: the exit wins
-        le = False
-    if se and sx:
-        se = False
+    le, se = entries_nb(le, lx, se, sx)
     pos = st[ST_POS]
     if pos != 0.0:
         reason = EXIT_NONE
