@@ -185,3 +185,19 @@ def test_sma_rows_nb_is_bit_identical_to_talib(kraken, source):
     onb.sma_rows_nb(close, periods, out)
     for row, p in zip(out, periods, strict=True):
         np.testing.assert_array_equal(row, ind.sma(close, int(p)), err_msg=f"period {p}")
+
+
+@pytest.mark.parametrize("direction", ["long", "short"])
+def test_drawdown_and_its_duration_are_exact_through_chunked_marking(kraken, direction):
+    """In-position candles are marked 16 at a time (a vectorised chunk) and the peak and
+    drawdown settled per chunk from its extreme equity; that must give exactly the engine's
+    per-candle max drawdown and duration, on long trends (new peaks inside chunks) and deep
+    losses (new drawdown records inside chunks)."""
+    grid = {"fast": [3, 8, 21, 50], "slow": [30, 55, 120, 240]}
+    table = sweep(kraken, "sma_cross", grid, direction=direction, engine="kernel")
+    for row in table.iter_rows(named=True):
+        sig = create_strategy("sma_cross", {"fast": row["fast"], "slow": row["slow"]}).signals(kraken)
+        m = run(kraken, sig["entry"], sig["exit"], direction=direction).metrics
+        assert row["final_equity"] == m["final_equity"]
+        assert row["max_drawdown"] == m["max_drawdown"], (row["fast"], row["slow"])
+        assert row["max_drawdown_duration_bars"] == m["max_drawdown_duration_bars"], (row["fast"], row["slow"])
