@@ -80,6 +80,19 @@ def _signals(
     return e_i, x_i, f <= s, f >= s, e_i, x_i
 
 
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _ret(eq: float, prev_eq: float) -> float:
+    """One candle's return, compiled without fast-math: LLVM may not fold the ``- 1`` into
+    :func:`_chunk_sums`' running sum (that would cost ~1e-12 of precision)."""
+    return eq / prev_eq - 1.0
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _down_sq(r: float) -> float:
+    d = min(r, 0.0)
+    return d * d
+
+
 @njit(cache=True, inline="always")
 def _mark(
     eq: float,
@@ -97,15 +110,14 @@ def _mark(
     """Fold one candle's marked equity into the running sums, peak, drawdown and its duration.
 
     ``run`` counts candles since the last peak; ``best_run`` takes its maximum at each new peak
-    (and once more at the end), which is the maximum over every candle. ``gate`` =
-    ``peak * (1 + min_dd) * (1 + 1e-12)`` is a conservative pre-filter: only equity below it can
-    set a new maximum drawdown, and that is then decided with the exact ``eq / peak - 1``.
+    (and once more at the end), which is the maximum over every candle. ``gate`` (:func:`_gate`)
+    is a conservative pre-filter: only equity below it can set a new maximum drawdown, and that
+    is then decided with the exact ``eq / peak - 1`` (:func:`_deeper`).
     """
-    r = eq / prev_eq - 1.0
+    r = _ret(eq, prev_eq)
     psr += r
     psq += r * r
-    dn = min(r, 0.0)
-    psd += dn * dn
+    psd += _down_sq(r)
     pse += eq
     peak, run, best_run, min_dd, gate = _peak_step(eq, peak, run, best_run, min_dd, gate)
     return psr, psq, psd, pse, peak, run, best_run, min_dd, gate
@@ -120,32 +132,34 @@ def _peak_step(
         peak = eq
         best_run = max(best_run, run)
         run = 0
-        gate = peak * ((1.0 + min_dd) * (1.0 + 1e-12))
+        gate = _gate(peak, min_dd)
     else:
         run += 1
-        if eq < gate:
-            dd = eq / peak - 1.0
-            if dd < min_dd:
-                min_dd = dd
-                gate = peak * ((1.0 + min_dd) * (1.0 + 1e-12))
+        min_dd, gate = _deeper(eq, peak, min_dd, gate)
     return peak, run, best_run, min_dd, gate
+
+
+@njit(cache=True, inline="always")
+def _gate(peak: float, min_dd: float) -> float:
+    """Conservative pre-filter of :func:`_deeper`: only equity below it can set a new maximum
+    drawdown (the 1e-12 margin covers the rounding of this product)."""
+    return peak * ((1.0 + min_dd) * (1.0 + 1e-12))
+
+
+@njit(cache=True, inline="always")
+def _deeper(eq: float, peak: float, min_dd: float, gate: float) -> tuple[float, float]:
+    """``(min_dd, gate)`` after equity ``eq`` below ``peak``: a new maximum drawdown if the
+    exact ``eq / peak - 1`` is deeper."""
+    if eq < gate:
+        dd = eq / peak - 1.0
+        if dd < min_dd:
+            min_dd = dd
+            gate = _gate(peak, min_dd)
+    return min_dd, gate
 
 
 #: Candles per step of :func:`_chunk_sums` (its loop is unrolled and vectorised whole).
 CHUNK = 16
-
-
-@njit(cache=True, error_model="numpy", _nrt=False)
-def _ret(eq: float, prev_eq: float) -> float:
-    """One candle's return, compiled without fast-math: LLVM may not fold the ``- 1`` into
-    :func:`_chunk_sums`' running sum (that would cost ~1e-12 of precision)."""
-    return eq / prev_eq - 1.0
-
-
-@njit(cache=True, error_model="numpy", _nrt=False)
-def _down_sq(r: float) -> float:
-    d = min(r, 0.0)
-    return d * d
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"}, _nrt=False)
@@ -263,10 +277,7 @@ def _mark_while_above(
                 e_lo = cash + pos * close[j]
                 for t in range(1, CHUNK):
                     e_lo = min(e_lo, cash + pos * close[j + np.uintp(t)])
-                dd = e_lo / peak - 1.0
-                if dd < min_dd:
-                    min_dd = dd
-                    gate = peak * ((1.0 + min_dd) * (1.0 + 1e-12))
+                min_dd, gate = _deeper(e_lo, peak, min_dd, gate)
         prev_eq = cash + pos * close[j + step - one]
         j += step
     while j < m and fast_ma[j] >= slow_ma[j]:
@@ -316,7 +327,7 @@ def cross_combo_nb(
     entry_value, trade_fees, entry_bar = 0.0, 0.0, 0  # the open trade
     prev_eq = init_cash
     peak = init_cash
-    gate = peak * ((1.0 + 0.0) * (1.0 + 1e-12))
+    gate = _gate(peak, 0.0)
     sr, cr = 0.0, 0.0  # sum of returns (compensated)
     sq, cq = 0.0, 0.0  # sum of squared returns
     sd, cd = 0.0, 0.0  # sum of squared negative returns
