@@ -9,7 +9,7 @@ long-only). vectorbt (rust and numba engines, ``Portfolio.from_signals`` on 2-D 
 runs in the peers venv (``benchmarks/peers.txt``) in a subprocess, on an evenly spread subset of
 the grid (``--vbt-combos``, default 200) with the strategy's own signals (built before the
 clock starts, while quantdag's time includes its moving averages). vectorbt's time per
-combination grows with the number of columns in one call (measured here: ~5 ms at 25-50 columns,
+combination grows with the number of columns in one call (measured here: ~5-7 ms at 25-100 columns,
 ~8 ms at 200, ~12 ms at 1,000, ~17 ms at 2,000), so it runs the subset in column chunks of each
 ``--vbt-chunks`` size and its fastest chunking counts (rust: median of ``--repeats`` runs; numba:
 one run, at rust's best chunk); that time is extrapolated linearly to the full grid, which is
@@ -84,14 +84,14 @@ for engine in ("rust", "numba"):
         for _ in range(REPEATS[engine]):  # median of repeats, like quantdag's side
             t, fv, nt = chunked(chunk, kw)
             runs.append(t)
-        by_chunk[chunk] = {"s": float(np.median(runs)), "runs_s": runs}
+        by_chunk[chunk] = {"s": float(np.median(runs)), "runs_s": runs, "final_equity": fv, "n_trades": nt}
     best_chunk = min(by_chunk, key=lambda k: by_chunk[k]["s"])
-    out[engine] = {**by_chunk[best_chunk], "chunk": best_chunk, "s_by_chunk": {str(k): v["s"] for k, v in by_chunk.items()},
-                   "final_equity": fv, "n_trades": nt}
+    out[engine] = {**by_chunk[best_chunk], "chunk": best_chunk, "s_by_chunk": {str(k): v["s"] for k, v in by_chunk.items()}}
 import resource
 out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(out))
 """
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
