@@ -73,8 +73,93 @@ def _streaks(pnl: np.ndarray) -> tuple[int, int]:
     return _longest_run(pnl > 0), _longest_run(pnl < 0)
 
 
-def _ratio(num: float, den: float) -> float:
-    return num / den if den != 0 and math.isfinite(den) else math.nan
+def _cagr(final: float, init_cash: float, years: float) -> float:
+    if final <= 0:
+        return -1.0
+    return (final / init_cash) ** (1.0 / years) - 1.0 if years > 0 else math.nan
+
+
+def metrics_from_stats(
+    *,
+    n: int,
+    init_cash: float,
+    periods_per_year: float,
+    bar_ms: float,
+    final: np.ndarray,
+    mean_r: np.ndarray,
+    std_r: np.ndarray,
+    downside: np.ndarray,
+    max_dd: np.ndarray,
+    dd_bars: np.ndarray,
+    n_trades: np.ndarray,
+    n_open: np.ndarray,
+    n_wins: np.ndarray,
+    win_sum: np.ndarray,
+    loss_sum: np.ndarray,
+    pnl_sum: np.ndarray,
+    bars_sum: np.ndarray,
+    max_wins: np.ndarray,
+    max_losses: np.ndarray,
+    exposed: np.ndarray,
+    traded: np.ndarray,
+    mean_equity: np.ndarray,
+    fees_paid: np.ndarray,
+    slippage_paid: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The formulas of the module docstring, applied to the statistics they are made of, one
+    array element per backtest. The one place those formulas live: :func:`compute_metrics`
+    feeds it one backtest's statistics, the sweep kernel's summaries feed it a whole grid's
+    (:func:`quantdag.optimize.grid.metrics_from_summary`), so both give the same numbers.
+
+    ``mean_r``/``std_r``/``downside`` are the mean, sample standard deviation and downside
+    deviation ``sqrt(mean(min(r, 0) ** 2))`` of the returns; ``dd_bars`` the longest drawdown
+    run; the trade statistics cover closed trades (``n_trades - n_open``); ``exposed`` counts
+    candles whose close finds a position.
+    """
+    years = n / periods_per_year
+    sqrt_p = math.sqrt(periods_per_year)
+    days_per_bar = bar_ms / MS_PER_DAY
+    m = final.shape[0]
+    n_closed = n_trades - n_open
+    has = n_closed > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+
+        def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+            return np.where((den != 0) & np.isfinite(den), num / den, np.nan)
+
+        cagr = np.array([_cagr(f, init_cash, years) for f in final.tolist()], dtype=np.float64)  # Python's pow, per element
+        avg_bars = np.where(has, bars_sum / n_closed, np.nan)
+        return {
+            "init_cash": np.full(m, float(init_cash)),
+            "final_equity": final,
+            "total_pnl": final - init_cash,
+            "total_return": final / init_cash - 1.0,
+            "cagr": cagr,
+            "volatility": std_r * sqrt_p,
+            "sharpe": ratio(mean_r, std_r) * sqrt_p,
+            "sortino": ratio(mean_r, downside) * sqrt_p,
+            "max_drawdown": max_dd,
+            "max_drawdown_duration_bars": dd_bars,
+            "max_drawdown_duration_days": dd_bars * days_per_bar,
+            "calmar": ratio(cagr, max_dd),
+            "n_trades": n_trades,
+            "n_closed_trades": n_closed,
+            "n_open_trades": n_open,
+            "win_rate": np.where(has, n_wins / n_closed, np.nan),
+            "profit_factor": np.where(loss_sum > 0, win_sum / loss_sum, np.where(win_sum > 0, np.inf, np.nan)),
+            "expectancy": np.where(has, pnl_sum / n_closed, np.nan),
+            "avg_trade_duration_bars": avg_bars,
+            "avg_trade_duration_days": avg_bars * days_per_bar,
+            "max_consecutive_wins": max_wins,
+            "max_consecutive_losses": max_losses,
+            "exposure": exposed / n,
+            "turnover": ratio(traded, mean_equity),
+            "fees_paid": fees_paid,
+            "slippage_paid": slippage_paid,
+            "n_candles": np.full(m, n, dtype=np.int64),
+            "periods_per_year": np.full(m, float(periods_per_year)),
+            "years": np.full(m, years),
+        }
 
 
 def compute_metrics(
@@ -109,64 +194,24 @@ def compute_metrics(
         Totals over all fills.
     """
     n = equity.shape[0]
-    final = float(equity[-1])
     r = returns(equity, init_cash)
-    years = n / periods_per_year
-    sqrt_p = math.sqrt(periods_per_year)
-    std = float(np.std(r, ddof=1)) if n > 1 else math.nan
-    mean = float(np.mean(r))
-    downside = float(np.sqrt(np.mean(np.minimum(r, 0.0) ** 2)))
     dd = drawdown(equity, init_cash)
-    max_dd = float(-dd.min()) if n else 0.0
-    dd_bars = _longest_run(dd < 0.0)
-    if final <= 0:
-        cagr = -1.0
-    else:
-        cagr = (final / init_cash) ** (1.0 / years) - 1.0 if years > 0 else math.nan
-
     closed = ~trade_open.astype(bool)
     pnl = trade_pnl[closed]
-    bars = trade_bars[closed]
-    n_closed = int(pnl.shape[0])
-    wins = float(pnl[pnl > 0].sum())
-    losses = float(-pnl[pnl < 0].sum())
-    if losses > 0:
-        profit_factor = wins / losses
-    elif wins > 0:
-        profit_factor = math.inf
-    else:
-        profit_factor = math.nan
     max_wins, max_losses = _streaks(pnl)
-    days_per_bar = bar_ms / MS_PER_DAY
 
-    return {
-        "init_cash": float(init_cash),
-        "final_equity": final,
-        "total_pnl": final - init_cash,
-        "total_return": final / init_cash - 1.0,
-        "cagr": cagr,
-        "volatility": std * sqrt_p,
-        "sharpe": _ratio(mean, std) * sqrt_p,
-        "sortino": _ratio(mean, downside) * sqrt_p,
-        "max_drawdown": max_dd,
-        "max_drawdown_duration_bars": dd_bars,
-        "max_drawdown_duration_days": dd_bars * days_per_bar,
-        "calmar": _ratio(cagr, max_dd),
-        "n_trades": int(trade_pnl.shape[0]),
-        "n_closed_trades": n_closed,
-        "n_open_trades": int(trade_open.astype(bool).sum()),
-        "win_rate": float((pnl > 0).sum() / n_closed) if n_closed else math.nan,
-        "profit_factor": profit_factor,
-        "expectancy": float(pnl.mean()) if n_closed else math.nan,
-        "avg_trade_duration_bars": float(bars.mean()) if n_closed else math.nan,
-        "avg_trade_duration_days": float(bars.mean()) * days_per_bar if n_closed else math.nan,
-        "max_consecutive_wins": max_wins,
-        "max_consecutive_losses": max_losses,
-        "exposure": float(np.count_nonzero(position) / n),
-        "turnover": _ratio(traded_value, float(np.mean(equity))),
-        "fees_paid": float(fees_paid),
-        "slippage_paid": float(slippage_paid),
-        "n_candles": n,
-        "periods_per_year": float(periods_per_year),
-        "years": years,
-    }
+    def one(x: Any, dtype: type = np.float64) -> np.ndarray:
+        return np.array([x], dtype=dtype)
+
+    stats = metrics_from_stats(
+        n=n, init_cash=float(init_cash), periods_per_year=float(periods_per_year), bar_ms=float(bar_ms),
+        final=one(equity[-1]), mean_r=one(np.mean(r)), std_r=one(np.std(r, ddof=1) if n > 1 else math.nan),
+        downside=one(np.sqrt(np.mean(np.minimum(r, 0.0) ** 2))), max_dd=one(-dd.min() if n else 0.0),
+        dd_bars=one(_longest_run(dd < 0.0), np.int64), n_trades=one(trade_pnl.shape[0], np.int64),
+        n_open=one(np.count_nonzero(trade_open), np.int64), n_wins=one(np.count_nonzero(pnl > 0), np.int64),
+        win_sum=one(pnl[pnl > 0].sum()), loss_sum=one(-pnl[pnl < 0].sum()), pnl_sum=one(pnl.sum()),
+        bars_sum=one(trade_bars[closed].sum()), max_wins=one(max_wins, np.int64), max_losses=one(max_losses, np.int64),
+        exposed=one(np.count_nonzero(position), np.int64), traded=one(traded_value), mean_equity=one(np.mean(equity)),
+        fees_paid=one(fees_paid), slippage_paid=one(slippage_paid),
+    )  # fmt: skip
+    return {k: v.item() for k, v in stats.items()}

@@ -10,7 +10,6 @@ columns of :attr:`quantdag.backtest.BacktestResult.metrics`.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -20,11 +19,11 @@ import polars as pl
 
 from quantdag.backtest import BacktestSettings, enums
 from quantdag.backtest.engine import _bar_ms, _sizes, load_market
-from quantdag.backtest.metrics import compute_metrics
+from quantdag.backtest.metrics import compute_metrics, metrics_from_stats
 from quantdag.errors import ConfigurationError, DataError
 from quantdag.strategies import get_strategy
 from quantdag.strategies.base import Strategy
-from quantdag.timeframes import MS_PER_DAY, MS_PER_YEAR
+from quantdag.timeframes import MS_PER_YEAR
 
 #: Strategies the crossover kernel handles (their signals are ``crossed_above/below`` of two MAs).
 CROSS_STRATEGIES = ("sma_cross", "ema_cross")
@@ -158,69 +157,24 @@ def _kernel_ok(cls: type[Strategy], s: BacktestSettings) -> bool:
 
 
 def metrics_from_summary(out: np.ndarray, n: int, init_cash: float, ppy: float, bar_ms: float) -> dict[str, np.ndarray]:
-    """The engine's metrics (formulas of :mod:`quantdag.backtest.metrics`) from kernel summaries."""
+    """The engine's metrics from the kernel's summaries, through the engine's own formulas
+    (:func:`quantdag.backtest.metrics.metrics_from_stats`)."""
     from quantdag.optimize import nb as onb
 
-    col = {k: out[:, getattr(onb, "O_" + k)] for k in (
-        "FINAL_EQUITY", "N_TRADES", "N_OPEN", "MEAN_R", "SUM_SQ_DEV", "MEAN_DOWN_SQ", "MAX_DD", "DD_BARS", "N_WINS",
-        "N_LOSSES", "WIN_SUM", "LOSS_SUM", "PNL_SUM", "BARS_SUM", "MAX_CW", "MAX_CL", "EXPOSED", "TRADED", "FEES",
-        "SLIP", "MEAN_EQUITY")}  # fmt: skip
-    m = out.shape[0]
-    final = col["FINAL_EQUITY"]
-    years = n / ppy
-    sqrt_p = math.sqrt(ppy)
-    days_per_bar = bar_ms / MS_PER_DAY
-    with np.errstate(divide="ignore", invalid="ignore"):
-        std = np.sqrt(col["SUM_SQ_DEV"] / (n - 1)) if n > 1 else np.full(m, np.nan)
-        mean = col["MEAN_R"]
-        downside = np.sqrt(col["MEAN_DOWN_SQ"])
+    def col(name: str, dtype: type = np.float64) -> np.ndarray:
+        return out[:, getattr(onb, "O_" + name)].astype(dtype)
 
-        def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-            return np.where((den != 0) & np.isfinite(den), num / den, np.nan)
-
-        cagr = np.array(
-            [-1.0 if f <= 0 else ((f / init_cash) ** (1.0 / years) - 1.0 if years > 0 else math.nan) for f in final.tolist()]
-        )
-        max_dd = col["MAX_DD"]
-        dd_bars = col["DD_BARS"].astype(np.int64)
-        n_trades = col["N_TRADES"].astype(np.int64)
-        n_open = col["N_OPEN"].astype(np.int64)
-        n_closed = n_trades - n_open
-        wins, losses = col["WIN_SUM"], col["LOSS_SUM"]
-        pf = np.where(losses > 0, wins / losses, np.where(wins > 0, np.inf, np.nan))
-        has = n_closed > 0
-        avg_bars = np.where(has, col["BARS_SUM"] / n_closed, np.nan)
-        return {
-            "init_cash": np.full(m, float(init_cash)),
-            "final_equity": final,
-            "total_pnl": final - init_cash,
-            "total_return": final / init_cash - 1.0,
-            "cagr": cagr,
-            "volatility": std * sqrt_p,
-            "sharpe": ratio(mean, std) * sqrt_p,
-            "sortino": ratio(mean, downside) * sqrt_p,
-            "max_drawdown": max_dd,
-            "max_drawdown_duration_bars": dd_bars,
-            "max_drawdown_duration_days": dd_bars * days_per_bar,
-            "calmar": ratio(cagr, max_dd),
-            "n_trades": n_trades,
-            "n_closed_trades": n_closed,
-            "n_open_trades": n_open,
-            "win_rate": np.where(has, col["N_WINS"] / n_closed, np.nan),
-            "profit_factor": pf,
-            "expectancy": np.where(has, col["PNL_SUM"] / n_closed, np.nan),
-            "avg_trade_duration_bars": avg_bars,
-            "avg_trade_duration_days": avg_bars * days_per_bar,
-            "max_consecutive_wins": col["MAX_CW"].astype(np.int64),
-            "max_consecutive_losses": col["MAX_CL"].astype(np.int64),
-            "exposure": col["EXPOSED"] / n,
-            "turnover": ratio(col["TRADED"], col["MEAN_EQUITY"]),
-            "fees_paid": col["FEES"],
-            "slippage_paid": col["SLIP"],
-            "n_candles": np.full(m, n, dtype=np.int64),
-            "periods_per_year": np.full(m, float(ppy)),
-            "years": np.full(m, years),
-        }
+    with np.errstate(invalid="ignore"):
+        std = np.sqrt(col("SUM_SQ_DEV") / (n - 1)) if n > 1 else np.full(out.shape[0], np.nan)
+    return metrics_from_stats(
+        n=n, init_cash=init_cash, periods_per_year=ppy, bar_ms=bar_ms, final=col("FINAL_EQUITY"),
+        mean_r=col("MEAN_R"), std_r=std, downside=np.sqrt(col("MEAN_DOWN_SQ")), max_dd=col("MAX_DD"),
+        dd_bars=col("DD_BARS", np.int64), n_trades=col("N_TRADES", np.int64), n_open=col("N_OPEN", np.int64),
+        n_wins=col("N_WINS", np.int64), win_sum=col("WIN_SUM"), loss_sum=col("LOSS_SUM"), pnl_sum=col("PNL_SUM"),
+        bars_sum=col("BARS_SUM"), max_wins=col("MAX_CW", np.int64), max_losses=col("MAX_CL", np.int64),
+        exposed=col("EXPOSED", np.int64), traded=col("TRADED"), mean_equity=col("MEAN_EQUITY"), fees_paid=col("FEES"),
+        slippage_paid=col("SLIP"),
+    )  # fmt: skip
 
 
 def _cross_sweep(candles: pl.DataFrame, combos: list[dict[str, Any]], s: BacktestSettings) -> dict[str, np.ndarray]:
