@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from quantdag.backtest import BacktestSettings, enums
-from quantdag.backtest.engine import _bar_ms, _sizes, load_market
+from quantdag.backtest.engine import Market, _bar_ms, _sizes, load_market
 from quantdag.backtest.metrics import compute_metrics, metrics_from_stats
 from quantdag.errors import ConfigurationError, DataError
 from quantdag.strategies import get_strategy
@@ -125,13 +125,15 @@ def check_candles(
     what: str = "candles",
     *,
     validated: bool = False,
-) -> None:
-    """DataError if the candles are invalid or too short for the slowest combination.
+) -> Market:
+    """DataError if the candles are invalid or too short for the slowest combination; else the
+    validated arrays (:func:`~quantdag.backtest.engine.load_market`), so the sweep need not load
+    and validate them again.
 
     ``validated=True`` says the combinations come from :func:`expand_grid` or the search space
     (already validated), so they are not validated again.
     """
-    load_market(candles)
+    market = load_market(candles)
     make = cls.from_valid if validated else (lambda p: cls(**p))
     need, worst = 0, None
     for p in combos:
@@ -143,6 +145,7 @@ def check_candles(
             f"{what}: {candles.height} rows are too few for {cls.name} {worst}: it needs at least {need + 2} "
             f"(startup {need} + 2)"
         )
+    return market
 
 
 def _kernel_ok(cls: type[Strategy], s: BacktestSettings) -> bool:
@@ -177,11 +180,10 @@ def metrics_from_summary(out: np.ndarray, n: int, init_cash: float, ppy: float, 
     )  # fmt: skip
 
 
-def _cross_sweep(candles: pl.DataFrame, combos: list[dict[str, Any]], s: BacktestSettings) -> dict[str, np.ndarray]:
+def _cross_sweep(m: Market, combos: list[dict[str, Any]], s: BacktestSettings) -> dict[str, np.ndarray]:
     from quantdag.optimize import nb as onb
     from quantdag.strategies.ma_cross import moving_average
 
-    m = load_market(candles)
     n = m.close.shape[0]
     bar_ms = _bar_ms(m, s)
     ppy = MS_PER_YEAR / bar_ms
@@ -262,8 +264,8 @@ def sweep(
     cls = resolve_strategy(strategy)
     s = make_settings(settings, **kwargs)
     combos = expand_grid(cls, grid)
-    check_candles(candles, cls, combos, validated=True)
-    return sweep_combos(candles, cls, combos, s, n_jobs=n_jobs, engine=engine, checked=True)
+    market = check_candles(candles, cls, combos, validated=True)
+    return sweep_combos(candles, cls, combos, s, n_jobs=n_jobs, engine=engine, checked=market)
 
 
 def sweep_combos(
@@ -274,14 +276,17 @@ def sweep_combos(
     *,
     n_jobs: int | None = None,
     engine: str = "auto",
-    checked: bool = False,
+    checked: bool | Market = False,
 ) -> pl.DataFrame:
-    """:func:`sweep` over an explicit list of complete, valid parameter mappings."""
+    """:func:`sweep` over an explicit list of complete, valid parameter mappings.
+
+    ``checked``: the caller has run :func:`check_candles` on these candles (``True``), or passes
+    what it returned (the loaded arrays, which the kernel then uses as they are)."""
     if not combos:
         raise ConfigurationError(f"{cls.name}: no parameter combination to evaluate")
     combos = [dict(p) for p in combos]
     if not checked:
-        check_candles(candles, cls, combos)
+        checked = check_candles(candles, cls, combos)
     if engine not in ("auto", "kernel", "generic"):
         raise ConfigurationError(f"engine must be 'auto', 'kernel' or 'generic', got {engine!r}")
     use_kernel = _kernel_ok(cls, s) and engine != "generic"
@@ -291,7 +296,7 @@ def sweep_combos(
             f"with direction={s.direction!r}, stops/volume cap set={s.stop_loss, s.take_profit, s.trailing_stop, s.max_volume_share}"
         )
     if use_kernel:
-        metrics = _cross_sweep(candles, combos, s)
+        metrics = _cross_sweep(checked if isinstance(checked, Market) else load_market(candles), combos, s)
     else:
         from quantdag.optimize.generic import generic_metrics
 

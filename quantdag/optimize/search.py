@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from quantdag.backtest import BacktestSettings
+from quantdag.backtest.result import Market
 from quantdag.backtest.metrics import returns as equity_returns
 from quantdag.errors import ConfigurationError
 from quantdag.optimize.grid import (
@@ -24,6 +25,7 @@ from quantdag.optimize.grid import (
 )
 from quantdag.optimize.robustness import DSRResult, PBOResult, deflated_sharpe_from_returns, pbo_cscv
 from quantdag.strategies import create_strategy
+from quantdag.strategies.base import Strategy
 
 SEARCHES = ("grid", "random", "bayes")
 
@@ -75,7 +77,18 @@ class OptimizationResult:
         return heatmap(self.results, x, y, self.objective, chosen=self.best["params"], path=path)
 
 
-def _bayes(candles, cls, s, objective, min_trades, n_trials, seed, n_jobs):
+def _bayes(
+    candles: pl.DataFrame,
+    market: Market,
+    cls: type[Strategy],
+    s: BacktestSettings,
+    objective: str,
+    min_trades: int,
+    n_trials: int,
+    seed: int | None,
+) -> pl.DataFrame:
+    """Optuna's TPE over the strategy's parameter space, one single-combination sweep per trial
+    on the already loaded ``market``."""
     import optuna
 
     space = cls.param_space()
@@ -86,7 +99,7 @@ def _bayes(candles, cls, s, objective, min_trades, n_trials, seed, n_jobs):
         params = space.suggest(trial)
         if space.violations(params):
             raise optuna.TrialPruned()
-        row = sweep_combos(candles, cls, [params], s, n_jobs=1, checked=True)
+        row = sweep_combos(candles, cls, [params], s, n_jobs=1, checked=market)
         rows.append(row)
         v = row[objective][0]
         if row["n_trades"][0] < min_trades or v is None or not math.isfinite(float(v)):
@@ -157,11 +170,11 @@ def optimize_strategy(
         search_space = {"dims": [d.__dict__ | {"choices": list(d.choices)} for d in space.dims], "fixed": dict(space.fixed),
                         "n_trials": n_trials, "seed": seed}  # fmt: skip
         combos = space.sample(n_trials, seed=seed) if search == "random" else [space._base()]
-    check_candles(candles, cls, combos, validated=True)
+    market = check_candles(candles, cls, combos, validated=True)
     if search == "bayes":
-        results = _bayes(candles, cls, s, objective, min_trades, n_trials, seed, n_jobs)
+        results = _bayes(candles, market, cls, s, objective, min_trades, n_trials, seed)
     else:
-        results = sweep_combos(candles, cls, combos, s, n_jobs=n_jobs, checked=True)
+        results = sweep_combos(candles, cls, combos, s, n_jobs=n_jobs, checked=market)
     ranked = rank_results(results, objective, min_trades)
     if ranked.height == 0:
         raise ConfigurationError(

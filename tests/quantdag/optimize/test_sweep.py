@@ -201,3 +201,14 @@ def test_drawdown_and_its_duration_are_exact_through_chunked_marking(kraken, dir
         assert row["final_equity"] == m["final_equity"]
         assert row["max_drawdown"] == m["max_drawdown"], (row["fast"], row["slow"])
         assert row["max_drawdown_duration_bars"] == m["max_drawdown_duration_bars"], (row["fast"], row["slow"])
+
+
+def test_sweep_loads_and_validates_the_candles_once(kraken, monkeypatch):
+    import quantdag.optimize.grid as g
+
+    calls = []
+    real = g.load_market
+    monkeypatch.setattr(g, "load_market", lambda c: calls.append(c.height) or real(c))
+    table = sweep(kraken, "sma_cross", {"fast": [5, 10], "slow": [20, 30]})
+    assert table.height == 4
+    assert calls == [kraken.height]
