@@ -249,8 +249,8 @@ class OrderManager:
         """Sync the store with the broker before anything new is sent; see the module docstring."""
         report = ReconcileReport()
         restore = getattr(self.broker, "restore", None)
-        if callable(restore):  # an in-process broker (paper) rebuilds its account from the ledger
-            restore(self.store.fills())
+        if callable(restore):  # an in-process broker (paper) rebuilds its account from the store
+            restore(self.store.fills(), self.store.orders(OPEN))
         for order in self.store.orders(OPEN):
             after = self.resolve(order)
             if after.status is not order.status or after.exchange_order_id != order.exchange_order_id:

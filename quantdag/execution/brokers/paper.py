@@ -8,8 +8,8 @@ same reference price, quantity and settings a paper fill and a backtest fill are
 
 Limit orders fill at once when marketable (at the better of limit and slipped price) and rest
 otherwise; resting orders are checked against the price whenever the broker is asked about them.
-State (orders, fills, balances) lives in memory; after a restart rebuild it with :meth:`restore`
-from the order store's fill ledger.
+State (orders, fills, balances) lives in memory; after a restart :meth:`restore` rebuilds it
+from the order store's fill ledger and open orders (the order manager's ``reconcile`` does).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import itertools
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from quantdag.backtest.costs import fill as cost_fill
@@ -110,15 +110,39 @@ class PaperBroker:
     def now_ms(self) -> int:
         return self._clock()
 
-    def restore(self, fills: list[Fill]) -> None:
-        """Rebuild balances and the trade-id counter from a fill ledger (after a restart)."""
+    def restore(self, fills: Iterable[Fill], open_orders: Iterable[Order] = ()) -> None:
+        """Rebuild the account after a restart: balances and the trade-id counter from the fill
+        ledger, and the resting limit orders from the store's open orders (their funds locked
+        again, so they fill or cancel as if the process had never stopped). An open order with
+        no exchange id was never acknowledged by the broker that died: the order manager
+        resolves it as lost, so it is not re-rested."""
         with self._lock:
-            self._free = dict(self._initial)
-            for f in fills:
-                self._book(f)
             self._fills = list(fills)
-            top = max((int(f.trade_id.rsplit("-", 1)[-1]) for f in fills if f.trade_id.startswith("paper-")), default=0)
+            for o in open_orders:
+                if o.type is OrderType.LIMIT and o.exchange_order_id is not None and o.client_order_id not in self._orders:
+                    self._limits[o.client_order_id] = o
+                    self._orders[o.client_order_id] = BrokerOrder(
+                        o.client_order_id, o.exchange_order_id, o.symbol, o.side, OrderStatus.SUBMITTED, o.qty, 0.0,
+                        None, 0.0, o.ts_submitted or o.ts_created,
+                    )  # fmt: skip
+            self._free = dict(self._initial)
+            self._used = {}
+            for f in self._fills:
+                self._book(f)
+            for o in self._limits.values():
+                asset, held = self._hold(o)
+                self._free[asset] = self._free.get(asset, 0.0) - held
+                self._used[asset] = self._used.get(asset, 0.0) + held
+            top = max((int(f.trade_id.rsplit("-", 1)[-1]) for f in self._fills if f.trade_id.startswith("paper-")), default=0)
             self._trade_ids = itertools.count(top + 1)
+            ids = [int(b.exchange_order_id[1:]) for b in self._orders.values() if b.exchange_order_id[1:].isdigit()]
+            self._ids = itertools.count(max(ids, default=0) + 1)
+
+    def _hold(self, order: Order) -> tuple[str, float]:
+        """The asset and amount a resting limit order locks: quote for a buy (fee included), base for a sell."""
+        if order.side is Side.BUY:
+            return quote_of(order.symbol), order.qty * order.limit_price * (1 + self.settings.fee)  # type: ignore[operator]
+        return base_of(order.symbol), order.qty
 
     def _book(self, f: Fill) -> None:
         base, quote = base_of(f.symbol), quote_of(f.symbol)
@@ -177,8 +201,7 @@ class PaperBroker:
 
     def _unlock(self, order: Order) -> None:
         self._limits.pop(order.client_order_id, None)
-        asset = quote_of(order.symbol) if order.side is Side.BUY else base_of(order.symbol)
-        held = order.qty * order.limit_price * (1 + self.settings.fee) if order.side is Side.BUY else order.qty  # type: ignore[operator]
+        asset, held = self._hold(order)
         self._used[asset] -= held
         self._free[asset] += held
 

@@ -148,6 +148,49 @@ def test_paper_account_survives_a_restart(tmp_path):
         assert oms.positions()["X/USDT"].qty == pytest.approx(3.0)
 
 
+def test_resting_paper_limit_orders_survive_a_restart(tmp_path):
+    from quantdag.backtest import BacktestSettings
+
+    db = tmp_path / "resting.duckdb"
+    px = {"p": 100.0}
+    settings = BacktestSettings(fee=0.001, slippage=0.0)
+
+    def broker():
+        return PaperBroker(lambda s: Quote(px["p"]), balances={"USDT": 1000.0}, settings=settings)
+
+    with OrderManager(Warehouse(db), broker(), strategy="s", min_notional=0) as oms:
+        oms.reconcile()
+        oms.submit("X/USDT", "buy", 4.0, intent="open")
+        buy = oms.submit("X/USDT", "buy", 2.0, intent="dip", type="limit", limit_price=90.0)
+        sell = oms.submit("X/USDT", "sell", 3.0, intent="tp", type="limit", limit_price=120.0)
+        assert buy.status is OrderStatus.SUBMITTED and sell.status is OrderStatus.SUBMITTED
+        before = oms.broker.balances()
+    # the process dies; a new one starts with a fresh in-memory broker
+    with OrderManager(Warehouse(db), broker(), strategy="s", min_notional=0) as oms:
+        report = oms.reconcile()
+        assert report.lost == [] and report.in_flight == []
+        assert {o.client_order_id for o in oms.store.orders([OrderStatus.SUBMITTED])} == {
+            buy.client_order_id, sell.client_order_id}
+        after = oms.broker.balances()
+        for asset in ("USDT", "X"):  # the same funds locked as before the restart
+            assert after[asset].free == pytest.approx(before[asset].free, rel=1e-12)
+            assert after[asset].used == pytest.approx(before[asset].used, rel=1e-12)
+        assert after["USDT"].used == pytest.approx(2.0 * 90.0 * 1.001) and after["X"].used == pytest.approx(3.0)
+        # a new order gets an exchange id of its own
+        new = oms.submit("X/USDT", "buy", 0.5, intent="more")
+        assert new.exchange_order_id not in (buy.exchange_order_id, sell.exchange_order_id)
+        # the price dips through the buy limit: it fills at its limit, after the restart
+        px["p"] = 89.0
+        filled = oms.resolve(oms.store.get(buy.client_order_id))
+        assert filled.status is OrderStatus.FILLED and filled.avg_price == pytest.approx(90.0)
+        assert oms.positions()["X/USDT"].qty == pytest.approx(6.5)
+        # the sell can still be cancelled, which frees its base
+        assert oms.cancel(sell.client_order_id).status is OrderStatus.CANCELED
+        bal = oms.broker.balances()
+        assert bal["X"].used == pytest.approx(0.0, abs=1e-12) and bal["X"].free == pytest.approx(6.5)
+        assert bal["USDT"].used == pytest.approx(0.0, abs=1e-9)
+
+
 def test_halted_oms_refuses_adding_orders_but_reduces_and_cancels(tmp_path):
     from quantdag.errors import OrderRejected
     from quantdag.execution import RiskEngine, RiskLimits
