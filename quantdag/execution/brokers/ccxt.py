@@ -32,6 +32,9 @@ _STATUS = {"closed": OrderStatus.FILLED, "canceled": OrderStatus.CANCELED, "expi
 class CcxtBroker:
     """Orders through an :class:`~quantdag.exchange.client.ExchangeClient` (which holds the credentials)."""
 
+    #: Trades per ``fetch_my_trades`` page (Binance's maximum).
+    trades_page: int = 1000
+
     def __init__(self, client: ExchangeClient, *, name: str | None = None) -> None:
         self.client = client
         self.ex = client.ccxt
@@ -105,10 +108,19 @@ class CcxtBroker:
         return [self._fill(t, order.client_order_id, order.side) for t in rows]
 
     def fills_since(self, symbol: str, since_ms: int | None) -> list[Fill]:
+        """Every trade of ``symbol`` from ``since_ms`` on, however many pages that takes: the first
+        page by time, the next ones by trade id (``fromId``, which Binance will not combine with a
+        time), until a page comes back short. A reconcile after a long outage thus sees every fill."""
         self._markets()
-        rows = self.client._call(lambda: self.ex.fetch_my_trades(symbol, since_ms, 1000),
-                                 f"fetch_my_trades {symbol}")
-        return [self._fill(t, None, None) for t in rows]
+        page = self.trades_page
+        rows = self.client._call(lambda: self.ex.fetch_my_trades(symbol, since_ms, page), f"fetch_my_trades {symbol}")
+        out = list(rows)
+        while len(rows) >= page:
+            last = max(int(t["id"]) for t in rows)
+            rows = self.client._call(lambda: self.ex.fetch_my_trades(symbol, None, page, {"fromId": last + 1}),
+                                     f"fetch_my_trades {symbol} fromId {last + 1}")
+            out += rows
+        return [self._fill(t, None, None) for t in out]
 
     def balances(self) -> dict[str, Balance]:
         raw = self.client._call(self.ex.fetch_balance, "fetch_balance")

@@ -237,3 +237,25 @@ def test_vwap_parent_on_the_simulator_with_tca(order_sim, account, tmp_path):
     oms.close()
     s = summarise(Warehouse(tmp_path / "v.duckdb"))
     assert s["algo"].to_list() == ["vwap"] and s["parents"][0] == 1
+
+
+def test_reconcile_pages_through_every_fill_since_the_last_one_stored(order_sim, account, tmp_path):
+    db = tmp_path / "pages.duckdb"
+    oms = make_oms(order_sim, db)
+    oms.reconcile()
+    for i in range(3):
+        oms.submit("BTC/USDT", Side.BUY, 0.001, intent=f"early-{i}")
+    # these fills happen while the store does not record them (as if the process died after each send)
+    late = [oms.submit("BTC/USDT", Side.BUY, 0.001, intent=f"late-{i}") for i in range(11)]
+    with Warehouse(db).connect() as con:
+        con.execute("DELETE FROM paper.fills WHERE client_order_id IN (SELECT client_order_id FROM paper.orders "
+                    "WHERE intent LIKE 'late-%')")
+    fresh = make_oms(order_sim, db)
+    fresh.broker.trades_page = 4  # 1 + 11 trades since the last stored one: four pages
+    before = sum(1 for r in order_sim.requests if r.path.endswith("/myTrades"))
+    report = fresh.reconcile()
+    pages = sum(1 for r in order_sim.requests if r.path.endswith("/myTrades")) - before
+    assert report.new_fills == 11
+    assert pages == 4
+    assert {f.client_order_id for f in fresh.store.fills()} >= {o.client_order_id for o in late}
+    assert fresh.positions()["BTC/USDT"].qty == pytest.approx(0.014)
