@@ -140,7 +140,8 @@ class Fill:
 class Position:
     """Net position in one symbol: signed ``qty`` (a sell fill reduces it), average entry and realised P&L.
 
-    ``realised_pnl`` is gross of fees; ``fees`` sums the fees paid in the quote asset.
+    ``realised_pnl`` is gross of fees; ``fees`` sums the fees valued in the quote asset (a base-asset
+    fee at its fill's price; a fee in a third asset such as BNB is not valued here).
     """
 
     symbol: str
@@ -151,8 +152,10 @@ class Position:
     ts: int = 0
 
     def apply(self, fill: Fill) -> Position:
-        """The position after ``fill``."""
-        q, p, dq = self.qty, self.avg_price, fill.signed_qty
+        """The position after ``fill``. A fee charged in the base asset (Binance's default on a
+        buy without BNB) comes out of the holding: buying 1 BTC with a 0.001 BTC fee leaves 0.999."""
+        base_fee = fill.fee if fill.fee_asset == base_of(self.symbol) else 0.0
+        q, p, dq = self.qty, self.avg_price, fill.signed_qty - base_fee
         realised = self.realised_pnl
         if q == 0 or (q > 0) == (dq > 0):  # opening or adding
             new_q = q + dq
@@ -167,7 +170,12 @@ class Position:
                 new_p = p
             else:
                 new_p = fill.price
-        fee = fill.fee if fill.fee_asset == quote_of(self.symbol) else fill.fee * fill.price
+        if fill.fee_asset == quote_of(self.symbol):
+            fee = fill.fee
+        elif base_fee:
+            fee = base_fee * fill.price
+        else:  # a third asset (e.g. BNB) has no price here: the account balances carry that fee
+            fee = 0.0
         return Position(self.symbol, new_q, new_p, realised, self.fees + fee, max(self.ts, fill.ts))
 
     def unrealised(self, price: float) -> float:

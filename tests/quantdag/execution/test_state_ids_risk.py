@@ -115,3 +115,16 @@ def test_drawdown_kill_switch_refuses_all_risk_adding_passes_reducing_and_cancel
     assert r.update_equity(130.0, 3) is RiskState.HALTED  # sticky until resume()
     r.resume()
     r.check(_order(), position_qty=0, price=1)
+
+
+def test_a_fee_in_the_base_asset_comes_out_of_the_position():
+    buy = Fill("1", "a", "BTC/USDT", Side.BUY, 1.0, 100.0, 0.001, "BTC", 1)  # Binance without BNB
+    pos = positions_from_fills([buy])["BTC/USDT"]
+    assert pos.qty == pytest.approx(0.999, rel=1e-12) and pos.avg_price == pytest.approx(100.0)
+    assert pos.fees == pytest.approx(0.1)
+    closed = pos.apply(Fill("2", "b", "BTC/USDT", Side.SELL, 0.999, 110.0, 0.10989, "USDT", 2))
+    assert closed.qty == 0.0 and closed.realised_pnl == pytest.approx(0.999 * 10.0)
+    assert closed.fees == pytest.approx(0.1 + 0.10989)
+    # a fee in a third asset leaves the holding whole and is not priced in quote
+    bnb = positions_from_fills([Fill("3", "c", "BTC/USDT", Side.BUY, 1.0, 100.0, 0.0002, "BNB", 3)])["BTC/USDT"]
+    assert bnb.qty == 1.0 and bnb.fees == 0.0
