@@ -280,3 +280,18 @@ def test_detect_events_window_with_lookback_context_equals_full_history(kraken_1
         got = detect_events(context, config=config).filter(done)
         assert got.height > 0
         assert_frame_equal(got, full.filter(done))
+
+
+def test_build_events_keeps_the_real_end_of_an_event_that_runs_past_the_window(kraken_1h, tmp_path):
+    from quantdag.marketdata import build_events
+    from quantdag.store import Slice, Warehouse
+
+    wh = Warehouse(tmp_path / "events.duckdb")
+    wh.replace_slices("market.candles", kraken_1h, [Slice(where={"exchange": "kraken"})])
+    day = datetime(2023, 3, 11, tzinfo=UTC)
+    build_events(wh, "kraken", [(day, day + timedelta(days=1))])
+    got = wh.read("market.events").sort("symbol", "timeframe", "ts_start", "event_type", "ts_end", "detail")
+    full = detect_events(kraken_1h).filter((pl.col("ts_start") >= day) & (pl.col("ts_start") < day + timedelta(days=1)))
+    assert_frame_equal(got, full.sort("symbol", "timeframe", "ts_start", "event_type", "ts_end", "detail"))
+    # the USDC depeg starts that day and lasts into the 13th: not cut at midnight
+    assert (got["ts_end"] >= day + timedelta(days=1)).any()
