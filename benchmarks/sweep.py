@@ -58,8 +58,8 @@ REL_TOL = 1e-9
 # * "simulation": vectorbt's portfolio simulation and final value only, on the strategy's own
 #   signals built before the clock starts (vectorbt's most favourable case);
 # * "same_output": what sweep() does, from the closes to the metrics table: vectorbt's moving
-#   averages (each distinct period once), its crossings, the simulation and the metrics of
-#   METRICS below, so both sides produce the same numbers (compared column by column).
+#   averages (each distinct period once), its crossings, the simulation and the 15 metrics of
+#   metrics() below, so both sides produce the same numbers (compared column by column).
 VBT_CODE = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
