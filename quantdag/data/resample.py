@@ -9,6 +9,13 @@ be used without a second look. Fine candles
 that were gap-filled do count as present (they stand for intervals with no trades); the coarse
 candle is then ``filled=True``, so consumers can tell it is not entirely exchange data.
 
+A filled candle's prices are synthetic (flat at the previous close), so it lends the coarse
+candle only its close: open, high and low come from the traded fine candles alone, as the
+exchange builds its own coarse candle from trades (a filled first child would otherwise make the
+open the previous hour's close, and a flat print could poke out past the hour's real range).
+The close stays the last child's, since a filled child's close is the last traded price. A
+bucket of filled candles only is flat at that price.
+
 Buckets are aligned to multiples of the target length since the epoch, in UTC (1h on the hour,
 1d at 00:00 UTC), matching how exchanges label their own coarse candles.
 """
@@ -46,7 +53,8 @@ def resample(candles: pl.DataFrame, timeframe: str) -> pl.DataFrame:
 def resample_with_report(candles: pl.DataFrame, timeframe: str) -> ResampleResult:
     """Aggregate a CANDLES frame of one or more markets to the coarser ``timeframe``.
 
-    open = first, high = max, low = min, close = last, volume = sum, filled = any.
+    open = first, high = max, low = min over the traded (not filled) fine candles, close = last,
+    volume = sum, filled = any; a bucket of filled candles only is flat at its close.
 
     Parameters
     ----------
@@ -88,15 +96,16 @@ def resample_with_report(candles: pl.DataFrame, timeframe: str) -> ResampleResul
         raise DataError("resample needs candles unique on (exchange, symbol, timeframe, ts); found duplicates")
 
     ts_ms = pl.col("ts").dt.epoch("ms")
-    first, last = pl.col("ts").arg_min(), pl.col("ts").arg_max()
+    traded = ~pl.col("filled")
     buckets = (
-        candles.with_columns(bucket=ts_ms // target * target)
+        candles.sort(CANDLE_KEY)  # group_by keeps row order within a group: first/last are by ts
+        .with_columns(bucket=ts_ms // target * target)
         .group_by(*MARKET_KEY, "bucket")
         .agg(
-            pl.col("open").get(first),
-            pl.col("high").max(),
-            pl.col("low").min(),
-            pl.col("close").get(last),
+            pl.col("open").filter(traded).first(),
+            pl.col("high").filter(traded).max(),
+            pl.col("low").filter(traded).min(),
+            pl.col("close").last(),
             pl.col("volume").sum(),
             pl.col("filled").any(),
             pl.len().alias("n"),
@@ -104,9 +113,11 @@ def resample_with_report(candles: pl.DataFrame, timeframe: str) -> ResampleResul
         .with_columns(expected=pl.col("timeframe").replace_strict(ratio, return_dtype=pl.UInt32))
     )
     complete = buckets.filter(pl.col("n") == pl.col("expected"))
+    flat = pl.col("close")  # no traded child: every child is flat at the previous close
     out = complete.select(
         "exchange", "symbol", pl.lit(timeframe).alias("timeframe"), pl.col("bucket").cast(UTC_MS).alias("ts"),
-        "open", "high", "low", "close", "volume", "filled",
+        pl.col("open").fill_null(flat), pl.col("high").fill_null(flat), pl.col("low").fill_null(flat),
+        "close", "volume", "filled",
     ).sort(CANDLE_KEY)
     if out.select(pl.struct(CANDLE_KEY).is_duplicated().any()).item():
         raise DataError(f"several source timeframes of one market resample onto the same {timeframe} candles")

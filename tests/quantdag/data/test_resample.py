@@ -115,3 +115,37 @@ def test_resample_kraken_5m_to_1h_equals_kraken_hourly_file_where_complete(marke
         assert (joined[column] == joined[f"{column}_kraken"]).all(), column
     relative = ((joined["volume"] - joined["volume_kraken"]).abs() / joined["volume_kraken"]).max()
     assert relative < 1e-9
+
+
+def test_resample_filled_children_lend_no_open_high_low_only_their_close():
+    # 00:00, 00:01 and 00:04 were gap-filled flat at the previous close (50.0), far outside the
+    # traded range; 00:05..00:09 are all filled, flat at 13.0 (the close of 00:03)
+    fine = _candles("1m", [50.0, 50.0, 12.0, 13.0] + [13.0] * 6, filled=frozenset({0, 1, *range(4, 10)}))
+    fine = fine.with_columns(
+        [pl.when("filled").then(pl.col("close")).otherwise(pl.col(c)).alias(c) for c in ("open", "high", "low")],
+        volume=pl.when("filled").then(0.0).otherwise(pl.col("volume")),
+    )
+    out = resample(fine, "5m")
+    # open of the first traded child (00:02), extremes of 00:02..00:03, close of the last child
+    assert out.select("open", "high", "low", "close", "volume", "filled").rows() == [
+        (11.5, 18.0, 7.0, 13.0, 7.0, True),
+        (13.0, 13.0, 13.0, 13.0, 0.0, True),
+    ]
+    assert list(out.schema.items()) == list(CANDLES_SCHEMA.items())
+
+
+@pytest.mark.parametrize(("market", "filled_hours"), [("BTC_USDT", 613), ("BTC_USDC", 1323)])
+def test_resample_kraken_gap_filled_5m_to_1h_equals_kraken_hourly_file_in_every_hour(market, filled_hours):
+    # Before filled candles were kept out of open/high/low, BTC/USDT differed from Kraken's own 1h
+    # in 72 opens, 12 highs and 16 lows, BTC/USDC in 246 / 30 / 29: the filled candles' flat
+    # previous close leaked in. Kraken's 1h file has every hour of the span, so all are compared.
+    raw = real_raw("kraken", market, "5m")
+    clean = clean_candles(raw, start=raw["ts"].min(), end=raw["ts"].max() + 5 * MIN).candles
+    ours = resample(clean, "1h")
+    theirs = real_candles("kraken", market, "1h")
+    joined = ours.join(theirs, on="ts", suffix="_kraken")
+    assert joined.height == theirs.height == 2160 and joined["filled"].sum() == filled_hours
+    mismatches = {c: int((joined[c] != joined[f"{c}_kraken"]).sum()) for c in ("open", "high", "low", "close")}
+    assert mismatches == {"open": 0, "high": 0, "low": 0, "close": 0}
+    relative = ((joined["volume"] - joined["volume_kraken"]).abs() / joined["volume_kraken"]).max()
+    assert relative < 1e-9
