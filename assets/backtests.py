@@ -8,7 +8,8 @@ import dagster as dg
 from assets.common import DUCKDB_POOL, report_metadata
 from assets.partitions import param_sets
 from assets.signals import research_markets, signals
-from quantdag.research import run_backtests, store_backtests, strategy_from_key
+from quantdag.stages.backtests import run_backtests, store_backtests
+from quantdag.strategies.keys import strategy_from_key
 from quantdag.tracking import log_backtest
 from resources import ExchangeResource, MlflowResource, WarehouseResource
 
@@ -62,7 +63,7 @@ def backtests(
         with mlflow.start_run(context, EXPERIMENT, run_name=f"{strategy.name} {o.market.symbol} {o.market.timeframe}",
                               tags={"strategy": strategy.name, "params_hash": strategy.params_hash}) as run:
             log_backtest(o.result, strategy_params=strategy.params, market=o.market.where)
-            run_ids[str(o.market)] = run.info.run_id
+            run_ids[o.market.key] = run.info.run_id
     report = store_backtests(wh, key, outcomes, markets, mlflow_run_ids=run_ids, dagster_run_id=context.run_id)
     rows = [
         dg.TableRecord({"market": f"{o.market.symbol} {o.market.timeframe}",

@@ -8,7 +8,8 @@ from datetime import datetime
 import dagster as dg
 
 from assets.partitions import market_windows
-from quantdag.marketdata import Market, StageReport
+from quantdag.markets import Market
+from quantdag.stages import StageReport
 
 #: Every DuckDB writer runs in this pool; the instance limits it to 1 (DuckDB: one writer process).
 DUCKDB_POOL = "duckdb"

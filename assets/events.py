@@ -5,7 +5,7 @@ import dagster as dg
 from assets.common import DUCKDB_POOL, report_metadata
 from assets.market_data import candles
 from assets.partitions import SINGLE_RUN, daily, day_windows
-from quantdag.marketdata import build_events
+from quantdag.stages.events import build_events
 from resources import ExchangeResource, WarehouseResource
 
 

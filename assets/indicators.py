@@ -7,7 +7,7 @@ from assets.market_data import candles
 from assets.partitions import SINGLE_RUN, day_market
 from assets.universe import UNIVERSE
 from quantdag.features import lookback_days
-from quantdag.marketdata import build_indicators
+from quantdag.stages.indicators import build_indicators
 from resources import ExchangeResource, WarehouseResource
 
 #: Lineage of the look-back: a day's indicators read the previous days' candles too.

@@ -7,7 +7,7 @@ import dagster as dg
 
 from assets.common import DUCKDB_POOL, RETRY, report_metadata, run_windows
 from assets.partitions import SINGLE_RUN, day_market
-from quantdag.marketdata import check_candles, ingest_raw, normalize_candles
+from quantdag.stages.market_data import check_candles, ingest_raw, normalize_candles
 from resources import ExchangeResource, WarehouseResource
 
 CANDLE_CHECKS = {

@@ -8,7 +8,7 @@ from assets.common import DUCKDB_POOL, report_metadata
 from assets.market_data import candles
 from assets.partitions import strategies
 from assets.signals import research_markets
-from quantdag.sweeps import run_sweep, store_sweep
+from quantdag.stages.optimization import run_sweep, store_sweep
 from quantdag.tracking import log_sweep
 from resources import ExchangeResource, MlflowResource, WarehouseResource
 

@@ -5,10 +5,9 @@ import dagster as dg
 from assets.common import DUCKDB_POOL
 from assets.partitions import param_sets
 from assets.signals import research_markets, signals
-from quantdag.alerts import send_alert
+from quantdag.tracking import send_alert
 from quantdag.execution import ticker_source
-from quantdag.drift import paper_drift
-from quantdag.papertrade import PaperAccount, paper_cycle
+from quantdag.stages.paper import PaperAccount, paper_cycle, paper_drift
 from resources import ExchangeResource, WarehouseResource
 
 

@@ -6,8 +6,8 @@ from assets.common import DUCKDB_POOL, report_metadata
 from assets.market_data import candles
 from assets.partitions import param_sets
 from assets.universe import RESEARCH_MARKETS
-from quantdag.marketdata import Market
-from quantdag.research import build_signals
+from quantdag.markets import Market
+from quantdag.stages.signals import build_signals
 from resources import ExchangeResource, WarehouseResource
 
 

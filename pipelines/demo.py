@@ -87,7 +87,7 @@ def run_backtests(defs: dg.Definitions, instance: dg.DagsterInstance, *, data_ch
     A parameter set already backtested is rerun only when the data changed.
     """
     from assets.partitions import param_sets
-    from quantdag.research import default_param_sets
+    from quantdag.strategies.keys import default_param_sets
 
     keys = default_param_sets()
     instance.add_dynamic_partitions(param_sets.name, [k for k in keys if not instance.has_dynamic_partition(param_sets.name, k)])
@@ -133,7 +133,7 @@ def print_sweep_and_paper(data_dir: Path) -> None:
 
 
 def print_leaderboard(data_dir: Path) -> None:
-    from quantdag.research import leaderboard
+    from quantdag.stages.backtests import leaderboard
     from quantdag.store import Warehouse
 
     board = leaderboard(Warehouse(data_dir / "quantdag.duckdb", read_only=True))
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         if changed or not instance.get_materialized_partitions(dg.AssetKey("optimization")):
             timings.append(("optimization_job", run_partitioned(defs, instance, "optimization_job", ["sma_cross"])))
         from pipelines.sensors import PAPER_STRATEGIES
-        from quantdag.research import default_param_sets
+        from quantdag.strategies.keys import default_param_sets
 
         paper_keys = [k for k in default_param_sets() if k.split(" ", 1)[0] in PAPER_STRATEGIES]
         timings.append(("paper_trade_job", run_partitioned(defs, instance, "paper_trade_job", paper_keys)))

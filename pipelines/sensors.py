@@ -7,9 +7,9 @@ import logging
 import dagster as dg
 
 from assets.partitions import param_sets
-from quantdag.alerts import send_alert
+from quantdag.tracking import send_alert
 from quantdag.exchange import scrub
-from quantdag.research import default_param_sets
+from quantdag.strategies.keys import default_param_sets
 
 log = logging.getLogger(__name__)
 

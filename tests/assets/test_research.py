@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from pipeline_helpers import recent_days, run_job
-from quantdag.research import default_param_sets, leaderboard, param_set_key, strategy_from_key
+from quantdag.stages.backtests import leaderboard
+from quantdag.strategies.keys import default_param_sets, param_set_key, strategy_from_key
 from quantdag.strategies import create_strategy
 
 KEY_COLS = ("strategy", "params_hash", "exchange", "symbol", "timeframe")

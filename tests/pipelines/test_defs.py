@@ -116,7 +116,7 @@ def test_dagster_definitions_validate_cli_passes(tmp_path):
 
 
 def test_register_param_sets_sensor_adds_every_default_once():
-    from quantdag.research import default_param_sets
+    from quantdag.strategies.keys import default_param_sets
 
     sensor = defs.resolve_sensor_def("register_param_sets")
     with dg.instance_for_test() as instance:

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline_helpers import recent_days
 from pipelines.demo import range_tags
-from quantdag.research import param_set_key
+from quantdag.strategies.keys import param_set_key
 from quantdag.strategies import create_strategy
 
 KEY = "canaryKEY-7d1f0c9e4b2a6f3e8d5c"

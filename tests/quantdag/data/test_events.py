@@ -283,7 +283,7 @@ def test_detect_events_window_with_lookback_context_equals_full_history(kraken_1
 
 
 def test_build_events_keeps_the_real_end_of_an_event_that_runs_past_the_window(kraken_1h, tmp_path):
-    from quantdag.marketdata import build_events
+    from quantdag.stages.events import build_events
     from quantdag.store import Slice, Warehouse
 
     wh = Warehouse(tmp_path / "events.duckdb")

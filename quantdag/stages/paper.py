@@ -1,9 +1,14 @@
-"""One paper-trading step of a parameter set: latest signals → target positions → risk → OMS.
+"""Paper trading: a parameter set's latest signals → target positions → risk → OMS, and its drift.
 
 The target of each market is read from the last stored signal (a candle that has closed): the
 strategy's ``target`` fraction if it has one, else its position state rebuilt from entries and
 exits. Each market gets an equal share of the account's capital; the OMS turns targets into
 orders through the risk checks, with write-ahead storage in ``paper.*``.
+
+Drift: every paper fill of a rebalance decision (intent ``rebalance:<decision_ts_ms>``) is set
+beside the price the backtest engine fills the same decision at: the open of the candle after the
+signal candle. The difference, signed so that positive means the paper account paid more (or
+received less), is stored in ``paper.drift``; beyond the tolerance the fill is 'diverged'.
 """
 
 from __future__ import annotations
@@ -18,12 +23,22 @@ import polars as pl
 
 from quantdag.execution import OrderManager, PaperBroker, RiskEngine, RiskLimits
 from quantdag.execution.brokers.paper import Quote
-from quantdag.marketdata import Market
-from quantdag.research import strategy_from_key
+from quantdag.markets import Market
+from quantdag.stages.signals import read_signals
 from quantdag.store import Slice, Warehouse
+from quantdag.strategies import Strategy
 from quantdag.strategies.base import position_state
+from quantdag.strategies.keys import strategy_from_key
+from quantdag.timeframes import timeframe_ms
 
 log = logging.getLogger(__name__)
+
+DEFAULT_TOLERANCE_BPS = 50.0
+
+
+def broker_name(strategy: Strategy) -> str:
+    """The paper account (``broker`` column of ``paper.*``) of a parameter set: named here only."""
+    return f"paper:{strategy.key}"
 
 
 @dataclass(frozen=True)
@@ -53,11 +68,7 @@ def target_fractions(wh: Warehouse, key: str, markets: Sequence[Market]) -> tupl
     out: dict[str, float] = {}
     decision = 0
     for m in markets:
-        sig = wh.read(
-            "signals.signals",
-            [Slice(where={"strategy": strategy.name, "params_hash": strategy.params_hash, **m.where}, time_column=None)],
-            order_by=("ts",),
-        )
+        sig = read_signals(wh, strategy, m)
         if sig.height == 0:
             continue
         if sig["target"].null_count() < sig.height:
@@ -83,7 +94,7 @@ def paper_cycle(
     strategy = strategy_from_key(key)
     fractions, decision_ts = target_fractions(wh, key, markets)
     source = price_source or (lambda symbol: prices[symbol])
-    broker = PaperBroker(source, balances={account.quote: account.capital}, name=f"paper:{strategy.key}")
+    broker = PaperBroker(source, balances={account.quote: account.capital}, name=broker_name(strategy))
     per_market = account.capital * (1.0 - account.cash_buffer) / max(1, len(markets))
     px = {s: source(s).price for s in fractions}
     targets = {s: f * per_market / px[s] for s, f in fractions.items()}
@@ -107,3 +118,46 @@ def record_equity(wh: Warehouse, broker: str, summary: dict[str, object]) -> Non
         schema_overrides={"ts": pl.Datetime("ms", "UTC")},
     )
     wh.replace_slices("paper.equity", row, [Slice(where={"broker": broker}, start=now, end=now + timedelta(minutes=1))])
+
+
+def paper_drift(
+    wh: Warehouse, key: str, markets: Sequence[Market], *, tolerance_bps: float = DEFAULT_TOLERANCE_BPS
+) -> pl.DataFrame:
+    """Compare parameter set ``key``'s paper fills with the backtest's fills; replace its ``paper.drift`` rows."""
+    strategy = strategy_from_key(key)
+    broker = broker_name(strategy)
+    fills = wh.query(
+        "SELECT o.client_order_id, o.symbol, o.side, o.intent, o.avg_price AS paper_price "
+        "FROM paper.orders o WHERE o.broker = ? AND o.intent LIKE 'rebalance:%' AND o.filled_qty > 0 "
+        "ORDER BY o.client_order_id",
+        [broker],
+    )
+    rows = []
+    by_symbol = {m.symbol: m for m in markets}
+    for f in fills.iter_rows(named=True):
+        m = by_symbol.get(f["symbol"])
+        if m is None:
+            continue
+        decision_ms = int(f["intent"].split(":", 1)[1])
+        next_open = decision_ms + timeframe_ms(m.timeframe)
+        candle = wh.read(
+            "market.candles", [Slice(where=m.where, start=next_open, end=next_open + 1)]
+        )
+        ref = float(candle["open"][0]) if candle.height else None
+        sign = 1.0 if f["side"] == "buy" else -1.0
+        drift = None if ref is None else sign * (f["paper_price"] - ref) / ref * 1e4
+        status = "pending" if drift is None else ("ok" if abs(drift) <= tolerance_bps else "diverged")
+        rows.append({
+            "broker": broker, "client_order_id": f["client_order_id"], "symbol": f["symbol"], "side": f["side"],
+            "decision_ts": datetime.fromtimestamp(decision_ms / 1000, tz=timezone.utc),
+            "paper_price": float(f["paper_price"]), "backtest_price": ref, "drift_bps": drift,
+            "tolerance_bps": float(tolerance_bps), "status": status,
+        })  # fmt: skip
+    schema = {
+        "broker": pl.Utf8, "client_order_id": pl.Utf8, "symbol": pl.Utf8, "side": pl.Utf8,
+        "decision_ts": pl.Datetime("ms", "UTC"), "paper_price": pl.Float64, "backtest_price": pl.Float64,
+        "drift_bps": pl.Float64, "tolerance_bps": pl.Float64, "status": pl.Utf8,
+    }  # fmt: skip
+    out = pl.DataFrame(rows, schema=schema)
+    wh.replace_slices("paper.drift", out, [Slice(where={"broker": broker}, time_column=None)], order_by=("client_order_id",))
+    return out

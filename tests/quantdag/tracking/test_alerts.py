@@ -4,7 +4,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from quantdag.alerts import send_alert
+from quantdag.tracking import send_alert
 from quantdag.exchange import Credentials
 
 

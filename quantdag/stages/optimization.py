@@ -1,4 +1,4 @@
-"""Optimization as a stage over the warehouse: sweep a strategy on a market's candles and store it.
+"""Optimization: sweep a strategy on a market's stored candles and store the sweep.
 
 The sweep itself is :func:`quantdag.optimize.optimize_strategy`; this module picks the search
 for the strategy's space, and writes ``optimize.sweeps`` (one row: best parameters with their
@@ -14,11 +14,12 @@ from typing import Any
 
 import polars as pl
 
-from quantdag.marketdata import Market, StageReport
+from quantdag.markets import Market
 from quantdag.optimize import OptimizationResult, optimize_strategy
-from quantdag.research import finite_or_none, param_set_key, read_candles
+from quantdag.stages.common import StageReport, finite_or_none, read_candles
 from quantdag.store import Slice, Warehouse
 from quantdag.strategies import create_strategy, get_strategy
+from quantdag.strategies.keys import param_set_key
 
 #: Above this many grid points the sweep samples the space instead of enumerating it.
 MAX_GRID = 5000

@@ -1,116 +1,27 @@
-"""Strategy research stages over the warehouse: parameter sets → signals → backtests.
+"""Backtests: a parameter set's stored signals through the engine on every research market, stored.
 
-A parameter set is named by its partition key, ``"<strategy> <canonical params JSON>"``: the key
-alone rebuilds the strategy, so a Dagster dynamic partition is all it takes to add one, and
-the stored ``params_hash`` ties every signal, backtest and MLflow run back to it.
+The strategy's ``target`` column (a position fraction) drives the engine when the strategy has
+one; otherwise its entry/exit signals do. Results replace the parameter set's slice of
+``backtest.runs``, ``backtest.trades`` and ``backtest.equity`` in one transaction.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import polars as pl
 
 from quantdag.backtest import BacktestResult, BacktestSettings, run
-from quantdag.errors import ConfigurationError, DataError
-from quantdag.marketdata import CANDLE_KEY, Market, StageReport
+from quantdag.errors import DataError
+from quantdag.markets import Market
+from quantdag.stages.common import StageReport, finite_or_none, read_candles
+from quantdag.stages.signals import read_signals, strategy_where
 from quantdag.store import Slice, Warehouse, load_sql
-from quantdag.strategies import Strategy, create_strategy, list_strategies
-
-log = logging.getLogger(__name__)
-
-SIGNAL_TABLE_COLUMNS = ("entry", "exit", "short_entry", "short_exit", "target")
-
-
-def param_set_key(strategy: Strategy) -> str:
-    """The partition key of ``strategy``'s parameter set."""
-    return f"{strategy.name} {strategy.params_json}"
-
-
-def strategy_from_key(key: str) -> Strategy:
-    """Rebuild the strategy named by a parameter-set key (parameters validated).
-
-    Raises
-    ------
-    ConfigurationError
-        If the key is malformed, names no registered strategy, or holds invalid parameters.
-    """
-    name, _, params = key.partition(" ")
-    try:
-        parsed = json.loads(params) if params else {}
-    except ValueError as exc:
-        raise ConfigurationError(f"parameter set {key!r}: params are not JSON ({exc})") from None
-    if not isinstance(parsed, dict):
-        raise ConfigurationError(f"parameter set {key!r}: params must be a JSON object")
-    return create_strategy(name, parsed)
-
-
-def default_param_sets() -> list[str]:
-    """One parameter set per registered strategy, at its defaults."""
-    return [param_set_key(create_strategy(name)) for name in list_strategies()]
-
-
-def _strategy_where(s: Strategy, m: Market) -> dict[str, str]:
-    return {"strategy": s.name, "params_hash": s.params_hash, **m.where}
-
-
-def read_candles(wh: Warehouse, m: Market) -> pl.DataFrame:
-    """Every stored clean candle of market ``m``, oldest first."""
-    return wh.read("market.candles", [Slice(where=m.where, time_column=None)], order_by=CANDLE_KEY)
-
-
-def build_signals(wh: Warehouse, key: str, markets: Sequence[Market], *, source: str = "default") -> StageReport:
-    """Signals of parameter set ``key`` on every market's full stored history, into ``signals.signals``."""
-    t0 = time.perf_counter()
-    strategy = strategy_from_key(key)
-    report = StageReport()
-    writes: list[tuple[Market, pl.DataFrame]] = []
-    for m in markets:
-        candles = read_candles(wh, m)
-        if candles.height == 0:
-            report.add(m, candles=0, entries=0, exits=0)
-            writes.append((m, pl.DataFrame()))
-            continue
-        sig = strategy.signals(candles)
-        keep = ["ts", *(c for c in SIGNAL_TABLE_COLUMNS if c in sig.columns)]
-        frame = sig.select(keep).with_columns(
-            pl.lit(strategy.name).alias("strategy"),
-            pl.lit(strategy.params_hash).alias("params_hash"),
-            *(pl.lit(v).alias(k) for k, v in m.where.items()),
-        )
-        report.add(m, candles=candles.height, entries=int(frame["entry"].sum()), exits=int(frame["exit"].sum()))
-        writes.append((m, frame))
-    params_row = pl.DataFrame(
-        {
-            "param_set": [key],
-            "strategy": [strategy.name],
-            "params_hash": [strategy.params_hash],
-            "params": [strategy.params_json],
-            "source": [source],
-        }
-    )
-    with wh.transaction() as con:
-        Warehouse.replace(con, "signals.param_sets", params_row, [Slice(where={"param_set": key}, time_column=None)])
-        for m, frame in writes:
-            report.rows_written += Warehouse.replace(
-                con,
-                "signals.signals",
-                frame,
-                [Slice(where=_strategy_where(strategy, m), time_column=None)],
-                order_by=("strategy", "params_hash", *CANDLE_KEY) if frame.height else (),
-            )
-    report.seconds = time.perf_counter() - t0
-    return report
-
-
-# ---- backtests ---------------------------------------------------------------------------------
+from quantdag.strategies.keys import strategy_from_key
 
 RUN_METRIC_COLUMNS = (
     "final_equity", "total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown",
@@ -132,13 +43,6 @@ class BacktestOutcome:
         return ts.min(), ts.max()
 
 
-def finite_or_none(v: Any) -> Any:
-    """``v`` with NaN/inf floats as None: JSON and SQL have no NaN."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
 def run_backtests(
     wh: Warehouse, key: str, markets: Sequence[Market], settings: BacktestSettings | None = None
 ) -> list[BacktestOutcome]:
@@ -158,9 +62,7 @@ def run_backtests(
     out: list[BacktestOutcome] = []
     for m in markets:
         candles = read_candles(wh, m)
-        sig = wh.read(
-            "signals.signals", [Slice(where=_strategy_where(strategy, m), time_column=None)], order_by=("ts",)
-        )
+        sig = read_signals(wh, strategy, m)
         if candles.height == 0:
             continue
         if sig.height != candles.height or not sig["ts"].equals(candles["ts"]):
@@ -207,7 +109,7 @@ def store_backtests(
                 "n_candles": o.n_candles, "settings": json.dumps(r.settings.as_dict(), sort_keys=True),
                 **{c: metrics.get(c) for c in RUN_METRIC_COLUMNS},
                 "metrics": json.dumps(metrics, sort_keys=True),
-                "mlflow_run_id": ids.get(str(m)), "dagster_run_id": dagster_run_id,
+                "mlflow_run_id": ids.get(m.key), "dagster_run_id": dagster_run_id,
             }
         )
         tag = {"strategy": strategy.name, "params_hash": strategy.params_hash, **m.where}
@@ -218,7 +120,7 @@ def store_backtests(
         )
         equity.append(r.equity.with_columns(*(pl.lit(v).alias(k) for k, v in tag.items())))
         report.add(m, trades=r.trades.height, equity_rows=r.equity.height)
-    slices = [Slice(where=_strategy_where(strategy, m), time_column=None) for m in markets]
+    slices = [Slice(where=strategy_where(strategy, m), time_column=None) for m in markets]
     key_cols = ("strategy", "params_hash", "exchange", "symbol", "timeframe")
     with wh.transaction() as con:
         report.rows_written += Warehouse.replace(

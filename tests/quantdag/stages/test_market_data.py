@@ -9,7 +9,9 @@ import pytest
 
 from quantdag.errors import DataError, ExchangeError
 from quantdag.exchange import ExchangeClient, ExchangeConfig, RetryPolicy
-from quantdag.marketdata import Market, build_indicators, ingest_raw, normalize_candles
+from quantdag.markets import Market
+from quantdag.stages.indicators import build_indicators
+from quantdag.stages.market_data import ingest_raw, normalize_candles
 from quantdag.sim import Fault, FaultPlan
 from quantdag.store import Slice, Warehouse
 

@@ -1,0 +1,54 @@
+"""What every stage shares: its report, the slices of a market's rows, the candle reads.
+
+Defined once here so that no stage imports another stage's helpers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from quantdag.markets import CANDLE_KEY, Market, Window
+from quantdag.store import Slice, Warehouse
+
+
+@dataclass
+class StageReport:
+    """What a stage did, for the materialization's metadata and the demo's summary."""
+
+    rows_written: int = 0
+    per_market: dict[str, dict[str, int]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def add(self, market: Market, **counts: int) -> None:
+        slot = self.per_market.setdefault(market.key, {})
+        for k, v in counts.items():
+            slot[k] = slot.get(k, 0) + int(v)
+
+
+def ms(dt: datetime) -> int:
+    """Epoch milliseconds of a timezone-aware datetime."""
+    return int(dt.timestamp() * 1000)
+
+
+def market_slice(m: Market, w: Window | None = None, time_column: str | None = "ts") -> Slice:
+    """The rows of market ``m`` (in window ``w``, or all of them) in a candle-keyed table."""
+    if w is None:
+        return Slice(where=m.where, time_column=None)
+    return Slice(where=m.where, time_column=time_column, start=w[0], end=w[1])
+
+
+def read_candles(wh: Warehouse, m: Market) -> pl.DataFrame:
+    """Every stored clean candle of market ``m``, oldest first."""
+    return wh.read("market.candles", [market_slice(m)], order_by=CANDLE_KEY)
+
+
+def finite_or_none(v: Any) -> Any:
+    """``v`` with NaN/inf floats as None: JSON and SQL have no NaN."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
