@@ -81,9 +81,15 @@ class EventConfig:
     dislocation_warning_bps: float = 100.0
     dislocation_critical_bps: float = 300.0
     dislocation_persist_bars: int = 12
-    #: Assets expected to be worth one unit of a reference; and the references (pegs).
+    #: Assets expected to be worth one unit of a reference, watched for depegs.
     stablecoins: tuple[str, ...] = ("USDT", "USDC", "DAI", "BUSD", "TUSD", "USDP", "FDUSD", "PYUSD")
-    peg_references: tuple[str, ...] = ("USD",)
+    #: Units a stablecoin's price is measured in, most trusted first. A market like USDC/USDT
+    #: at 0.93 does not say which coin moved, so the rank decides: a stablecoin is measured only
+    #: against references ranked above it (one not listed ranks below them all), and on each
+    #: venue and timeframe only against the best-ranked of those it has a price in. USDC/USDT at
+    #: 0.93 is then USDC depegged (USDT is never measured in USDC), and where USD markets exist
+    #: every stablecoin is measured in USD alone. The event's symbol is ``COIN/REFERENCE``.
+    peg_references: tuple[str, ...] = ("USD", "USDT", "USDC", "DAI", "FDUSD")
     #: |implied price - 1| above ``depeg_bps`` starts a depeg, below ``depeg_exit_bps`` ends it;
     #: a peak beyond ``depeg_critical_bps`` makes it critical (else warning).
     depeg_bps: float = 100.0
@@ -152,8 +158,15 @@ class EventConfig:
                 "EventConfig needs 0 < vol_low_pct < 0.5 < vol_high_pct < 1, "
                 f"got {self.vol_low_pct}, {self.vol_high_pct}"
             )
-        if not self.stablecoins or not self.peg_references:
-            raise ConfigurationError("EventConfig.stablecoins and peg_references must not be empty")
+        for name in ("stablecoins", "peg_references"):
+            assets = getattr(self, name)
+            if not isinstance(assets, tuple) or not all(isinstance(a, str) and a for a in assets):
+                raise ConfigurationError(f"EventConfig.{name} must be a tuple of asset codes, got {assets!r}")
+            if not assets:
+                raise ConfigurationError(f"EventConfig.{name} must not be empty")
+            repeated = sorted({a for a in assets if assets.count(a) > 1})
+            if repeated:
+                raise ConfigurationError(f"EventConfig.{name} lists {', '.join(repeated)} more than once: {assets!r}")
 
 
 def detect_events(
@@ -462,9 +475,11 @@ def _dislocations(frame: pl.DataFrame, cfg: EventConfig) -> pl.DataFrame:
 def _depegs(frame: pl.DataFrame, cfg: EventConfig) -> pl.DataFrame:
     """A stablecoin's price in its reference leaving 1.0, merged into episodes.
 
-    The price comes from the same venue and timeframe: directly from a ``COIN/REF`` market, or
-    implied as ``close(BASE/REF) / close(BASE/COIN)`` for every base quoted in both (e.g.
-    BTC/USD / BTC/USDC); several sources at one ts are combined by their median.
+    The price comes from the same venue and timeframe: directly from a ``COIN/REF`` market (or
+    ``1 / close`` of a ``REF/COIN`` one), or implied as ``close(BASE/REF) / close(BASE/COIN)``
+    for every base quoted in both (e.g. BTC/USD / BTC/USDC, BTC/USDT / BTC/USDC); several
+    sources at one ts are combined by their median. Which reference a coin is measured in is
+    decided by trust rank (see :attr:`EventConfig.peg_references`), from the markets present.
     """
     markets = _market_table(frame)
     coins, refs = list(cfg.stablecoins), list(cfg.peg_references)
@@ -476,9 +491,17 @@ def _depegs(frame: pl.DataFrame, cfg: EventConfig) -> pl.DataFrame:
         .select("exchange", "timeframe", "coin", "ref", "symbol_coin", "symbol_ref",
                 pl.format("{}÷{}", "symbol_ref", "symbol_coin").alias("source"))
     )
-    direct = markets.filter(
-        pl.col("base").is_in(coins) & pl.col("quote").is_in(refs) & (pl.col("base") != pl.col("quote"))
-    )
+    direct = pl.concat([
+        markets.filter(pl.col("base").is_in(coins) & pl.col("quote").is_in(refs)).select(
+            "exchange", "timeframe", "symbol", pl.col("base").alias("coin"), pl.col("quote").alias("ref"),
+            pl.col("symbol").alias("source"), inverse=pl.lit(False),
+        ),
+        markets.filter(pl.col("quote").is_in(coins) & pl.col("base").is_in(refs)).select(
+            "exchange", "timeframe", "symbol", pl.col("quote").alias("coin"), pl.col("base").alias("ref"),
+            pl.format("1÷{}", "symbol").alias("source"), inverse=pl.lit(True),
+        ),
+    ]).filter(pl.col("coin") != pl.col("ref"))
+    implied, direct = _most_trusted_reference(implied, direct, refs)
     legs = frame.select(*_GROUP, "ts", "close", "active")
     prices = []
     if implied.height:
@@ -492,10 +515,10 @@ def _depegs(frame: pl.DataFrame, cfg: EventConfig) -> pl.DataFrame:
                     .then(pl.col("close_ref") / pl.col("close_coin")).alias("price"))
         )
     if direct.height:
+        close = pl.when("inverse").then(1 / pl.col("close")).otherwise(pl.col("close"))
         prices.append(
             direct.join(legs, on=_GROUP).select(
-                "exchange", "timeframe", pl.col("base").alias("coin"), pl.col("quote").alias("ref"),
-                pl.col("symbol").alias("source"), "ts", pl.when("active").then(pl.col("close")).alias("price"),
+                "exchange", "timeframe", "coin", "ref", "source", "ts", pl.when("active").then(close).alias("price"),
             )
         )
     if not prices:
@@ -531,3 +554,30 @@ def _depegs(frame: pl.DataFrame, cfg: EventConfig) -> pl.DataFrame:
             "coin", _fmt(pl.col("price"), 4), "ref", _fmt(pl.col("peak"), 1), pl.col("bars"), "sources",
         ),
     )
+
+
+def _most_trusted_reference(
+    implied: pl.DataFrame, direct: pl.DataFrame, refs: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Keep the price routes of each venue's coin in its best-ranked reference above the coin.
+
+    Ranking a coin only against more trusted references makes a stablecoin pair name one
+    culprit (USDC/USDT at 0.93 is USDC's depeg, never USDT's at 1.075 in USDC); taking the best
+    reference present keeps the USD view wherever USD markets exist.
+    """
+    rank = {ref: i for i, ref in enumerate(refs)}
+
+    def ranked(col: str) -> pl.Expr:
+        return pl.col(col).replace_strict(rank, default=len(refs), return_dtype=pl.Int64)
+
+    series = ["exchange", "timeframe", "coin"]
+    best = (
+        pl.concat([implied.select(*series, "ref"), direct.select(*series, "ref")])
+        .filter(ranked("ref") < ranked("coin"))
+        .with_columns(rank=ranked("ref"))
+        .filter(pl.col("rank") == pl.col("rank").min().over(series))
+        .select(*series, "ref")
+        .unique()
+    )
+    keys = [*series, "ref"]
+    return implied.join(best, on=keys, how="semi"), direct.join(best, on=keys, how="semi")
