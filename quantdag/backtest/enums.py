@@ -74,7 +74,13 @@ S_SLIPPAGE = 5
 S_TRADED_VALUE = 6  # sum of |units * fill price| over all fills
 S_N_FILLS = 7
 S_N_MARKS = 8  # rows written to the marks buffer
-N_STATS = 9
+# orders the kernel could not place (counted where it refuses them, one per attempt); see the
+# ``n_rejected`` rows of :mod:`quantdag.backtest.metrics`
+S_REJ_SIZE = 9  # entries whose size is not positive: zero, rounded to nothing, or NaN (warm-up)
+S_REJ_CASH = 10  # entries refused because equity (the cash, when flat) is not positive
+S_REJ_VOLUME = 11  # fill attempts the volume cap refused entirely (nothing left in the candle)
+S_CAPPED = 12  # fills the volume cap cut short (partly filled; not a rejection)
+N_STATS = 13
 
 # -- columns of the kernel's account marks (one row per bar whose cash/position may have changed)
 M_BAR = 0  # the bar, marked at its close

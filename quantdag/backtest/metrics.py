@@ -31,7 +31,20 @@ exposure                    share of candles whose close finds a position open
 turnover                    ``sum |units * fill price|`` over all fills ``/ mean(E)``
 fees_paid, slippage_paid    sums over all fills (quote currency)
 n_trades                    closed trades + the open one (if any)
+n_rejected                  orders the engine could not place: the sum of the three ``rejected_*`` below
+rejected_size_zero          entries whose size is not positive: a zero size, one that rounds to nothing,
+                            or NaN (a sizing indicator still warming up, e.g. ``atr_risk``/``vol_target``)
+rejected_no_cash            entries refused because equity (the cash, as the position is flat) is not positive
+rejected_volume_cap         fill attempts the volume cap (``max_volume_share``) refused entirely: the candle
+                            has no volume left (zero volume, or its budget spent by an earlier fill)
+n_capped_fills              fills the volume cap cut short (filled in part); not in ``n_rejected``
 =========================== ===========================================================================
+
+Rejections count attempts: an exit or a reduction the volume cap holds back stays pending and is
+tried again at each fill point, counting each time; a refused or cut entry is dropped (its signal
+is not retried). A signal that is no order (an entry while already in that position, an exit
+while flat, a target of 0 while flat) is never a rejection. A strategy that never trades because
+every order is refused shows ``n_trades == 0`` with ``n_rejected > 0``.
 
 An undefined ratio is NaN, never a made-up number.
 """
@@ -105,6 +118,10 @@ def metrics_from_stats(
     mean_equity: np.ndarray,
     fees_paid: np.ndarray,
     slippage_paid: np.ndarray,
+    rejected_size_zero: np.ndarray,
+    rejected_no_cash: np.ndarray,
+    rejected_volume_cap: np.ndarray,
+    capped_fills: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """The formulas of the module docstring, applied to the statistics they are made of, one
     array element per backtest. The one place those formulas live: :func:`compute_metrics`
@@ -114,7 +131,8 @@ def metrics_from_stats(
     ``mean_r``/``std_r``/``downside`` are the mean, sample standard deviation and downside
     deviation ``sqrt(mean(min(r, 0) ** 2))`` of the returns; ``dd_bars`` the longest drawdown
     run; the trade statistics cover closed trades (``n_trades - n_open``); ``exposed`` counts
-    candles whose close finds a position.
+    candles whose close finds a position; the ``rejected_*`` and ``capped_fills`` counts are
+    the kernel's (``S_REJ_*``, ``S_CAPPED`` of :mod:`quantdag.backtest.enums`).
     """
     years = n / periods_per_year
     sqrt_p = math.sqrt(periods_per_year)
@@ -156,6 +174,11 @@ def metrics_from_stats(
             "turnover": ratio(traded, mean_equity),
             "fees_paid": fees_paid,
             "slippage_paid": slippage_paid,
+            "n_rejected": rejected_size_zero + rejected_no_cash + rejected_volume_cap,
+            "rejected_size_zero": rejected_size_zero,
+            "rejected_no_cash": rejected_no_cash,
+            "rejected_volume_cap": rejected_volume_cap,
+            "n_capped_fills": capped_fills,
             "n_candles": np.full(m, n, dtype=np.int64),
             "periods_per_year": np.full(m, float(periods_per_year)),
             "years": np.full(m, years),
@@ -175,6 +198,10 @@ def compute_metrics(
     fees_paid: float,
     slippage_paid: float,
     traded_value: float,
+    rejected_size_zero: int = 0,
+    rejected_no_cash: int = 0,
+    rejected_volume_cap: int = 0,
+    capped_fills: int = 0,
 ) -> dict[str, Any]:
     """All metrics of the module docstring as a flat dict of floats and ints.
 
@@ -192,6 +219,9 @@ def compute_metrics(
         Per-trade P&L, ``exit_bar - entry_bar`` and open flag, in exit order.
     fees_paid, slippage_paid, traded_value
         Totals over all fills.
+    rejected_size_zero, rejected_no_cash, rejected_volume_cap, capped_fills
+        Orders the kernel could not place, per reason, and fills the volume cap cut short
+        (``S_REJ_SIZE``, ``S_REJ_CASH``, ``S_REJ_VOLUME``, ``S_CAPPED`` of its stats).
     """
     n = equity.shape[0]
     r = returns(equity, init_cash)
@@ -213,5 +243,7 @@ def compute_metrics(
         bars_sum=one(trade_bars[closed].sum()), max_wins=one(max_wins, np.int64), max_losses=one(max_losses, np.int64),
         exposed=one(np.count_nonzero(position), np.int64), traded=one(traded_value), mean_equity=one(np.mean(equity)),
         fees_paid=one(fees_paid), slippage_paid=one(slippage_paid),
+        rejected_size_zero=one(rejected_size_zero, np.int64), rejected_no_cash=one(rejected_no_cash, np.int64),
+        rejected_volume_cap=one(rejected_volume_cap, np.int64), capped_fills=one(capped_fills, np.int64),
     )  # fmt: skip
     return {k: v.item() for k, v in stats.items()}

@@ -159,6 +159,10 @@ class BacktestResult:
             fees_paid=float(self.stats[enums.S_FEES]),
             slippage_paid=float(self.stats[enums.S_SLIPPAGE]),
             traded_value=float(self.stats[enums.S_TRADED_VALUE]),
+            rejected_size_zero=int(self.stats[enums.S_REJ_SIZE]),
+            rejected_no_cash=int(self.stats[enums.S_REJ_CASH]),
+            rejected_volume_cap=int(self.stats[enums.S_REJ_VOLUME]),
+            capped_fills=int(self.stats[enums.S_CAPPED]),
         )
 
     def report(self, path: str | Path, *, title: str = "Backtest") -> Path:

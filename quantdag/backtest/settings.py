@@ -74,7 +74,9 @@ class BacktestSettings:
         If set, at most this share of a candle's volume (base units) fills in that candle,
         over all fills in it. An entry or increase cut by the cap keeps the smaller size (the
         rest is cancelled); an exit cut by it leaves the rest open and keeps closing it at each
-        following fill point, and no new entry happens until the position is flat.
+        following fill point, and no new entry happens until the position is flat. Cut fills
+        and refused attempts are counted in the metrics (``n_capped_fills``,
+        ``rejected_volume_cap``).
     init_cash
         Starting cash in quote currency.
     direction
@@ -87,8 +89,9 @@ class BacktestSettings:
         ``atr_mult * ATR(atr_period)`` costs ``risk_per_trade`` of equity. ``"target_vol"``:
         a fraction ``target_vol / realised_vol`` of equity, realised vol being the annualised
         standard deviation of the last ``vol_window`` log returns. ATR and volatility are read
-        on the signal candle; while they are undefined (warm-up) no position opens. Every mode
-        is capped at ``max_leverage`` times equity. Target runs size by the target instead.
+        on the signal candle; while they are undefined (warm-up) no position opens (counted as
+        ``rejected_size_zero``). Every mode is capped at ``max_leverage`` times equity. Target
+        runs size by the target instead.
     size
         The fraction (``fixed_fraction``) or quote amount (``fixed_notional``); else unset.
     risk_per_trade, atr_period, atr_mult

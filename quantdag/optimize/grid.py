@@ -44,7 +44,8 @@ def _metric_names() -> tuple[str, ...]:
 METRICS: tuple[str, ...] = _metric_names()
 #: Metrics where smaller is better (an objective on them is minimised).
 MINIMISE = frozenset({"max_drawdown", "max_drawdown_duration_bars", "max_drawdown_duration_days", "volatility",
-                      "fees_paid", "slippage_paid", "max_consecutive_losses", "turnover"})  # fmt: skip
+                      "fees_paid", "slippage_paid", "max_consecutive_losses", "turnover", "n_rejected",
+                      "rejected_size_zero", "rejected_no_cash", "rejected_volume_cap", "n_capped_fills"})  # fmt: skip
 
 
 def check_metric(name: Any, what: str = "objective") -> str:
@@ -167,6 +168,7 @@ def metrics_from_summary(out: np.ndarray, n: int, init_cash: float, ppy: float, 
     def col(name: str, dtype: type = np.float64) -> np.ndarray:
         return out[:, getattr(onb, "O_" + name)].astype(dtype)
 
+    none = np.zeros(out.shape[0], dtype=np.int64)
     with np.errstate(invalid="ignore"):
         std = np.sqrt(col("SUM_SQ_DEV") / (n - 1)) if n > 1 else np.full(out.shape[0], np.nan)
     return metrics_from_stats(
@@ -176,7 +178,8 @@ def metrics_from_summary(out: np.ndarray, n: int, init_cash: float, ppy: float, 
         n_wins=col("N_WINS", np.int64), win_sum=col("WIN_SUM"), loss_sum=col("LOSS_SUM"), pnl_sum=col("PNL_SUM"),
         bars_sum=col("BARS_SUM"), max_wins=col("MAX_CW", np.int64), max_losses=col("MAX_CL", np.int64),
         exposed=col("EXPOSED", np.int64), traded=col("TRADED"), mean_equity=col("MEAN_EQUITY"), fees_paid=col("FEES"),
-        slippage_paid=col("SLIP"),
+        slippage_paid=col("SLIP"), rejected_size_zero=col("REJ_SIZE", np.int64),
+        rejected_no_cash=col("REJ_CASH", np.int64), rejected_volume_cap=none, capped_fills=none,  # no volume cap here
     )  # fmt: skip
 
 

@@ -14,7 +14,8 @@ Bit-identity with :func:`quantdag.backtest.run`
   stops, no volume cap) and priced by the engine's own ``fill_price_nb``/``entry_size_nb``/
   ``fill_nb`` with the engine's bar timeline (next-open or close fills), so cash, position, fees
   and trade P&L are the same floating-point operations in the same order; the marked equity
-  ``cash + pos * close[i]`` is too (the agreement tests pin this);
+  ``cash + pos * close[i]`` is too (the agreement tests pin this); an entry that sizes to no
+  units is counted as the engine counts it (``rejected_size_zero``/``rejected_no_cash``);
 * metrics are accumulated from that equity in one pass: extremes, counts, streaks and the sums
   the engine takes sequentially (fees, slippage, traded value) are exact; the means (returns,
   equity, trade P&L) sum plainly between fills and compensated (TwoSum) across segments, within a few ulps of numpy's pairwise sums.
@@ -54,7 +55,9 @@ O_TRADED = 17
 O_FEES = 18
 O_SLIP = 19
 O_MEAN_EQUITY = 20
-N_OUT = 21
+O_REJ_SIZE = 21  # entries sized to no units with cash > 0 (the engine's S_REJ_SIZE)
+O_REJ_CASH = 22  # entries sized to no units with cash <= 0 (S_REJ_CASH); no volume cap here
+N_OUT = 23
 
 
 @njit(cache=True, inline="always")
@@ -341,6 +344,7 @@ def cross_combo_nb(
     n_losses = 0
     win_sum, loss_sum, pnl_sum, pc, bars_sum = 0.0, 0.0, 0.0, 0.0, 0.0
     cw, cl, max_cw, max_cl = 0, 0, 0, 0
+    rej_size, rej_cash = 0, 0  # entries that sized to no units (the engine's unsized_nb)
     prev_le = False  # fast <= slow on the previous candle (False while undefined)
     prev_ge = False
     sig_e = False  # signals of the previous candle (next-open fills)
@@ -483,6 +487,10 @@ def cross_combo_nb(
                     pos = side * qty
                     entry_value = qty * price
                     entry_bar = i
+                elif cash > 0.0:
+                    rej_size += 1
+                else:
+                    rej_cash += 1
         if pos == 0.0 and not filled and prev_eq == cash:
             flat_k += 1  # r = 0, drawdown unchanged: accounted in bulk
             i += 1
@@ -538,6 +546,8 @@ def cross_combo_nb(
     out[O_FEES] = fees_paid
     out[O_SLIP] = slip_paid
     out[O_MEAN_EQUITY] = (se + ce) / n
+    out[O_REJ_SIZE] = rej_size
+    out[O_REJ_CASH] = rej_cash
 
 
 @njit(cache=True, parallel=True, error_model="numpy")

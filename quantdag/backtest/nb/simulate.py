@@ -20,14 +20,19 @@ from quantdag.backtest.enums import (
     S_FINAL_EQUITY,
     S_N_FILLS,
     S_N_MARKS,
+    S_CAPPED,
     S_N_TRADES,
     S_POSITION,
+    S_REJ_CASH,
+    S_REJ_SIZE,
+    S_REJ_VOLUME,
     S_SLIPPAGE,
     S_TRADED_VALUE,
 )
 from quantdag.backtest.nb.pricing import slip_rate_nb, stop_exit_nb
 from quantdag.backtest.nb.state import (
     ST_CAP_LEFT,
+    ST_CAPPED,
     ST_CASH,
     ST_ENTRY_QTY,
     ST_ENTRY_VALUE,
@@ -39,6 +44,9 @@ from quantdag.backtest.nb.state import (
     ST_N_TRADES,
     ST_PENDING,
     ST_POS,
+    ST_REJ_CASH,
+    ST_REJ_SIZE,
+    ST_REJ_VOLUME,
     ST_SLIP,
     ST_STOP_FROM,
     ST_TRADED,
@@ -188,7 +196,9 @@ def simulate_core_nb(
     trades_out
         ``(capacity, N_TRADE_FIELDS)`` records; at most n trades can occur.
     stats_out
-        length ``N_STATS`` summary (see ``S_*`` in :mod:`quantdag.backtest.enums`).
+        length ``N_STATS`` summary (see ``S_*`` in :mod:`quantdag.backtest.enums`), with the
+        orders the kernel could not place per reason (``S_REJ_*``) and the fills the volume cap
+        cut short (``S_CAPPED``); a shorter array (e.g. empty) is left untouched.
     st, words
         scratch, overwritten: ``ST_N_STATE`` floats, and at least ``n // 8 + 1`` uint64 words
         whose bytes get the per-bar event flags and a sentinel after the last bar (bytes past the
@@ -388,6 +398,10 @@ def simulate_core_nb(
         stats_out[S_TRADED_VALUE] = st[ST_TRADED]
         stats_out[S_N_FILLS] = st[ST_N_FILLS]
         stats_out[S_N_MARKS] = n_marks
+        stats_out[S_REJ_SIZE] = st[ST_REJ_SIZE]
+        stats_out[S_REJ_CASH] = st[ST_REJ_CASH]
+        stats_out[S_REJ_VOLUME] = st[ST_REJ_VOLUME]
+        stats_out[S_CAPPED] = st[ST_CAPPED]
     return final_equity
 
 

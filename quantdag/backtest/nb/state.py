@@ -57,7 +57,12 @@ ST_CAP_LEFT = 18  # units still fillable in the current bar (volume cap)
 ST_STOP_FROM = 19  # first bar whose range may trigger the stops
 ST_SIDE = 20  # +1 / -1 of the current (or just closed) trade
 ST_PENDING_FLAT = 21  # 1.0 if the pending reduction goes all the way to flat
-ST_N_STATE = 22
+# refused or cut orders, per reason (the S_REJ_* / S_CAPPED stats of quantdag.backtest.enums)
+ST_REJ_SIZE = 22
+ST_REJ_CASH = 23
+ST_REJ_VOLUME = 24
+ST_CAPPED = 25
+ST_N_STATE = 26
 
 
 # -- state updates ------------------------------------------------------------------------------
@@ -96,6 +101,24 @@ def increase_nb(
     st[ST_POS] += side * qty
     st[ST_ENTRY_QTY] += qty
     st[ST_ENTRY_VALUE] += qty * price
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def cap_nb(st: np.ndarray, qty: float) -> float:
+    """``qty > 0`` units cut to what the volume cap still allows in this bar. A cut is counted:
+    as a refusal (``ST_REJ_VOLUME``) when nothing is left, else as a capped fill (``ST_CAPPED``)."""
+    cap = st[ST_CAP_LEFT]
+    if qty > cap:
+        st[ST_CAPPED if cap > 0.0 else ST_REJ_VOLUME] += 1.0
+        return cap
+    return qty
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def unsized_nb(st: np.ndarray) -> None:
+    """Count an entry that sized to no units: no positive equity (the cash, as the position is
+    flat) to size from, else a size that is zero, rounded to nothing or NaN."""
+    st[ST_REJ_SIZE if st[ST_CASH] > 0.0 else ST_REJ_CASH] += 1.0
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -145,7 +168,7 @@ def reduce_nb(
 @njit(cache=True, _nrt=False, inline="always")
 def close_nb(st: np.ndarray, trades: np.ndarray, i: int, ref: float, fee: float, slip: float, reason: int) -> bool:
     """Close as much of the position as the bar's volume allows; True when flat afterwards."""
-    q = min(abs(st[ST_POS]), st[ST_CAP_LEFT])
+    q = cap_nb(st, abs(st[ST_POS]))
     if q > 0.0:
         reduce_nb(st, trades, i, q, ref, fee, slip, reason)
     if st[ST_POS] == 0.0:
@@ -190,7 +213,10 @@ def signal_fill_nb(
     max_leverage: float,
     stop_from: int,
 ) -> None:
-    """Act at one fill point on the signals of decision bar ``d``. Reference: ``reference.Sim.on_signals``."""
+    """Act at one fill point on the signals of decision bar ``d``. Reference: ``reference.Sim.on_signals``.
+
+    An entry that sizes to no units or that the volume cap cuts is counted (:func:`unsized_nb`,
+    :func:`cap_nb`), as is a capped close (:func:`close_nb`)."""
     le, se = entries_nb(le, lx, se, sx)
     pos = st[ST_POS]
     if pos != 0.0:
@@ -208,7 +234,10 @@ def signal_fill_nb(
     side = 1.0 if le else -1.0
     price = fill_price_nb(ref, le, slip)
     qty = entry_size_nb(size_type, size_value, st[ST_CASH], price, fee, max_leverage)
-    qty = min(qty, st[ST_CAP_LEFT])
+    if not qty > 0.0:
+        unsized_nb(st)
+        return
+    qty = cap_nb(st, qty)
     if qty > 0.0:
         increase_nb(st, i, side, qty, ref, fee, slip, stop_from)
 
@@ -222,6 +251,8 @@ def target_fill_nb(
     Orders go out only when the target changes (NaN = unchanged) or while a volume-capped
     reduction is pending; a pending reduction never adds exposure, and one left by a stop or
     a sign change keeps closing until flat. A new target replaces whatever was pending.
+    A non-zero target that sizes to no units from flat, and every order the volume cap cuts,
+    are counted (:func:`unsized_nb`, :func:`cap_nb`).
     """
     fresh = tg_new == tg_new and tg_new != st[ST_LAST_TARGET]
     if fresh:
@@ -242,14 +273,16 @@ def target_fill_nb(
     if pos == 0.0:
         st[ST_PENDING] = 0.0
         if fresh and want != 0.0:
-            qty = min(abs(want), st[ST_CAP_LEFT])
+            qty = cap_nb(st, abs(want))
             if qty > 0.0:
                 increase_nb(st, i, 1.0 if want > 0.0 else -1.0, qty, ref, fee, slip, stop_from)
+        elif fresh and tg != 0.0:
+            unsized_nb(st)
         return
     side = 1.0 if pos > 0.0 else -1.0
     gap = abs(want) - abs(pos)
     if gap < 0.0:
-        q = min(-gap, st[ST_CAP_LEFT])
+        q = cap_nb(st, -gap)
         if q > 0.0:
             reduce_nb(st, trades, i, q, ref, fee, slip, EXIT_SIGNAL)
         st[ST_PENDING] = 1.0 if q < -gap else 0.0
@@ -258,7 +291,7 @@ def target_fill_nb(
         return
     st[ST_PENDING] = 0.0
     if gap > 0.0 and fresh:
-        q = min(gap, st[ST_CAP_LEFT])
+        q = cap_nb(st, gap)
         if q > 0.0:
             increase_nb(st, i, side, q, ref, fee, slip, stop_from)
 

@@ -145,9 +145,25 @@ class Sim:
     slippage: float = 0.0
     traded: float = 0.0
     n_fills: int = 0
+    rejected: dict[str, int] = field(
+        default_factory=lambda: {"size_zero": 0, "no_cash": 0, "volume_cap": 0, "capped_fills": 0}
+    )
 
     def __post_init__(self) -> None:
         self.cash = self.init_cash
+
+    # -- orders that cannot be placed in full ------------------------------------------------
+    def capped(self, qty: float) -> float:
+        """``qty`` limited to the candle's remaining volume; a limit is counted (nothing left:
+        a volume-cap rejection, else a capped fill)."""
+        if qty <= self.cap_left:
+            return qty
+        self.rejected["capped_fills" if self.cap_left > 0 else "volume_cap"] += 1
+        return self.cap_left
+
+    def unsized(self) -> None:
+        """An entry that sized to nothing: no equity (cash, when flat) or a zero/NaN size."""
+        self.rejected["no_cash" if not self.cash > 0 else "size_zero"] += 1
 
     # -- fills -------------------------------------------------------------------------------
     def _execute(self, qty: float, is_buy: bool, ref: float, slip: float) -> float:
@@ -207,7 +223,7 @@ class Sim:
             self.pos -= side * qty
 
     def close(self, i: int, ref: float, slip: float, reason: int) -> bool:
-        q = min(abs(self.pos), self.cap_left)
+        q = self.capped(abs(self.pos))
         if q > 0:
             self.reduce(i, q, ref, slip, reason)
         if self.pos == 0.0:
@@ -240,9 +256,11 @@ class Sim:
                 return
         if le or se:
             price = fill_price(ref, le, slip)
-            qty = min(
-                entry_size(self.size_type, size_value, self.cash, price, self.fee, self.max_leverage), self.cap_left
-            )
+            qty = entry_size(self.size_type, size_value, self.cash, price, self.fee, self.max_leverage)
+            if qty == 0:
+                self.unsized()
+                return
+            qty = self.capped(qty)
             if qty > 0:
                 self.increase(i, 1.0 if le else -1.0, qty, ref, slip, stop_from)
 
@@ -264,21 +282,23 @@ class Sim:
         if self.pos == 0.0:
             self.pending = None
             if fresh and want != 0.0:
-                qty = min(abs(want), self.cap_left)
+                qty = self.capped(abs(want))
                 if qty > 0:
                     self.increase(i, 1.0 if want > 0 else -1.0, qty, ref, slip, stop_from)
+            elif fresh and tg != 0.0:
+                self.unsized()
             return
         side = 1.0 if self.pos > 0 else -1.0
         gap = abs(want) - abs(self.pos)
         if gap < 0:
-            q = min(-gap, self.cap_left)
+            q = self.capped(-gap)
             if q > 0:
                 self.reduce(i, q, ref, slip, enums.EXIT_SIGNAL)
             self.pending = Pending(flat=False, reason=enums.EXIT_SIGNAL) if q < -gap else None
             return
         self.pending = None
         if gap > 0 and fresh:
-            q = min(gap, self.cap_left)
+            q = self.capped(gap)
             if q > 0:
                 self.increase(i, side, q, ref, slip, stop_from)
 
@@ -362,4 +382,5 @@ def simulate(
         "slippage": sim.slippage,
         "traded": sim.traded,
         "n_fills": sim.n_fills,
+        **{f"rejected_{k}" if k != "capped_fills" else k: v for k, v in sim.rejected.items()},
     }

@@ -82,6 +82,10 @@ def run_both(market, signals, target, size, slip, **kw):
         "slippage": stats[enums.S_SLIPPAGE],
         "traded": stats[enums.S_TRADED_VALUE],
         "n_fills": stats[enums.S_N_FILLS],
+        "rejected_size_zero": stats[enums.S_REJ_SIZE],
+        "rejected_no_cash": stats[enums.S_REJ_CASH],
+        "rejected_volume_cap": stats[enums.S_REJ_VOLUME],
+        "capped_fills": stats[enums.S_CAPPED],
     }
     return got, expected
 
@@ -96,6 +100,8 @@ def assert_same(got: dict, expected: dict) -> None:
         np.testing.assert_allclose(got[key], expected[key], rtol=1e-9, atol=1e-9)
     for key in ("final_equity", "fees", "slippage", "traded", "n_fills"):
         assert got[key] == pytest.approx(expected[key], rel=1e-9, abs=1e-9), key
+    for key in ("rejected_size_zero", "rejected_no_cash", "rejected_volume_cap", "capped_fills"):
+        assert got[key] == expected[key], key
 
 
 def assert_pnl_adds_up(res: dict, init_cash: float) -> None:

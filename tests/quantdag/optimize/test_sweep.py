@@ -212,3 +212,35 @@ def test_sweep_loads_and_validates_the_candles_once(kraken, monkeypatch):
     table = sweep(kraken, "sma_cross", {"fast": [5, 10], "slow": [20, 30]})
     assert table.height == 4
     assert calls == [kraken.height]
+
+
+def test_kernel_counts_size_rejections_as_the_engine(kraken):
+    """Crossings inside the volatility look-back size to nothing: the kernel counts them as
+    the engine does (``rejected_size_zero``), and every other metric still agrees."""
+    s = {"sizing": "target_vol", "target_vol": 0.5, "vol_window": 400}
+    table = sweep(kraken, "sma_cross", {"fast": [3, 5], "slow": [10, 20]}, engine="kernel", **s)
+    assert (table["rejected_size_zero"] > 0).all()
+    assert (table["n_rejected"] == table["rejected_size_zero"]).all()
+    assert _check_rows(kraken, table, "sma_cross", ["fast", "slow"], **s) == 4
+
+
+def test_kernel_counts_no_cash_rejections_as_the_engine():
+    """A short through a fourfold rally leaves the account below zero: later entries are
+    refused for want of cash, in the kernel as in the engine."""
+    t = np.arange(900)
+    close = np.interp(t, [0, 300, 400, 900], [100.0, 100.0, 400.0, 400.0]) * (1.0 + 0.03 * np.sin(t / 3.0))
+    c = pl.DataFrame({"ts": t * 3_600_000, "open": close, "high": close * 1.001, "low": close * 0.999,
+                      "close": close, "volume": np.full(900, 1e6)})  # fmt: skip
+    table = sweep(c, "sma_cross", {"fast": [3, 5], "slow": [10, 12]}, engine="kernel", direction="short")
+    assert (table["rejected_no_cash"] > 0).all() and (table["final_equity"] < 0).all()
+    assert _check_rows(c, table, "sma_cross", ["fast", "slow"], direction="short") == 4
+    generic = sweep(c, "sma_cross", {"fast": [3, 5], "slow": [10, 12]}, engine="generic", direction="short", n_jobs=1)
+    counts = ["n_trades", "n_rejected", "rejected_size_zero", "rejected_no_cash", "rejected_volume_cap",
+              "n_capped_fills"]  # fmt: skip
+    assert generic.select(counts).equals(table.select(counts))
+
+
+def test_rejection_metrics_are_minimised():
+    from quantdag.optimize.grid import MINIMISE
+
+    assert {"n_rejected", "rejected_size_zero", "rejected_no_cash", "rejected_volume_cap", "n_capped_fills"} <= MINIMISE
