@@ -16,13 +16,14 @@ Layout (after vectorbt): :mod:`~quantdag.backtest.nb` holds the numba kernels ov
 from quantdag.backtest.costs import Fill, fill, slippage_rate, slippage_rates
 from quantdag.backtest.engine import load_market, realised_vol, run, run_targets
 from quantdag.backtest.enums import ExitReason
-from quantdag.backtest.result import BacktestResult
+from quantdag.backtest.result import BacktestResult, CandleArrays
 from quantdag.backtest.settings import SIZINGS, BacktestSettings
 
 __all__ = [
     "SIZINGS",
     "BacktestResult",
     "BacktestSettings",
+    "CandleArrays",
     "ExitReason",
     "Fill",
     "fill",

@@ -17,7 +17,7 @@ import polars as pl
 
 from quantdag.backtest import enums
 from quantdag.backtest.nb import candles_ok_nb, median_step_nb, simulate_nb
-from quantdag.backtest.result import BacktestResult, Market
+from quantdag.backtest.result import BacktestResult, CandleArrays
 from quantdag.backtest.settings import BacktestSettings
 from quantdag.errors import ConfigurationError, DataError
 from quantdag.timeframes import MS_PER_YEAR, timeframe_ms
@@ -30,7 +30,7 @@ def _first_ts(ts: pl.Series, mask: np.ndarray) -> Any:
     return ts[int(np.flatnonzero(mask)[0])]
 
 
-def load_market(candles: pl.DataFrame) -> Market:
+def load_market(candles: pl.DataFrame) -> CandleArrays:
     """Check a candle frame and return its columns as contiguous float64/int64 arrays.
 
     Raises
@@ -72,7 +72,7 @@ def load_market(candles: pl.DataFrame) -> Market:
         cols[name] = np.ascontiguousarray(col.to_numpy(), dtype=np.float64)
     if not candles_ok_nb(cols["ts"], cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"]):
         raise DataError(_candle_problem(ts, cols))
-    return Market(
+    return CandleArrays(
         ts=ts,
         ts_ms=cols["ts"],
         open=cols["open"],
@@ -158,7 +158,7 @@ def _target(values: Any, n: int, s: BacktestSettings) -> np.ndarray:
     return arr
 
 
-def _bar_ms(m: Market, s: BacktestSettings) -> float:
+def _bar_ms(m: CandleArrays, s: BacktestSettings) -> float:
     """Candle length: the ``timeframe`` setting, else the median spacing of ``ts``.
 
     The median is taken over at most ~2,000 evenly spread consecutive pairs: as robust to gaps
@@ -169,7 +169,7 @@ def _bar_ms(m: Market, s: BacktestSettings) -> float:
     return float(median_step_nb(m.ts_ms, 2000))
 
 
-def _sizes(m: Market, s: BacktestSettings, periods_per_year: float) -> tuple[int, np.ndarray]:
+def _sizes(m: CandleArrays, s: BacktestSettings, periods_per_year: float) -> tuple[int, np.ndarray]:
     if s.sizing == "all_in":  # constant sizes go in as length-1 arrays; the kernel broadcasts them
         return enums.SIZE_PERCENT, np.ones(1)
     if s.sizing == "fixed_fraction":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,9 +19,21 @@ from quantdag.backtest.settings import BacktestSettings
 EXIT_REASON_NAMES = {int(r): r.name.lower() for r in enums.ExitReason}
 
 
+def __getattr__(name: str) -> Any:
+    """``Market``: the old name of :class:`CandleArrays`, still imported by
+    ``quantdag/optimize/search.py``; warns, and goes once nothing imports it (the project's one
+    ``Market`` is the venue/symbol/timeframe market)."""
+    if name == "Market":
+        warnings.warn("quantdag.backtest.result.Market is now CandleArrays", DeprecationWarning, stacklevel=2)
+        return CandleArrays
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @dataclass(frozen=True)
-class Market:
-    """Validated candles as arrays; ``ts`` keeps the caller's series for the output frames."""
+class CandleArrays:
+    """Validated candles of one market as contiguous arrays (made by
+    :func:`quantdag.backtest.engine.load_market`): ``ts_ms`` int64 epoch milliseconds, the
+    prices and volume float64; ``ts`` keeps the caller's series for the output frames."""
 
     ts: pl.Series
     ts_ms: np.ndarray
@@ -48,7 +61,7 @@ class BacktestResult:
         self,
         *,
         settings: BacktestSettings,
-        market: Market,
+        market: CandleArrays,
         marks: np.ndarray,
         trade_records: np.ndarray,
         stats: np.ndarray,

@@ -18,7 +18,8 @@ import numpy as np
 import polars as pl
 
 from quantdag.backtest import BacktestSettings, enums
-from quantdag.backtest.engine import Market, _bar_ms, _sizes, load_market
+from quantdag.backtest.engine import _bar_ms, _sizes, load_market
+from quantdag.backtest.result import CandleArrays
 from quantdag.backtest.metrics import compute_metrics, metrics_from_stats
 from quantdag.errors import ConfigurationError, DataError
 from quantdag.strategies import get_strategy
@@ -126,7 +127,7 @@ def check_candles(
     what: str = "candles",
     *,
     validated: bool = False,
-) -> Market:
+) -> CandleArrays:
     """DataError if the candles are invalid or too short for the slowest combination; else the
     validated arrays (:func:`~quantdag.backtest.engine.load_market`), so the sweep need not load
     and validate them again.
@@ -183,7 +184,7 @@ def metrics_from_summary(out: np.ndarray, n: int, init_cash: float, ppy: float, 
     )  # fmt: skip
 
 
-def _cross_sweep(m: Market, combos: list[dict[str, Any]], s: BacktestSettings) -> dict[str, np.ndarray]:
+def _cross_sweep(m: CandleArrays, combos: list[dict[str, Any]], s: BacktestSettings) -> dict[str, np.ndarray]:
     from quantdag.optimize import nb as onb
     from quantdag.strategies.ma_cross import moving_average
 
@@ -279,7 +280,7 @@ def sweep_combos(
     *,
     n_jobs: int | None = None,
     engine: str = "auto",
-    checked: bool | Market = False,
+    checked: bool | CandleArrays = False,
 ) -> pl.DataFrame:
     """:func:`sweep` over an explicit list of complete, valid parameter mappings.
 
@@ -299,7 +300,7 @@ def sweep_combos(
             f"with direction={s.direction!r}, stops/volume cap set={s.stop_loss, s.take_profit, s.trailing_stop, s.max_volume_share}"
         )
     if use_kernel:
-        metrics = _cross_sweep(checked if isinstance(checked, Market) else load_market(candles), combos, s)
+        metrics = _cross_sweep(checked if isinstance(checked, CandleArrays) else load_market(candles), combos, s)
     else:
         from quantdag.optimize.generic import generic_metrics
 
