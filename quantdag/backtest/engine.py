@@ -6,6 +6,11 @@ their keyword arguments, turn everything into plain float64/bool arrays, call
 :func:`quantdag.backtest.nb.simulate_nb` once and return a
 :class:`~quantdag.backtest.result.BacktestResult`, which builds its frames and metrics lazily so
 a run costs little more than the kernel.
+
+The steps that turn candles and settings into the kernel's inputs are public so a caller that
+drives a kernel itself (the parameter sweep) builds exactly the inputs :func:`run` would:
+:func:`load_market` (validated :class:`~quantdag.backtest.result.CandleArrays`),
+:func:`candle_ms` (the candle length behind ``periods_per_year``) and :func:`entry_sizes`.
 """
 
 from __future__ import annotations
@@ -158,18 +163,30 @@ def _target(values: Any, n: int, s: BacktestSettings) -> np.ndarray:
     return arr
 
 
-def _bar_ms(m: CandleArrays, s: BacktestSettings) -> float:
-    """Candle length: the ``timeframe`` setting, else the median spacing of ``ts``.
+def candle_ms(c: CandleArrays, s: BacktestSettings) -> float:
+    """Candle length in milliseconds: the ``timeframe`` setting, else the median spacing of ``ts``.
 
     The median is taken over at most ~2,000 evenly spread consecutive pairs: as robust to gaps
-    as the full median, and cheap on a million candles.
+    as the full median, and cheap on a million candles. ``MS_PER_YEAR / candle_ms(...)`` is the
+    ``periods_per_year`` every annualised metric uses.
     """
     if s.timeframe is not None:
         return float(timeframe_ms(s.timeframe))
-    return float(median_step_nb(m.ts_ms, 2000))
+    return float(median_step_nb(c.ts_ms, 2000))
 
 
-def _sizes(m: CandleArrays, s: BacktestSettings, periods_per_year: float) -> tuple[int, np.ndarray]:
+def entry_sizes(c: CandleArrays, s: BacktestSettings, periods_per_year: float) -> tuple[int, np.ndarray]:
+    """What the kernel reads when a signal opens a position under ``s.sizing``: a size code of
+    :mod:`quantdag.backtest.enums` (``SIZE_*``) and a float64 size array, one value per candle
+    (read on the signal candle), or of length 1 for a size that never changes.
+
+    ``all_in``/``fixed_fraction``: a fraction of equity (length 1); ``fixed_notional``: quote
+    currency (length 1); ``atr_risk``: units per unit of equity, ``risk_per_trade / (atr_mult *
+    ATR)``; ``target_vol``: ``min(target_vol / realised vol, max_leverage)`` of equity. ATR and
+    volatility are NaN in their warm-up (no entry there, counted as ``rejected_size_zero``); a
+    zero ATR or volatility gives an infinite size, which the kernel cuts to ``max_leverage``.
+    ``periods_per_year`` annualises the realised volatility.
+    """
     if s.sizing == "all_in":  # constant sizes go in as length-1 arrays; the kernel broadcasts them
         return enums.SIZE_PERCENT, np.ones(1)
     if s.sizing == "fixed_fraction":
@@ -181,10 +198,10 @@ def _sizes(m: CandleArrays, s: BacktestSettings, periods_per_year: float) -> tup
             from quantdag.indicators import atr  # TA-Lib is only needed for this sizing
 
             return enums.SIZE_UNITS_PER_EQUITY, s.risk_per_trade / (
-                s.atr_mult * atr(m.high, m.low, m.close, s.atr_period)
+                s.atr_mult * atr(c.high, c.low, c.close, s.atr_period)
             )
         return enums.SIZE_PERCENT, np.minimum(
-            s.target_vol / realised_vol(m.close, s.vol_window, periods_per_year), s.max_leverage
+            s.target_vol / realised_vol(c.close, s.vol_window, periods_per_year), s.max_leverage
         )
 
 
@@ -301,7 +318,7 @@ def _simulate(
 ) -> BacktestResult:
     m = load_market(candles)
     n = m.close.shape[0]
-    bar_ms = _bar_ms(m, s)
+    bar_ms = candle_ms(m, s)
     ppy = MS_PER_YEAR / bar_ms
     if signals is None:
         if s.sizing != "all_in":
@@ -320,7 +337,7 @@ def _simulate(
         else:
             le, lx = a, b
             se, sx = _signal("short_entries", short_entries, n, off), _signal("short_exits", short_exits, n, off)
-        size_type, size = _sizes(m, s, ppy)
+        size_type, size = entry_sizes(m, s, ppy)
     slip = np.array([float(s.slippage)])  # the volatility part is added per fill by the kernel
     slip_vol_factor = float(s.slippage_vol_factor) if s.slippage_model == "volatility" else 0.0
     marks = np.empty((n, enums.N_MARK_FIELDS))  # untouched rows cost nothing: pages never faulted in

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from quantdag.backtest import BacktestSettings, enums
-from quantdag.backtest.engine import _bar_ms, _sizes, load_market
+from quantdag.backtest.engine import candle_ms, entry_sizes, load_market
 from quantdag.backtest.result import CandleArrays
 from quantdag.backtest.metrics import compute_metrics, metrics_from_stats
 from quantdag.errors import ConfigurationError, DataError
@@ -189,9 +189,9 @@ def _cross_sweep(m: CandleArrays, combos: list[dict[str, Any]], s: BacktestSetti
     from quantdag.strategies.ma_cross import moving_average
 
     n = m.close.shape[0]
-    bar_ms = _bar_ms(m, s)
+    bar_ms = candle_ms(m, s)
     ppy = MS_PER_YEAR / bar_ms
-    size_type, size = _sizes(m, s, ppy)
+    size_type, size = entry_sizes(m, s, ppy)
     size = np.ascontiguousarray(size, dtype=np.float64)
     fast_keys = [(p["ma_type"], p["fast"]) for p in combos]
     slow_keys = [(p["ma_type"], p["slow"]) for p in combos]

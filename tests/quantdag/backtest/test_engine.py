@@ -304,3 +304,23 @@ def test_run_settings_object_and_keyword_override():
     s = BacktestSettings(fee=0.002, fill="close")
     res = run(candles(PRICES), flags(6, 0), flags(6, 3), settings=s, slippage=0.0)
     assert (res.settings.fee, res.settings.fill, res.settings.slippage) == (0.002, "close", 0.0)
+
+
+def test_public_input_helpers_build_what_run_uses():
+    from quantdag.backtest import enums
+    from quantdag.backtest.engine import candle_ms, entry_sizes, load_market
+    from quantdag.timeframes import MS_PER_YEAR
+
+    c = candles(PRICES * 5)
+    arrays = load_market(c)
+    s = BacktestSettings(sizing="target_vol", target_vol=0.5, vol_window=5)
+    res = run(c, flags(30, 2, 12), flags(30, 8), settings=s)
+    assert candle_ms(arrays, s) == res.bar_ms == 3_600_000.0
+    assert candle_ms(arrays, s.replace(timeframe="4h")) == 4 * 3_600_000.0
+    code, size = entry_sizes(arrays, s, MS_PER_YEAR / res.bar_ms)
+    assert code == enums.SIZE_PERCENT and size.shape == (30,) and np.isnan(size[:5]).all()
+    np.testing.assert_array_equal(size, np.minimum(0.5 / realised_vol(arrays.close, 5, res.periods_per_year), 1.0))
+    assert res.metrics["rejected_size_zero"] == 1  # the entry of candle 2 is in the volatility warm-up
+    assert entry_sizes(arrays, BacktestSettings(), 1.0)[1].tolist() == [1.0]
+    code, size = entry_sizes(arrays, BacktestSettings(sizing="fixed_notional", size=500.0), 1.0)
+    assert code == enums.SIZE_VALUE and size.tolist() == [500.0]
