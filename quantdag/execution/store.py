@@ -24,7 +24,7 @@ from quantdag.execution.types import (
     Side,
     positions_from_fills,
 )
-from quantdag.store.warehouse import Warehouse, begin
+from quantdag.store import Warehouse, begin
 
 _ORDER_COLS = (
     "client_order_id", "strategy", "symbol", "side", "qty", "type", "price", "status", "exchange_order_id",
@@ -108,7 +108,7 @@ class OrderStore:
             return
         with self._lock:
             if self._con is None:
-                self._con = self.wh._open()
+                self._con = self.wh.open()
             yield self._con
 
     @contextmanager

@@ -8,7 +8,10 @@ table and a failure leaves the previous contents untouched. Several tables can b
 transaction (candles together with their gaps).
 
 DuckDB admits one writing process at a time: connections are opened per call and closed at
-once, a conflicting lock is retried with bounded back-off, and readers open ``read_only``.
+once (a long-lived writer such as the OMS store takes one from ``Warehouse.open`` and closes it
+itself), a conflicting lock is retried with bounded back-off, and readers open ``read_only``.
+Writes outside ``replace`` go through ``Warehouse.insert`` / ``Warehouse.update``, which name
+every column, never through a positional ``VALUES``.
 """
 
 from __future__ import annotations
@@ -142,7 +145,8 @@ class Warehouse:
 
     # ---- connections -----------------------------------------------------------------------
 
-    def _open(self) -> duckdb.DuckDBPyConnection:
+    def _dial(self) -> duckdb.DuckDBPyConnection:
+        """A bare connection (UTC session), retrying a conflicting lock with bounded back-off."""
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.05
         while True:
@@ -165,13 +169,32 @@ class Warehouse:
                 time.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, 2.0)
 
-    @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection with the schema in place; closed on exit."""
-        con = self._open()
+    def open(self) -> duckdb.DuckDBPyConnection:
+        """A connection with the schema in place, owned by the caller, who must ``close()`` it.
+
+        For long-lived writers (the OMS store keeps one open, since opening the file costs tens of
+        milliseconds); the file stays locked against other processes until it is closed. Prefer
+        :meth:`connect` or :meth:`transaction` everywhere else.
+
+        Raises
+        ------
+        WarehouseLocked
+            If another process held the write lock for longer than ``lock_timeout``.
+        """
+        con = self._dial()
         try:
             if not self.read_only and not self._schema_ready:
                 self._create_schema(con)
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection with the schema in place; closed on exit."""
+        con = self.open()
+        try:
             yield con
         finally:
             con.close()
@@ -240,11 +263,38 @@ class Warehouse:
         for s in slices:
             where, params = s.sql()
             con.execute(f"DELETE FROM {table} WHERE {where}", params)
-        if frame.height:
-            if order_by:
-                frame = frame.sort(list(order_by))
+        if frame.height and order_by:
+            frame = frame.sort(list(order_by))
+        return Warehouse.insert(con, table, frame)
+
+    @staticmethod
+    def insert(
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        rows: pl.DataFrame | Sequence[Mapping[str, Any]],
+    ) -> int:
+        """Insert ``rows`` into ``table`` on ``con``, each value into the column of its name.
+
+        Never by position: a positional ``INSERT ... VALUES`` swaps values silently once the table's
+        column order differs from the tuple's (a column added to the DDL in the middle). ``rows`` is a
+        polars frame (``INSERT ... BY NAME``) or mappings that all have the same keys, whose values
+        are bound as parameters. Columns the rows omit take their default. Call inside
+        :meth:`transaction` (or :func:`begin`) when it must commit with other writes; returns the
+        number of rows.
+
+        Raises
+        ------
+        ConfigurationError
+            If ``table`` or a column is not a plain name.
+        DataError
+            If the rows name a column the table lacks, or the mappings' keys differ.
+        """
+        _check_table(table)
+        if isinstance(rows, pl.DataFrame):
+            if not rows.height:
+                return 0
             view = f"_in_{table.replace('.', '_')}"
-            con.register(view, frame)
+            con.register(view, rows)
             try:
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
             except duckdb.BinderException as exc:
@@ -254,7 +304,60 @@ class Warehouse:
                     con.unregister(view)
                 except duckdb.TransactionException:
                     pass  # the failed insert aborted the transaction; the view dies with it
-        return frame.height
+            return rows.height
+        if not rows:
+            return 0
+        columns = list(rows[0])
+        if not columns:
+            raise DataError(f"rows for {table} name no column")
+        for column in columns:
+            _check_ident(column)
+        params = []
+        for row in rows:
+            if set(row) != set(columns):
+                raise DataError(f"rows for {table} differ in columns: {sorted(row)} vs {sorted(columns)}")
+            params.append([row[c] for c in columns])
+        names = ", ".join(f'"{c}"' for c in columns)
+        sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
+        try:
+            for p in params:
+                con.execute(sql, p)
+        except duckdb.BinderException as exc:
+            raise DataError(f"rows do not fit {table}: {exc}") from exc
+        return len(params)
+
+    @staticmethod
+    def update(
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        values: Mapping[str, Any],
+        where: Mapping[str, Any],
+    ) -> int:
+        """Set the named columns of ``table`` to ``values`` in the rows equal to ``where``; returns rows changed.
+
+        Both sides name their columns, so the update means the same whatever the column order.
+
+        Raises
+        ------
+        ConfigurationError
+            If ``table`` or a column is not a plain name, or ``values``/``where`` is empty (an
+            unconditional update is never what a caller means).
+        DataError
+            If a column is missing from the table.
+        """
+        _check_table(table)
+        if not values or not where:
+            raise ConfigurationError(f"update of {table} needs values and a where clause")
+        for column in (*values, *where):
+            _check_ident(column)
+        sets = ", ".join(f'"{c}" = ?' for c in values)
+        conds = " AND ".join(f'"{c}" = ?' for c in where)
+        try:
+            result = con.execute(f"UPDATE {table} SET {sets} WHERE {conds}", [*values.values(), *where.values()])
+        except duckdb.BinderException as exc:
+            raise DataError(f"update does not fit {table}: {exc}") from exc
+        changed = result.fetchone()
+        return int(changed[0]) if changed else 0
 
     def replace_slices(
         self,
