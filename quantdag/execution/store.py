@@ -2,6 +2,9 @@
 
 Every write is one DuckDB transaction. A fill, the position it moves and the order it belongs to are
 written together, so a crash can never leave a fill without its position change (or the reverse).
+Every insert and update names its columns (:meth:`Warehouse.insert` / :meth:`Warehouse.update`): a
+positional ``VALUES`` would swap values silently once a table's column order differs from the tuple's.
+Only the warehouse's public API is used, so its connection handling stays in one place.
 """
 
 from __future__ import annotations
@@ -38,13 +41,39 @@ def _dt(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
-def _order_row(order: Order, broker: str) -> list[Any]:
-    return [
-        order.client_order_id, order.strategy, order.symbol, str(order.side), order.qty, str(order.type),
-        order.limit_price, str(order.status), order.exchange_order_id, order.filled_qty, order.avg_price,
-        order.fee, order.parent_id, order.intent, order.reason, broker,
-        _dt(order.ts_created), _dt(order.ts_submitted), _dt(order.ts_acked), _dt(order.ts_updated),
-    ]
+def _order_row(order: Order, broker: str) -> dict[str, Any]:
+    """A ``paper.orders`` row keyed by column name."""
+    return {
+        "client_order_id": order.client_order_id, "strategy": order.strategy, "symbol": order.symbol,
+        "side": str(order.side), "qty": order.qty, "type": str(order.type), "price": order.limit_price,
+        "status": str(order.status), "exchange_order_id": order.exchange_order_id, "filled_qty": order.filled_qty,
+        "avg_price": order.avg_price, "fee": order.fee, "parent_id": order.parent_id, "intent": order.intent,
+        "reason": order.reason, "broker": broker, "ts_created": _dt(order.ts_created),
+        "ts_submitted": _dt(order.ts_submitted), "ts_acked": _dt(order.ts_acked), "ts_updated": _dt(order.ts_updated),
+    }
+
+
+def _fill_row(fill: Fill, broker: str) -> dict[str, Any]:
+    """A ``paper.fills`` row keyed by column name."""
+    return {
+        "trade_id": fill.trade_id, "client_order_id": fill.client_order_id,
+        "exchange_order_id": fill.exchange_order_id, "symbol": fill.symbol, "side": str(fill.side), "qty": fill.qty,
+        "price": fill.price, "fee": fill.fee, "fee_asset": fill.fee_asset, "broker": broker, "ts": _dt(fill.ts),
+    }
+
+
+def _position_row(pos: Position, broker: str) -> dict[str, Any]:
+    """A ``paper.positions`` row keyed by column name."""
+    return {
+        "broker": broker, "symbol": pos.symbol, "qty": pos.qty, "avg_price": pos.avg_price,
+        "realised_pnl": pos.realised_pnl, "fees": pos.fees, "ts": _dt(pos.ts),
+    }
+
+
+def _balance_row(balance: Balance, broker: str, ts_ms: int) -> dict[str, Any]:
+    """A ``paper.balances`` row keyed by column name."""
+    return {"broker": broker, "asset": balance.asset, "free": balance.free, "used": balance.used,
+            "total": balance.total, "ts": _dt(ts_ms)}
 
 
 def _order_from(row: dict[str, Any]) -> Order:
@@ -128,8 +157,7 @@ class OrderStore:
             existing = self._get(con, order.client_order_id)
             if existing is not None:
                 return existing
-            con.execute(f"INSERT INTO paper.orders ({', '.join(_ORDER_COLS)}) VALUES "
-                        f"({', '.join('?' * len(_ORDER_COLS))})", _order_row(order, self.broker))
+            Warehouse.insert(con, "paper.orders", [_order_row(order, self.broker)])
         return order
 
     def update_order(self, order: Order) -> None:
@@ -137,10 +165,9 @@ class OrderStore:
             self._update(con, order)
 
     def _update(self, con: Any, order: Order) -> None:
-        cols = [c for c in _ORDER_COLS if c != "client_order_id"]
-        row = _order_row(order, self.broker)[1:]
-        con.execute(f"UPDATE paper.orders SET {', '.join(f'{c} = ?' for c in cols)} WHERE client_order_id = ?",
-                    [*row, order.client_order_id])
+        row = _order_row(order, self.broker)
+        key = {"client_order_id": row.pop("client_order_id")}
+        Warehouse.update(con, "paper.orders", row, key)
 
     def _get(self, con: Any, cid: str) -> Order | None:
         frame = con.sql(self._select() + " WHERE client_order_id = ?", params=[cid]).pl()
@@ -184,12 +211,7 @@ class OrderStore:
             new = [f for f in fills if (f.symbol, f.trade_id) not in known]
             seen: set[tuple[str, str]] = set()
             new = [f for f in new if not ((f.symbol, f.trade_id) in seen or seen.add((f.symbol, f.trade_id)))]
-            for f in new:
-                con.execute(
-                    "INSERT INTO paper.fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [f.trade_id, f.client_order_id, f.exchange_order_id, f.symbol, str(f.side), f.qty, f.price,
-                     f.fee, f.fee_asset, self.broker, _dt(f.ts)],
-                )
+            Warehouse.insert(con, "paper.fills", [_fill_row(f, self.broker) for f in new])
             if new:
                 self._hook("fills_inserted")  # inside the transaction: a crash here rolls everything back
             for symbol in sorted({f.symbol for f in new}):
@@ -197,8 +219,7 @@ class OrderStore:
                 for f in sorted((f for f in new if f.symbol == symbol), key=lambda f: (f.ts, f.trade_id)):
                     pos = pos.apply(f)
                 con.execute("DELETE FROM paper.positions WHERE broker = ? AND symbol = ?", [self.broker, symbol])
-                con.execute("INSERT INTO paper.positions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            [self.broker, symbol, pos.qty, pos.avg_price, pos.realised_pnl, pos.fees, _dt(pos.ts)])
+                Warehouse.insert(con, "paper.positions", [_position_row(pos, self.broker)])
             if order is not None:
                 self._update(con, order)
         return new
@@ -240,9 +261,7 @@ class OrderStore:
         positions = positions_from_fills(self.fills())
         with self._transaction() as con:
             con.execute("DELETE FROM paper.positions WHERE broker = ?", [self.broker])
-            for p in positions.values():
-                con.execute("INSERT INTO paper.positions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            [self.broker, p.symbol, p.qty, p.avg_price, p.realised_pnl, p.fees, _dt(p.ts)])
+            Warehouse.insert(con, "paper.positions", [_position_row(p, self.broker) for p in positions.values()])
         return positions
 
     def save_tca(self, rows: list[Any]) -> None:
@@ -256,9 +275,7 @@ class OrderStore:
     def save_balances(self, balances: Iterable[Balance], ts_ms: int) -> None:
         with self._transaction() as con:
             con.execute("DELETE FROM paper.balances WHERE broker = ?", [self.broker])
-            for b in balances:
-                con.execute("INSERT INTO paper.balances VALUES (?, ?, ?, ?, ?, ?)",
-                            [self.broker, b.asset, b.free, b.used, b.total, _dt(ts_ms)])
+            Warehouse.insert(con, "paper.balances", [_balance_row(b, self.broker, ts_ms) for b in balances])
 
     def balances(self) -> dict[str, Balance]:
         frame = self._query("SELECT asset, free, used, total FROM paper.balances WHERE broker = ?", [self.broker])

@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from quantdag.execution.types import Fill, Side
-from quantdag.store.warehouse import Warehouse
+from quantdag.store import Warehouse
 
 
 @dataclass(frozen=True)
@@ -74,13 +74,16 @@ def store_tca(wh: Warehouse, rows: list[Tca]) -> None:
 
 
 def write_tca(con: Any, rows: list[Tca]) -> None:
-    """Upsert TCA rows on an open connection (inside the caller's transaction)."""
+    """Upsert TCA rows on an open connection (inside the caller's transaction).
+
+    Inserted by column name (:meth:`Warehouse.insert`), so ``paper.tca``'s column order never matters.
+    """
     for r in rows:
         d: dict[str, Any] = asdict(r)
         d["ts_start"] = datetime.fromtimestamp(r.ts_start / 1000, tz=timezone.utc)
         d["ts_end"] = datetime.fromtimestamp(r.ts_end / 1000, tz=timezone.utc)
         con.execute("DELETE FROM paper.tca WHERE parent_id = ?", [r.parent_id])
-        con.execute(f"INSERT INTO paper.tca ({', '.join(d)}) VALUES ({', '.join('?' * len(d))})", list(d.values()))
+        Warehouse.insert(con, "paper.tca", [d])
 
 
 def summarise(wh: Warehouse) -> pl.DataFrame:
