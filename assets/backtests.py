@@ -6,10 +6,11 @@ import json
 import dagster as dg
 
 from assets.common import DUCKDB_POOL, report_metadata
-from assets.partitions import param_sets
-from assets.signals import research_markets, signals
+from assets.partitions import Partitions
+from quantdag.config import ProjectConfig
 from quantdag.stages.backtests import run_backtests, store_backtests
-from quantdag.strategies.keys import strategy_from_key
+from quantdag.stages.signals import resolve_param_set
+from quantdag.strategies.keys import param_set_label
 from quantdag.tracking import log_backtest
 from resources import ExchangeResource, MlflowResource, WarehouseResource
 
@@ -38,46 +39,51 @@ def _equity_chart(outcomes) -> str:
     return f"![equity](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
 
 
-@dg.asset(
-    partitions_def=param_sets,
-    group_name="backtests",
-    pool=DUCKDB_POOL,
-    deps=[signals],
-    kinds={"duckdb", "mlflow", "numba"},
-    metadata={"table": "backtest.runs", "also_writes": "backtest.trades, backtest.equity"},
-)
-def backtests(
-    context: dg.AssetExecutionContext,
-    warehouse: WarehouseResource,
-    exchange: ExchangeResource,
-    mlflow: MlflowResource,
-) -> dg.MaterializeResult:
-    """Backtest of one parameter set on every research market, next-open fills, costs on."""
-    key = context.partition_key
-    strategy = strategy_from_key(key)
-    markets = research_markets(exchange.venue)
-    wh = warehouse.get()
-    outcomes = run_backtests(wh, key, markets)
-    run_ids: dict[str, str] = {}
-    for o in outcomes:
-        with mlflow.start_run(context, EXPERIMENT, run_name=f"{strategy.name} {o.market.symbol} {o.market.timeframe}",
-                              tags={"strategy": strategy.name, "params_hash": strategy.params_hash}) as run:
-            log_backtest(o.result, strategy_params=strategy.params, market=o.market.where)
-            run_ids[o.market.key] = run.info.run_id
-    report = store_backtests(wh, key, outcomes, markets, mlflow_run_ids=run_ids, dagster_run_id=context.run_id)
-    rows = [
-        dg.TableRecord({"market": f"{o.market.symbol} {o.market.timeframe}",
-                        **{k: float(o.result.metrics[k]) for k in ("total_return", "sharpe", "max_drawdown")},
-                        "n_trades": int(o.result.metrics["n_trades"])})
-        for o in outcomes
-    ]
-    schema = dg.TableSchema(columns=[dg.TableColumn("market", "string"), dg.TableColumn("total_return", "float"),
-                                     dg.TableColumn("sharpe", "float"), dg.TableColumn("max_drawdown", "float"),
-                                     dg.TableColumn("n_trades", "int")])
-    meta = dict(report_metadata(report))
-    meta["metrics"] = dg.MetadataValue.table(records=rows, schema=schema)
-    meta["mlflow_run_ids"] = dg.MetadataValue.json(run_ids)
-    meta["params"] = dg.MetadataValue.json(json.loads(strategy.params_json))
-    if outcomes:
-        meta["equity_chart"] = dg.MetadataValue.md(_equity_chart(outcomes))
-    return dg.MaterializeResult(metadata=meta)
+def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]:
+    """``backtests`` of a parameter set with the configuration's backtest settings."""
+
+    @dg.asset(
+        partitions_def=parts.param_sets,
+        group_name="backtests",
+        pool=DUCKDB_POOL,
+        deps=["signals"],
+        kinds={"duckdb", "mlflow", "numba"},
+        metadata={"table": "backtest.runs", "also_writes": "backtest.trades, backtest.equity"},
+    )
+    def backtests(
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        exchange: ExchangeResource,
+        mlflow: MlflowResource,
+    ) -> dg.MaterializeResult:
+        """Backtest of one parameter set on every research market, next-open fills, costs on."""
+        key = context.partition_key
+        markets = [m.on(exchange.venue) for m in config.research_markets]
+        wh = warehouse.get()
+        strategy = resolve_param_set(wh, key)
+        outcomes = run_backtests(wh, key, markets, config.backtest_settings())
+        run_ids: dict[str, str] = {}
+        for o in outcomes:
+            with mlflow.start_run(context, EXPERIMENT, run_name=f"{param_set_label(strategy)} · {o.market.key}",
+                                  tags={"strategy": strategy.name, "params_hash": strategy.params_hash}) as run:
+                log_backtest(o.result, strategy_params=strategy.params, market=o.market.where)
+                run_ids[o.market.key] = run.info.run_id
+        report = store_backtests(wh, key, outcomes, markets, mlflow_run_ids=run_ids, dagster_run_id=context.run_id)
+        rows = [
+            dg.TableRecord({"market": f"{o.market.symbol} {o.market.timeframe}",
+                            **{k: float(o.result.metrics[k]) for k in ("total_return", "sharpe", "max_drawdown")},
+                            "n_trades": int(o.result.metrics["n_trades"])})
+            for o in outcomes
+        ]
+        schema = dg.TableSchema(columns=[dg.TableColumn("market", "string"), dg.TableColumn("total_return", "float"),
+                                         dg.TableColumn("sharpe", "float"), dg.TableColumn("max_drawdown", "float"),
+                                         dg.TableColumn("n_trades", "int")])
+        meta = dict(report_metadata(report))
+        meta["metrics"] = dg.MetadataValue.table(records=rows, schema=schema)
+        meta["mlflow_run_ids"] = dg.MetadataValue.json(run_ids)
+        meta["params"] = dg.MetadataValue.json(json.loads(strategy.params_json))
+        if outcomes:
+            meta["equity_chart"] = dg.MetadataValue.md(_equity_chart(outcomes))
+        return dg.MaterializeResult(metadata=meta)
+
+    return [backtests]

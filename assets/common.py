@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping
 
 import dagster as dg
 
-from assets.partitions import market_windows
-from quantdag.markets import Market
 from quantdag.stages import StageReport
 
 #: Every DuckDB writer runs in this pool; the instance limits it to 1 (DuckDB: one writer process).
@@ -18,16 +15,8 @@ DUCKDB_POOL = "duckdb"
 RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
-def run_windows(context: dg.AssetExecutionContext, venue: str) -> dict[Market, Sequence[tuple[datetime, datetime]]]:
-    """The markets and UTC windows of this run, as the engine's stage functions take them."""
-    return {
-        Market(venue, spec.symbol, spec.timeframe, spec.resample_from): wins
-        for spec, wins in market_windows(context).items()
-    }
-
-
 def report_metadata(report: StageReport) -> Mapping[str, dg.MetadataValue]:
-    """Row counts per market as a table, plus totals."""
+    """Row counts per market (``"SYMBOL:TF"``) as a table, plus totals."""
     names = sorted({k for counts in report.per_market.values() for k in counts})
     records = [
         dg.TableRecord({"market": market, **{n: int(counts.get(n, 0)) for n in names}})

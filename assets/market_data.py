@@ -1,12 +1,11 @@
 """Ingestion and normalization: exchange → ``raw.candles`` → ``market.candles`` + ``market.gaps``."""
 
-
 from datetime import datetime, timezone
 
 import dagster as dg
 
-from assets.common import DUCKDB_POOL, RETRY, report_metadata, run_windows
-from assets.partitions import SINGLE_RUN, day_market
+from assets.common import DUCKDB_POOL, RETRY, report_metadata
+from assets.partitions import SINGLE_RUN, Partitions
 from quantdag.stages.market_data import check_candles, ingest_raw, normalize_candles
 from resources import ExchangeResource, WarehouseResource
 
@@ -19,46 +18,50 @@ CANDLE_CHECKS = {
 }
 
 
-@dg.asset(
-    partitions_def=day_market,
-    backfill_policy=SINGLE_RUN,
-    group_name="ingestion",
-    pool=DUCKDB_POOL,
-    retry_policy=RETRY,
-    kinds={"duckdb", "ccxt"},
-    metadata={"table": "raw.candles"},
-)
-def raw_candles(context: dg.AssetExecutionContext, warehouse: WarehouseResource, exchange: ExchangeResource) -> dg.MaterializeResult:
-    """Candles as the exchange sent them, with fetch time; downloads only what is missing."""
-    client = exchange.client()
-    report = ingest_raw(warehouse.get(), client, run_windows(context, exchange.venue))
-    return dg.MaterializeResult(metadata=report_metadata(report))
+def build(parts: Partitions) -> list[dg.AssetsDefinition]:
+    """``raw_candles`` and ``candles`` over the configured universe."""
 
+    @dg.asset(
+        partitions_def=parts.day_market,
+        backfill_policy=SINGLE_RUN,
+        group_name="ingestion",
+        pool=DUCKDB_POOL,
+        retry_policy=RETRY,
+        kinds={"duckdb", "ccxt"},
+        metadata={"table": "raw.candles"},
+    )
+    def raw_candles(context: dg.AssetExecutionContext, warehouse: WarehouseResource, exchange: ExchangeResource) -> dg.MaterializeResult:
+        """Candles as the exchange sent them, with fetch time; downloads only what is missing."""
+        windows = {m.on(exchange.venue): w for m, w in parts.market_windows(context).items()}
+        report = ingest_raw(warehouse.get(), exchange.client(), windows)
+        return dg.MaterializeResult(metadata=report_metadata(report))
 
-@dg.asset(
-    partitions_def=day_market,
-    backfill_policy=SINGLE_RUN,
-    group_name="normalization",
-    pool=DUCKDB_POOL,
-    deps=[raw_candles],
-    kinds={"duckdb", "polars"},
-    metadata={"table": "market.candles", "also_writes": "market.gaps"},
-    check_specs=[
-        dg.AssetCheckSpec(name, asset="candles", description=desc, blocking=True)
-        for name, desc in CANDLE_CHECKS.items()
-    ],
-)
-def candles(context: dg.AssetExecutionContext, warehouse: WarehouseResource, exchange: ExchangeResource):
-    """Clean candles: UTC, sorted, deduplicated, closed only, OHLC-valid, gaps filled and recorded."""
-    wh = warehouse.get()
-    windows = run_windows(context, exchange.venue)
-    report = normalize_candles(wh, windows)
-    yield dg.MaterializeResult(metadata=report_metadata(report))
-    violations = check_candles(wh, windows, now=datetime.now(timezone.utc))
-    for name in CANDLE_CHECKS:
-        yield dg.AssetCheckResult(
-            check_name=name,
-            passed=violations.get(name, 0) == 0,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"violations": violations.get(name, 0)},
-        )
+    @dg.asset(
+        partitions_def=parts.day_market,
+        backfill_policy=SINGLE_RUN,
+        group_name="normalization",
+        pool=DUCKDB_POOL,
+        deps=[raw_candles],
+        kinds={"duckdb", "polars"},
+        metadata={"table": "market.candles", "also_writes": "market.gaps"},
+        check_specs=[
+            dg.AssetCheckSpec(name, asset="candles", description=desc, blocking=True)
+            for name, desc in CANDLE_CHECKS.items()
+        ],
+    )
+    def candles(context: dg.AssetExecutionContext, warehouse: WarehouseResource, exchange: ExchangeResource):
+        """Clean candles: UTC, sorted, deduplicated, closed only, OHLC-valid, gaps filled and recorded."""
+        wh = warehouse.get()
+        windows = {m.on(exchange.venue): w for m, w in parts.market_windows(context).items()}
+        report = normalize_candles(wh, windows)
+        yield dg.MaterializeResult(metadata=report_metadata(report))
+        violations = check_candles(wh, windows, now=datetime.now(timezone.utc))
+        for name in CANDLE_CHECKS:
+            yield dg.AssetCheckResult(
+                check_name=name,
+                passed=violations.get(name, 0) == 0,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"violations": violations.get(name, 0)},
+            )
+
+    return [raw_candles, candles]

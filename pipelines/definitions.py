@@ -1,4 +1,8 @@
-"""The code location: every asset, job, schedule, sensor and resource of quantdag."""
+"""The code location: every asset, job, schedule, sensor and resource, built from ``quantdag.yaml``.
+
+``QUANTDAG_CONFIG=path`` loads another file. A malformed file fails here, naming the key, so
+``dagster definitions validate`` and ``make demo`` stop before any work.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +10,47 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets import backtests, events, indicators, market_data, optimization, paper, signals
-from pipelines.jobs import ALL_JOBS
-from pipelines.schedules import ALL_SCHEDULES
-from pipelines.sensors import ALL_SENSORS
-from resources import DEFAULT_DATA_DIR, make_resources
+from assets import build_assets
+from assets.partitions import build_partitions
+from pipelines.jobs import build_jobs
+from pipelines.schedules import build_schedules
+from pipelines.sensors import build_sensors
+from quantdag.config import ProjectConfig, load_config
+from quantdag.errors import ConfigurationError
+from quantdag.strategies import list_strategies
+from quantdag.strategies.keys import configured_param_sets
+from quantdag.strategies.loader import load_user_strategies
+from resources import make_resources
 
-ASSET_MODULES = [market_data, indicators, events, signals, backtests, optimization, paper]
+
+def prepare(config: ProjectConfig) -> dict:
+    """Register user strategies and resolve the configured parameter sets (checked against the registry)."""
+    load_user_strategies(config.strategy_folders)
+    registered = set(list_strategies())
+    for section, names in (("strategies.paper", config.strategies.paper), ("optimization.strategies", config.optimization.strategies)):
+        unknown = [n for n in names if n not in registered]
+        if unknown:
+            raise ConfigurationError(f"{section}: unknown strategies {unknown}; registered: {sorted(registered)}")
+    return configured_param_sets(
+        ((p.strategy, p.params) for p in config.strategies.param_sets), defaults=config.strategies.defaults
+    )
 
 
-def build_defs(data_dir: str | Path = DEFAULT_DATA_DIR, **resource_options: object) -> dg.Definitions:
-    """Definitions whose files live under ``data_dir`` (tests pass a temporary one)."""
+def build_defs(
+    data_dir: str | Path | None = None, *, config: ProjectConfig | None = None, sim_url: str | None = None
+) -> dg.Definitions:
+    """Definitions of ``config`` (default: the configuration file); files under ``data_dir`` if given."""
+    config = config or load_config()
+    configured = prepare(config)
+    parts = build_partitions(config, list_strategies())
+    jobs = build_jobs(parts)
+    assets = build_assets(config, parts, configured)
     return dg.Definitions(
-        assets=dg.load_assets_from_modules(ASSET_MODULES),
-        asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
-        jobs=ALL_JOBS,
-        schedules=ALL_SCHEDULES,
-        sensors=ALL_SENSORS,
-        resources=make_resources(data_dir, **resource_options),
+        assets=assets,
+        jobs=list(jobs.values()),
+        schedules=build_schedules(config, jobs),
+        sensors=build_sensors(config, list(configured)),
+        resources=make_resources(config, data_dir, sim_url=sim_url),
     )
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from quantdag.config import ProjectConfig
+
 log = logging.getLogger("quantdag.demo")
 
 RANGE_START = "dagster/asset_partition_range_start"
@@ -81,15 +83,13 @@ def run_job(defs: dg.Definitions, name: str, days: list[str], instance: dg.Dagst
     return seconds
 
 
-def run_backtests(defs: dg.Definitions, instance: dg.DagsterInstance, *, data_changed: bool) -> float:
-    """Register every strategy's default parameter set, then signal and backtest each one.
+def run_backtests(defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[str], *, data_changed: bool) -> float:
+    """Register the configured parameter sets, then signal and backtest each one.
 
     A parameter set already backtested is rerun only when the data changed.
     """
     from assets.partitions import param_sets
-    from quantdag.strategies.keys import default_param_sets
 
-    keys = default_param_sets()
     instance.add_dynamic_partitions(param_sets.name, [k for k in keys if not instance.has_dynamic_partition(param_sets.name, k)])
     done = instance.get_materialized_partitions(dg.AssetKey("backtests"))
     return run_partitioned(defs, instance, "backtest_job", [k for k in keys if data_changed or k not in done])
@@ -105,15 +105,22 @@ def run_partitioned(defs: dg.Definitions, instance: dg.DagsterInstance, job_name
     return time.perf_counter() - t0
 
 
-def print_sweep_and_paper(data_dir: Path) -> None:
+def _num(v: float | None, fmt: str = ".2f") -> str:
+    return "n/a" if v is None else format(v, fmt)
+
+
+def print_sweep_and_paper(data_dir: Path, config: ProjectConfig) -> None:
     from quantdag.store import Warehouse
 
+    rule = config.optimization.promotion
     wh = Warehouse(data_dir / "quantdag.duckdb", read_only=True)
     for r in wh.query("SELECT * FROM optimize.sweeps ORDER BY strategy").iter_rows(named=True):
+        ok = r["pbo"] is not None and r["dsr"] is not None and r["pbo"] <= rule.max_pbo and r["dsr"] >= rule.min_dsr
         print(f"\nsweep {r['strategy']} on {r['symbol']} {r['timeframe']}: {r['n_evaluated']} combinations ({r['search']}),"
-              f" best {r['best_params']} {r['objective']} {r['best_objective']:.2f};"
-              f" deflated Sharpe {r['dsr']:.2f}, PBO {r['pbo']:.2f}"
-              f" -> {'promotable' if r['pbo'] <= 0.5 and r['dsr'] >= 0.5 else 'likely luck: not promoted'}")
+              f" best {r['best_params']} {r['objective']} {_num(r['best_objective'])};"
+              f" deflated Sharpe {_num(r['dsr'])}, PBO {_num(r['pbo'])}"
+              f" -> {'promotable' if ok else 'likely luck: not promoted'}"
+              f" (needs PBO <= {rule.max_pbo} and DSR >= {rule.min_dsr})")
     pos = wh.query(
         "SELECT broker, symbol, qty, avg_price, realised_pnl, fees FROM paper.positions WHERE qty <> 0 ORDER BY broker, symbol"
     )
@@ -125,24 +132,28 @@ def print_sweep_and_paper(data_dir: Path) -> None:
     eq = wh.query(
         "SELECT broker, arg_max(equity, ts) AS equity FROM paper.equity GROUP BY broker ORDER BY broker"
     )
+    capital, quote = config.paper.capital, config.paper.quote
     for r in eq.iter_rows(named=True):
-        print(f"  {r['broker'][:40]:<42}equity {r['equity']:>10.2f}  P&L {r['equity'] - 10_000:>+9.2f} (from 10,000 USDT)")
+        print(f"  {r['broker'][:40]:<42}equity {r['equity']:>10.2f}  P&L {r['equity'] - capital:>+9.2f} (from {capital:,.0f} {quote})")
     drift = wh.query("SELECT status, count(*) AS n FROM paper.drift GROUP BY ALL ORDER BY 1")
     print("backtest-paper drift: " + (", ".join(f"{r['n']} {r['status']}" for r in drift.iter_rows(named=True)) or "no fills yet")
           + " (pending: the candle after the decision has not closed yet)")
 
 
-def print_leaderboard(data_dir: Path) -> None:
+def print_leaderboard(data_dir: Path, config: ProjectConfig) -> None:
     from quantdag.stages.backtests import leaderboard
     from quantdag.store import Warehouse
 
-    board = leaderboard(Warehouse(data_dir / "quantdag.duckdb", read_only=True))
-    print(f"\nleaderboard (backtest.runs: next-open fills, 10 bps fee + 5 bps slippage per side)")
-    print(f"{'strategy':<11}{'market':<14}{'return':>9}{'sharpe':>8}{'max dd':>9}{'trades':>8}")
+    s = config.backtest_settings()
+    board = leaderboard(Warehouse(data_dir / "quantdag.duckdb", read_only=True), min_trades=config.leaderboard.min_trades)
+    print(f"\nleaderboard (backtest.runs: {s.fill.replace('_', '-')} fills, {s.fee * 1e4:g} bps fee + {s.slippage * 1e4:g} bps"
+          f" slippage per side)")
+    print(f"{'strategy':<11}{'market':<14}{'return':>9}{'sharpe':>8}{'max dd':>9}{'trades':>8}"
+          f"   (fewer than {config.leaderboard.min_trades} trades: not ranked, marked *)")
     for r in board.iter_rows(named=True):
         sharpe = f"{r['sharpe']:8.2f}" if r["sharpe"] is not None else f"{'n/a':>8}"
         dd = f"{r['max_drawdown']:9.1%}" if r["max_drawdown"] is not None else f"{'n/a':>9}"
-        print(f"{r['strategy']:<11}{r['symbol'] + ' ' + r['timeframe']:<14}{r['total_return']:9.1%}{sharpe}{dd}{r['n_trades']:8d}")
+        print(f"{r['strategy']:<11}{r['symbol'] + ' ' + r['timeframe']:<14}{r['total_return']:9.1%}{sharpe}{dd}{r['n_trades']:8d}{'' if r['ranked'] else ' *'}")
 
 
 def summary(data_dir: Path) -> list[tuple[str, int]]:
@@ -158,23 +169,34 @@ def summary(data_dir: Path) -> list[tuple[str, int]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument("--data-dir", type=Path, default=None, help="default: the configuration's data_dir")
     parser.add_argument("--days", type=int, default=90)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", category=Warning, module="dagster")
     warnings.filterwarnings("ignore", message=".*(beta|preview|superseded).*")
 
-    data_dir = args.data_dir.resolve()
+    from quantdag.config import load_config
+    from quantdag.errors import ConfigurationError
+
+    try:
+        config = load_config()
+    except ConfigurationError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
+    data_dir = args.data_dir.resolve() if args.data_dir else config.data_path
     os.environ.setdefault("DAGSTER_HOME", str(data_dir / "dagster_home"))
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
         shutil.copy(Path(__file__).with_name("dagster.yaml"), home / "dagster.yaml")
 
-    from pipelines.definitions import build_defs
+    from pipelines.definitions import build_defs, prepare
 
-    defs = build_defs(data_dir)
+    try:
+        defs = build_defs(data_dir, config=config)
+    except ConfigurationError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
+    keys = list(prepare(config))
     days = last_days(args.days)
     t_all = time.perf_counter()
     timings = []
@@ -182,26 +204,26 @@ def main(argv: list[str] | None = None) -> int:
         for job in ("daily_data_job", "events_job"):
             timings.append((job, run_job(defs, job, days, instance)))
         changed = any(seconds > 0 for _, seconds in timings)
-        timings.append(("backtest_job", run_backtests(defs, instance, data_changed=changed)))
+        timings.append(("backtest_job", run_backtests(defs, instance, keys, data_changed=changed)))
         if changed or not instance.get_materialized_partitions(dg.AssetKey("optimization")):
-            timings.append(("optimization_job", run_partitioned(defs, instance, "optimization_job", ["sma_cross"])))
-        from pipelines.sensors import PAPER_STRATEGIES
-        from quantdag.strategies.keys import default_param_sets
+            timings.append(("optimization_job", run_partitioned(defs, instance, "optimization_job", config.optimization.strategies)))
+        from quantdag.strategies.keys import strategy_name_of
 
-        paper_keys = [k for k in default_param_sets() if k.split(" ", 1)[0] in PAPER_STRATEGIES]
+        paper_keys = [k for k in keys if strategy_name_of(k) in config.strategies.paper]
         timings.append(("paper_trade_job", run_partitioned(defs, instance, "paper_trade_job", paper_keys)))
         timings.append(("paper_drift_job", run_partitioned(defs, instance, "paper_drift_job", paper_keys)))
     total = time.perf_counter() - t_all
 
-    print(f"\nquantdag demo: {len(days)} days ({days[0]} .. {days[-1]}), offline simulated exchange")
+    venue = "offline simulated exchange" if config.exchange.mode == "simulated" else f"live {config.exchange.id}"
+    print(f"\nquantdag demo: {len(days)} days ({days[0]} .. {days[-1]}), {venue}; configuration {config.source}")
     for job, seconds in timings:
         print(f"  {job:<18} {seconds:7.1f} s")
     print(f"  {'total':<18} {total:7.1f} s\n")
     print(f"{'table':<24}{'rows':>10}")
     for table, n in summary(data_dir):
         print(f"{table:<24}{n:>10}")
-    print_leaderboard(data_dir)
-    print_sweep_and_paper(data_dir)
+    print_leaderboard(data_dir, config)
+    print_sweep_and_paper(data_dir, config)
     print(f"\nDuckDB file    {data_dir / 'quantdag.duckdb'}")
     print(f"MLflow store   sqlite:///{data_dir / 'mlflow.db'}  (make mlflow-ui → http://127.0.0.1:5000)")
     print(f"Dagster home   {os.environ['DAGSTER_HOME']}  (make ui → http://127.0.0.1:3000)")

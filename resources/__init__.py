@@ -1,15 +1,17 @@
 """Configured clients the assets ask for: the DuckDB warehouse, the exchange, MLflow."""
 
-from resources.exchange import ExchangeResource
+from resources.exchange import ExchangeResource, LiveExchangeResource, SimulatedExchangeResource
+from resources.factory import PROJECT_ROOT, make_exchange, make_resources
 from resources.mlflow import MlflowResource
 from resources.warehouse import WarehouseResource
-from resources.factory import PROJECT_ROOT, DEFAULT_DATA_DIR, make_resources
 
 __all__ = [
-    "DEFAULT_DATA_DIR",
     "PROJECT_ROOT",
     "ExchangeResource",
+    "LiveExchangeResource",
     "MlflowResource",
+    "SimulatedExchangeResource",
     "WarehouseResource",
+    "make_exchange",
     "make_resources",
 ]

@@ -1,4 +1,4 @@
-"""The exchange as a Dagster resource: live ccxt, or the simulated exchange on 127.0.0.1 (default).
+"""The exchange as a Dagster resource: one interface, a simulated and a live implementation.
 
 Offline, the resource serves the project's simulated exchange and the real ccxt client talks to
 it over real HTTP, so the offline path and the live path are the same code. Without a
@@ -37,13 +37,14 @@ def in_process_sim_url(seed: int, genesis_ms: int = SIM_GENESIS_MS) -> str:
 
 
 class ExchangeResource(dg.ConfigurableResource):
-    """Where candles come from. API keys are read from the environment by the client, never config."""
+    """Where candles and prices come from: assets ask for this interface, never a flavour of it.
 
-    exchange_id: str = Field(default="binance", description="any ccxt exchange id")
-    offline: bool = Field(default=True, description="use the simulated exchange instead of the real one")
-    sim_url: str | None = Field(default=None, description="an external simulator, e.g. http://127.0.0.1:8765")
-    sim_seed: int = Field(default=7, description="seed of the in-process simulator")
-    sandbox: bool = Field(default=False, description="the exchange's testnet")
+    The configuration picks the implementation (``exchange.mode`` in ``quantdag.yaml``):
+    :class:`SimulatedExchangeResource` or :class:`LiveExchangeResource`. API keys are read from
+    the environment by the client, never from configuration.
+    """
+
+    exchange_id: str = Field(default="binance", description="the ccxt exchange id (the simulator speaks Binance's API)")
     timeout_ms: int = 10_000
     max_retries: int = 5
     max_ban_wait: float = 120.0
@@ -51,19 +52,49 @@ class ExchangeResource(dg.ConfigurableResource):
     @property
     def venue(self) -> str:
         """The value stored in the ``exchange`` column."""
-        return "sim" if self.offline else self.exchange_id
+        raise NotImplementedError
+
+    def _api_url(self) -> str | None:
+        return None
+
+    def _sandbox(self) -> bool:
+        return False
 
     def client(self) -> ExchangeClient:
-        api_url = None
-        if self.offline:
-            base = self.sim_url or in_process_sim_url(self.sim_seed)
-            api_url = f"{base.rstrip('/')}/api/v3"
         config = ExchangeConfig(
             exchange_id=self.exchange_id,
             venue=self.venue,
-            api_url=api_url,
-            sandbox=self.sandbox,
+            api_url=self._api_url(),
+            sandbox=self._sandbox(),
             timeout_ms=self.timeout_ms,
             retry=RetryPolicy(max_retries=self.max_retries, max_ban_wait=self.max_ban_wait),
         )
         return ExchangeClient(config)
+
+
+class SimulatedExchangeResource(ExchangeResource):
+    """The project's simulated exchange on 127.0.0.1, through the real ccxt client over real HTTP."""
+
+    sim_url: str | None = Field(default=None, description="an external simulator, e.g. http://127.0.0.1:8765")
+    sim_seed: int = Field(default=7, description="seed of the in-process simulator")
+
+    @property
+    def venue(self) -> str:
+        return "sim"
+
+    def _api_url(self) -> str | None:
+        base = self.sim_url or in_process_sim_url(self.sim_seed)
+        return f"{base.rstrip('/')}/api/v3"
+
+
+class LiveExchangeResource(ExchangeResource):
+    """A real venue through ccxt (its testnet with ``sandbox``)."""
+
+    sandbox: bool = Field(default=False, description="the exchange's testnet")
+
+    @property
+    def venue(self) -> str:
+        return self.exchange_id
+
+    def _sandbox(self) -> bool:
+        return self.sandbox

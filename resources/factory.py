@@ -1,29 +1,32 @@
-"""The one place that decides file locations: everything lives under the project's ``data/``."""
+"""Resources of one deployment, chosen by the configuration file, never by a code edit."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from resources.exchange import ExchangeResource
+from quantdag.config import ProjectConfig
+from resources.exchange import ExchangeResource, LiveExchangeResource, SimulatedExchangeResource
 from resources.mlflow import MlflowResource
 from resources.warehouse import WarehouseResource
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 
 
-def make_resources(
-    data_dir: str | Path = DEFAULT_DATA_DIR,
-    *,
-    offline: bool = True,
-    sim_url: str | None = None,
-    exchange_id: str = "binance",
-) -> dict[str, Any]:
-    """Resources for one deployment: ``data_dir/quantdag.duckdb``, ``data_dir/mlflow.db``, an exchange."""
-    d = Path(data_dir).resolve()
+def make_exchange(config: ProjectConfig, *, sim_url: str | None = None) -> ExchangeResource:
+    """The exchange implementation ``config.exchange.mode`` names (``sim_url`` overrides the simulator's)."""
+    ex = config.exchange
+    common = {"exchange_id": ex.id, "timeout_ms": ex.timeout_ms, "max_retries": ex.max_retries, "max_ban_wait": ex.max_ban_wait}
+    if ex.mode == "live":
+        return LiveExchangeResource(sandbox=ex.sandbox, **common)
+    return SimulatedExchangeResource(sim_url=sim_url or ex.simulator.url, sim_seed=ex.simulator.seed, **common)
+
+
+def make_resources(config: ProjectConfig, data_dir: str | Path | None = None, *, sim_url: str | None = None) -> dict[str, Any]:
+    """``warehouse`` (``<data>/quantdag.duckdb``), ``mlflow`` (``<data>/mlflow.db``) and ``exchange``."""
+    d = Path(data_dir).resolve() if data_dir is not None else config.data_path
     return {
         "warehouse": WarehouseResource(path=str(d / "quantdag.duckdb")),
-        "exchange": ExchangeResource(exchange_id=exchange_id, offline=offline, sim_url=sim_url),
+        "exchange": make_exchange(config, sim_url=sim_url),
         "mlflow": MlflowResource.at(d),
     }

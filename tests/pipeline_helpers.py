@@ -22,3 +22,14 @@ def run_job(defs: dg.Definitions, name: str, days: list[str], *, raise_on_error:
     return job.execute_in_process(
         instance=instance, tags=range_tags(job.partitions_def, days), raise_on_error=raise_on_error
     )
+
+
+def config_with(**sections: object):
+    """The shipped ``quantdag.yaml`` with top-level ``sections`` replaced (validated like the file)."""
+    import yaml
+
+    from quantdag.config import DEFAULT_CONFIG_PATH, parse_config
+
+    data = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    data.update(sections)
+    return parse_config(data, source=DEFAULT_CONFIG_PATH)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -17,16 +16,6 @@ from quantdag.backtest.nb import expand_marks_nb
 from quantdag.backtest.settings import BacktestSettings
 
 EXIT_REASON_NAMES = {int(r): r.name.lower() for r in enums.ExitReason}
-
-
-def __getattr__(name: str) -> Any:
-    """``Market``: the old name of :class:`CandleArrays`, still imported by
-    ``quantdag/optimize/search.py``; warns, and goes once nothing imports it (the project's one
-    ``Market`` is the venue/symbol/timeframe market)."""
-    if name == "Market":
-        warnings.warn("quantdag.backtest.result.Market is now CandleArrays", DeprecationWarning, stacklevel=2)
-        return CandleArrays
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from quantdag.backtest import BacktestSettings
-from quantdag.backtest.result import Market
+from quantdag.backtest.result import CandleArrays
 from quantdag.backtest.metrics import returns as equity_returns
 from quantdag.errors import ConfigurationError
 from quantdag.optimize.grid import (
@@ -79,7 +79,7 @@ class OptimizationResult:
 
 def _bayes(
     candles: pl.DataFrame,
-    market: Market,
+    market: CandleArrays,
     cls: type[Strategy],
     s: BacktestSettings,
     objective: str,

@@ -19,9 +19,9 @@ from quantdag.backtest import BacktestResult, BacktestSettings, run
 from quantdag.errors import DataError
 from quantdag.markets import Market
 from quantdag.stages.common import StageReport, finite_or_none, read_candles
-from quantdag.stages.signals import read_signals, strategy_where
+from quantdag.stages.signals import read_signals, require_no_lookahead, resolve_param_set, strategy_where
 from quantdag.store import Slice, Warehouse, load_sql
-from quantdag.strategies.keys import strategy_from_key
+from quantdag.strategies import Strategy
 
 RUN_METRIC_COLUMNS = (
     "final_equity", "total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown",
@@ -36,6 +36,7 @@ class BacktestOutcome:
     market: Market
     result: BacktestResult
     n_candles: int
+    strategy: Strategy
 
     @property
     def data_range(self) -> tuple[datetime, datetime]:
@@ -56,8 +57,11 @@ def run_backtests(
     ------
     DataError
         If a market's signals do not line up with its candles (signals are stale: rerun them).
+    StrategyError
+        If the parameter set failed its look-ahead check.
     """
-    strategy = strategy_from_key(key)
+    strategy = resolve_param_set(wh, key)
+    require_no_lookahead(wh, key)
     settings = settings or BacktestSettings()
     out: list[BacktestOutcome] = []
     for m in markets:
@@ -79,7 +83,7 @@ def run_backtests(
             )
         else:
             result = run(candles, sig["entry"], sig["exit"], settings=s)
-        out.append(BacktestOutcome(m, result, candles.height))
+        out.append(BacktestOutcome(m, result, candles.height, strategy))
     return out
 
 
@@ -94,7 +98,7 @@ def store_backtests(
 ) -> StageReport:
     """Replace ``backtest.runs``/``trades``/``equity`` of ``key`` on ``markets`` in one transaction."""
     t0 = time.perf_counter()
-    strategy = strategy_from_key(key)
+    strategy = resolve_param_set(wh, key)
     report = StageReport()
     ids = mlflow_run_ids or {}
     runs, trades, equity = [], [], []
@@ -136,6 +140,13 @@ def store_backtests(
     return report
 
 
-def leaderboard(wh: Warehouse) -> pl.DataFrame:
-    """Every stored backtest, best Sharpe first (``sql/select_leaderboard.sql``)."""
-    return wh.query(load_sql("select_leaderboard"))
+#: Fewer trades than this and a run is listed, not ranked (the configuration's ``leaderboard.min_trades``).
+LEADERBOARD_MIN_TRADES = 5
+
+
+def leaderboard(wh: Warehouse, *, min_trades: int = LEADERBOARD_MIN_TRADES) -> pl.DataFrame:
+    """Every stored backtest: ranked by Sharpe among runs with ``min_trades`` or more, the rest after.
+
+    ``ranked`` says which; ``n_trades`` is the sample size (``sql/select_leaderboard.sql``).
+    """
+    return wh.query(load_sql("select_leaderboard"), [min_trades])

@@ -15,15 +15,15 @@ from quantdag.store import Slice, Warehouse
 from quantdag.timeframes import timeframe_ms
 
 
-def event_lookback_days(timeframes: Sequence[str]) -> int:
+def event_lookback_days(timeframes: Sequence[str], config: EventConfig | None = None) -> int:
     """Days of context that warm the events' rolling statistics for the finest of ``timeframes``."""
     if not timeframes:
         return 0
     finest = min(timeframe_ms(tf) for tf in timeframes)
-    return -(-EventConfig().lookback_bars * finest // 86_400_000)
+    return -(-(config or EventConfig()).lookback_bars * finest // 86_400_000)
 
 
-def build_events(wh: Warehouse, exchange: str, windows: Sequence[Window]) -> StageReport:
+def build_events(wh: Warehouse, exchange: str, windows: Sequence[Window], config: EventConfig | None = None) -> StageReport:
     """Market events starting in each window, across every stored market of ``exchange``.
 
     An event that starts in the window and is still going at its last candle keeps its real end:
@@ -36,10 +36,11 @@ def build_events(wh: Warehouse, exchange: str, windows: Sequence[Window]) -> Sta
     report = StageReport()
     writes: list[tuple[Window, pl.DataFrame]] = []
     stored = wh.query("SELECT DISTINCT timeframe FROM market.candles WHERE exchange = ?", [exchange])
-    back = timedelta(days=event_lookback_days(stored["timeframe"].to_list()))
+    config = config or EventConfig()
+    back = timedelta(days=event_lookback_days(stored["timeframe"].to_list(), config))
     last = wh.query("SELECT max(ts) AS ts FROM market.candles WHERE exchange = ?", [exchange])["ts"][0]
     for w in windows:
-        events = _events_starting_in(wh, exchange, w, back, last)
+        events = _events_starting_in(wh, exchange, w, back, last, config)
         for row in events.group_by("symbol", "timeframe", "event_type").len().iter_rows(named=True):
             report.add(Market(exchange, row["symbol"], row["timeframe"]), **{row["event_type"]: row["len"]})
         writes.append((w, events))
@@ -56,7 +57,9 @@ def build_events(wh: Warehouse, exchange: str, windows: Sequence[Window]) -> Sta
     return report
 
 
-def _events_starting_in(wh: Warehouse, exchange: str, w: Window, back: timedelta, last: datetime | None) -> pl.DataFrame:
+def _events_starting_in(
+    wh: Warehouse, exchange: str, w: Window, back: timedelta, last: datetime | None, config: EventConfig
+) -> pl.DataFrame:
     """:func:`build_events`' detection for one window, reading ahead while an event may go on."""
     gaps = wh.read("market.gaps", [Slice(where={"exchange": exchange}, time_column="gap_start", start=w[0], end=w[1])])
     ahead = timedelta(days=1)
@@ -67,7 +70,7 @@ def _events_starting_in(wh: Warehouse, exchange: str, w: Window, back: timedelta
         )
         if not candles.height:
             return pl.DataFrame(schema=EVENTS_SCHEMA)
-        events = detect_events(candles, gaps=gaps).filter((pl.col("ts_start") >= w[0]) & (pl.col("ts_start") < w[1]))
+        events = detect_events(candles, gaps=gaps, config=config).filter((pl.col("ts_start") >= w[0]) & (pl.col("ts_start") < w[1]))
         series_end = candles.group_by(MARKET_KEY).agg(pl.col("ts").max().alias("series_end"))
         going_on = events.join(series_end, on=list(MARKET_KEY), how="left").filter(
             pl.col("ts_end") >= pl.col("series_end").fill_null(series_end["series_end"].min())

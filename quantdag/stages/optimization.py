@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from quantdag.backtest import BacktestSettings
 from quantdag.markets import Market
 from quantdag.optimize import OptimizationResult, optimize_strategy
 from quantdag.stages.common import StageReport, finite_or_none, read_candles
@@ -21,7 +22,7 @@ from quantdag.store import Slice, Warehouse
 from quantdag.strategies import create_strategy, get_strategy
 from quantdag.strategies.keys import param_set_key
 
-#: Above this many grid points the sweep samples the space instead of enumerating it.
+#: Above this many grid points the sweep samples the space instead of enumerating it (default).
 MAX_GRID = 5000
 
 
@@ -45,15 +46,20 @@ def run_sweep(
     min_trades: int = 5,
     n_trials: int = 200,
     seed: int = 0,
+    max_grid: int = MAX_GRID,
+    settings: BacktestSettings | None = None,
 ) -> SweepOutcome:
-    """Sweep ``strategy`` on ``market``'s stored candles: the full grid if small, else random search."""
+    """Sweep ``strategy`` on ``market``'s stored candles: the full grid if small, else random search.
+
+    ``settings`` are the backtest's (costs, sizing, stops); the market's timeframe is set here.
+    """
     cls = get_strategy(strategy)
     space = cls.param_space()
-    search = "grid" if space.grid_size() <= MAX_GRID else "random"
+    search = "grid" if space.grid_size() <= max_grid else "random"
     candles = read_candles(wh, market)
     result = optimize_strategy(
         candles, strategy, search=search, objective=objective, min_trades=min_trades, n_trials=n_trials,
-        seed=seed, timeframe=market.timeframe,
+        seed=seed, settings=settings, timeframe=market.timeframe,
     )
     best = create_strategy(strategy, result.best["params"])
     return SweepOutcome(market, result, param_set_key(best), candles["ts"].min(), candles["ts"].max())

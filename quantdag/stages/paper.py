@@ -24,11 +24,10 @@ import polars as pl
 from quantdag.execution import OrderManager, PaperBroker, RiskEngine, RiskLimits
 from quantdag.execution.brokers.paper import Quote
 from quantdag.markets import Market
-from quantdag.stages.signals import read_signals
+from quantdag.stages.signals import read_signals, require_no_lookahead, resolve_param_set
 from quantdag.store import Slice, Warehouse
 from quantdag.strategies import Strategy
 from quantdag.strategies.base import position_state
-from quantdag.strategies.keys import strategy_from_key
 from quantdag.timeframes import timeframe_ms
 
 log = logging.getLogger(__name__)
@@ -63,8 +62,12 @@ class PaperAccount:
 
 
 def target_fractions(wh: Warehouse, key: str, markets: Sequence[Market]) -> tuple[dict[str, float], int]:
-    """Each market's target position fraction from its stored signals, and the decision time (ms)."""
-    strategy = strategy_from_key(key)
+    """Each market's target position fraction from its stored signals, and the decision time (ms).
+
+    A parameter set that failed its look-ahead check never trades (:class:`StrategyError`).
+    """
+    strategy = resolve_param_set(wh, key)
+    require_no_lookahead(wh, key)
     out: dict[str, float] = {}
     decision = 0
     for m in markets:
@@ -91,7 +94,7 @@ def paper_cycle(
     account: PaperAccount = PaperAccount(),
 ) -> dict[str, object]:
     """Rebalance the paper account of parameter set ``key`` to its latest signals; a JSON-safe summary."""
-    strategy = strategy_from_key(key)
+    strategy = resolve_param_set(wh, key)
     fractions, decision_ts = target_fractions(wh, key, markets)
     source = price_source or (lambda symbol: prices[symbol])
     broker = PaperBroker(source, balances={account.quote: account.capital}, name=broker_name(strategy))
@@ -124,7 +127,7 @@ def paper_drift(
     wh: Warehouse, key: str, markets: Sequence[Market], *, tolerance_bps: float = DEFAULT_TOLERANCE_BPS
 ) -> pl.DataFrame:
     """Compare parameter set ``key``'s paper fills with the backtest's fills; replace its ``paper.drift`` rows."""
-    strategy = strategy_from_key(key)
+    strategy = resolve_param_set(wh, key)
     broker = broker_name(strategy)
     fills = wh.query(
         "SELECT o.client_order_id, o.symbol, o.side, o.intent, o.avg_price AS paper_price "

@@ -2,18 +2,50 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import polars as pl
 
+from quantdag.errors import DataError, StrategyError
 from quantdag.markets import CANDLE_KEY, Market
 from quantdag.stages.common import StageReport, read_candles
 from quantdag.store import Slice, Warehouse
-from quantdag.strategies import Strategy
-from quantdag.strategies.keys import strategy_from_key
+from quantdag.strategies import Strategy, check_lookahead
+from quantdag.strategies.keys import default_param_sets, strategy_from_key
 
 SIGNAL_TABLE_COLUMNS = ("entry", "exit", "short_entry", "short_exit", "target")
+
+#: The look-ahead check runs on this many of the first market's latest candles ...
+LOOKAHEAD_CANDLES = 1000
+#: ... with this many prefix cuts and perturbed futures (the CLI's check goes further).
+LOOKAHEAD_PREFIXES, LOOKAHEAD_PERTURBATIONS = 20, 3
+
+
+@dataclass(frozen=True)
+class LookaheadVerdict:
+    """The look-ahead check of a parameter set, as ``signals.lookahead`` stores it."""
+
+    ok: bool
+    market: str
+    n_candles: int
+    column: str | None = None
+    candle_ts: datetime | None = None
+    detail: str = ""
+    cached: bool = False
+
+
+@dataclass
+class SignalsReport(StageReport):
+    """A stage report plus the look-ahead verdict that gated the signals."""
+
+    lookahead: LookaheadVerdict | None = None
 
 
 def strategy_where(s: Strategy, m: Market) -> dict[str, str]:
@@ -26,16 +58,111 @@ def read_signals(wh: Warehouse, s: Strategy, m: Market) -> pl.DataFrame:
     return wh.read("signals.signals", [Slice(where=strategy_where(s, m), time_column=None)], order_by=("ts",))
 
 
-def build_signals(wh: Warehouse, key: str, markets: Sequence[Market], *, source: str = "default") -> StageReport:
-    """Signals of parameter set ``key`` on every market's full stored history, into ``signals.signals``."""
+def stored_param_sets(wh: Warehouse) -> dict[str, tuple[str, dict]]:
+    """Parameter sets the warehouse knows: ``signals.param_sets``, then promoted sweeps' bests."""
+    rows = wh.query(
+        "SELECT best_param_set AS param_set, strategy, best_params AS params FROM optimize.sweeps "
+        "UNION ALL BY NAME SELECT param_set, strategy, params FROM signals.param_sets"
+    )
+    return {r["param_set"]: (r["strategy"], json.loads(r["params"])) for r in rows.iter_rows(named=True)}
+
+
+def resolve_param_set(wh: Warehouse, key: str, configured: Mapping[str, Strategy] | None = None) -> Strategy:
+    """The strategy of parameter set ``key``: from the configuration, else as the warehouse stored it.
+
+    Raises
+    ------
+    ConfigurationError
+        If neither knows the key (and it is no strategy's defaults), or its parameters are invalid.
+    """
+    if configured and key in configured:
+        return configured[key]
+    return strategy_from_key(key, stored_param_sets(wh))
+
+
+def code_hash(strategy: Strategy) -> str:
+    """SHA-256 of the source of the module(s) defining ``strategy``'s class and its bases.
+
+    Editing a strategy file changes it, so the look-ahead check runs again on the new code.
+    """
+    h = hashlib.sha256()
+    for cls in type(strategy).__mro__:
+        if cls is Strategy or cls is object:
+            continue
+        module = sys.modules.get(cls.__module__)
+        try:
+            h.update(inspect.getsource(module) if module is not None else cls.__qualname__.encode())
+        except (OSError, TypeError):  # no source (e.g. defined in a notebook): the class name only
+            h.update(cls.__qualname__.encode())
+    return h.hexdigest()
+
+
+def lookahead_verdict(wh: Warehouse, key: str, strategy: Strategy, market: Market, candles: pl.DataFrame) -> LookaheadVerdict:
+    """The stored verdict for this code, or a new check on the latest :data:`LOOKAHEAD_CANDLES` candles."""
+    prior = wh.query("SELECT * FROM signals.lookahead WHERE param_set = ? AND code_hash = ?", [key, code_hash(strategy)])
+    if prior.height:
+        r = prior.row(0, named=True)
+        return LookaheadVerdict(r["ok"], r["market"], r["n_candles"], r["column_name"], r["candle_ts"], r["detail"] or "", True)
+    sample = candles.tail(LOOKAHEAD_CANDLES)
+    report = check_lookahead(strategy, sample, prefixes=LOOKAHEAD_PREFIXES, perturbations=LOOKAHEAD_PERTURBATIONS)
+    first = report.first
+    if first is None:
+        return LookaheadVerdict(True, market.key, sample.height)
+    return LookaheadVerdict(False, market.key, sample.height, first.column, first.ts, report.summary())
+
+
+def require_no_lookahead(wh: Warehouse, key: str) -> None:
+    """Refuse to use parameter set ``key`` unless its look-ahead check passed.
+
+    Raises
+    ------
+    DataError
+        If the key has not been through the signals stage (no verdict yet).
+    StrategyError
+        If its strategy looks ahead: the message names the column and the candle.
+    """
+    v = wh.query("SELECT ok, column_name, candle_ts, market FROM signals.lookahead WHERE param_set = ?", [key])
+    if v.height == 0:
+        raise DataError(f"parameter set {key!r} has no look-ahead verdict: materialize its signals first")
+    r = v.row(0, named=True)
+    if not r["ok"]:
+        raise StrategyError(
+            f"parameter set {key!r} looks ahead: column {r['column_name']!r} changed at candle {r['candle_ts']} "
+            f"of {r['market']} when later candles changed; it is never backtested or traded"
+        )
+
+
+def build_signals(
+    wh: Warehouse, key: str, markets: Sequence[Market], *, configured: Mapping[str, Strategy] | None = None
+) -> SignalsReport:
+    """Signals of parameter set ``key`` on every market's full stored history, into ``signals.signals``.
+
+    The key is resolved (:func:`resolve_param_set`) and recorded with its parameters in
+    ``signals.param_sets``, which the later stages read it back from. The strategy's code is first
+    checked for look-ahead on the first market with candles (once per version of its source); one
+    that peeks gets no signals at all, and its verdict in ``signals.lookahead`` names the column
+    and the candle.
+    """
     t0 = time.perf_counter()
-    strategy = strategy_from_key(key)
-    report = StageReport()
+    strategy = resolve_param_set(wh, key, configured)
+    if key in default_param_sets() or key == strategy.name:
+        source = "default"
+    elif configured and key in configured:
+        source = "config"
+    else:
+        source = "stored"
+    report = SignalsReport()
     writes: list[tuple[Market, pl.DataFrame]] = []
     for m in markets:
         candles = read_candles(wh, m)
         if candles.height == 0:
             report.add(m, candles=0, entries=0, exits=0)
+            writes.append((m, pl.DataFrame()))
+            continue
+        if report.lookahead is None:
+            report.lookahead = lookahead_verdict(wh, key, strategy, m, candles)
+        if not report.lookahead.ok:
+            report.add(m, candles=candles.height, entries=0, exits=0)
             writes.append((m, pl.DataFrame()))
             continue
         sig = strategy.signals(candles)
@@ -56,8 +183,20 @@ def build_signals(wh: Warehouse, key: str, markets: Sequence[Market], *, source:
             "source": [source],
         }
     )
+    verdict = report.lookahead
     with wh.transaction() as con:
         Warehouse.replace(con, "signals.param_sets", params_row, [Slice(where={"param_set": key}, time_column=None)])
+        if verdict is not None and not verdict.cached:
+            row = pl.DataFrame(
+                [{
+                    "param_set": key, "strategy": strategy.name, "params_hash": strategy.params_hash,
+                    "code_hash": code_hash(strategy), "checked_at": datetime.now(timezone.utc), "market": verdict.market,
+                    "n_candles": verdict.n_candles, "ok": verdict.ok, "column_name": verdict.column,
+                    "candle_ts": verdict.candle_ts, "detail": verdict.detail or None,
+                }],
+                schema_overrides={"candle_ts": pl.Datetime("ms", "UTC"), "column_name": pl.Utf8, "detail": pl.Utf8},
+            )  # fmt: skip
+            Warehouse.replace(con, "signals.lookahead", row, [Slice(where={"param_set": key}, time_column=None)])
         for m, frame in writes:
             report.rows_written += Warehouse.replace(
                 con,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from assets.universe import UNIVERSE
+from quantdag.config import load_config
 from quantdag.store import Warehouse
 from pipeline_helpers import recent_days, run_job
+
+UNIVERSE = load_config().markets
 
 KEY = ("exchange", "symbol", "timeframe", "ts")
 TABLE_KEYS = {

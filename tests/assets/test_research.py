@@ -9,9 +9,9 @@ import mlflow
 import polars as pl
 import pytest
 
-from pipeline_helpers import recent_days, run_job
+from pipeline_helpers import config_with, recent_days, run_job
 from quantdag.stages.backtests import leaderboard
-from quantdag.strategies.keys import default_param_sets, param_set_key, strategy_from_key
+from quantdag.strategies.keys import default_param_sets, param_set_key, strategy_from_key, strategy_name_of
 from quantdag.strategies import create_strategy
 
 KEY_COLS = ("strategy", "params_hash", "exchange", "symbol", "timeframe")
@@ -23,7 +23,9 @@ def research(tmp_path_factory, sim):
     from pipelines.definitions import build_defs
 
     tmp = tmp_path_factory.mktemp("research")
-    defs = build_defs(tmp, sim_url=sim.url)
+    config = config_with(strategies={"param_sets": [{"strategy": "sma_cross", "params": {"fast": 5, "slow": 20}}],
+                                     "paper": ["sma_cross", "regime_ma", "consensus"]})
+    defs = build_defs(tmp, config=config, sim_url=sim.url)
     assert run_job(defs, "daily_data_job", recent_days(10)).success
     key = param_set_key(create_strategy("sma_cross", {"fast": 5, "slow": 20}))
     job = defs.resolve_job_def("backtest_job")
@@ -88,16 +90,22 @@ def test_leaderboard_lists_every_stored_backtest(research):
 
 def test_param_set_with_fast_not_below_slow_is_rejected_naming_parameter():
     with pytest.raises(Exception, match="fast"):
-        strategy_from_key('sma_cross {"fast":50,"slow":10}')
+        strategy_from_key("sma_cross-000000000000", {"sma_cross-000000000000": ("sma_cross", {"fast": 50, "slow": 10})})
     with pytest.raises(Exception, match="no_such"):
-        strategy_from_key("no_such_strategy {}")
+        strategy_from_key("no_such_strategy-0123456789ab")
 
 
-def test_default_param_sets_cover_every_registered_strategy():
+def test_param_set_key_with_unknown_params_is_refused_naming_where_to_add_them():
+    with pytest.raises(Exception, match="strategies.param_sets"):
+        strategy_from_key("sma_cross-0123456789ab")
+
+
+def test_default_param_sets_cover_every_registered_strategy_with_ui_legal_keys():
     keys = default_param_sets()
-    assert {k.split(" ")[0] for k in keys} >= {"sma_cross", "rsi", "macd", "regime_ma", "consensus"}
+    assert {strategy_name_of(k) for k in keys} >= {"sma_cross", "rsi", "macd", "regime_ma", "consensus"}
     for k in keys:
         assert param_set_key(strategy_from_key(k)) == k
+        assert not set(k) & set(' ,[]{}"|'), k  # the UI's add-partition dialog accepts it
 
 
 def test_optimization_asset_stores_sweep_with_dsr_pbo_and_mlflow_children(research):
@@ -115,7 +123,9 @@ def test_optimization_asset_stores_sweep_with_dsr_pbo_and_mlflow_children(resear
     n_results = wh.query("SELECT count(*) AS n FROM optimize.results")["n"][0]
     assert sweep["n_evaluated"] == n_results > 100
     assert 0.0 <= sweep["pbo"] <= 1.0 and 0.0 <= sweep["dsr"] <= 1.0
-    assert strategy_from_key(sweep["best_param_set"]).name == "sma_cross"
+    from quantdag.stages.signals import resolve_param_set
+
+    assert resolve_param_set(wh, sweep["best_param_set"]).name == "sma_cross"
     client = mlflow.MlflowClient(defs.resources["mlflow"].tracking_uri)
     parent = client.get_run(sweep["mlflow_run_id"])
     assert parent.data.metrics["pbo"] == pytest.approx(sweep["pbo"])
@@ -165,7 +175,7 @@ def test_paper_sensor_requests_runs_only_for_enabled_strategies(research):
     defs = research["defs"]
     sensor = defs.resolve_sensor_def("paper_on_new_signals")
     with dg.instance_for_test() as instance:
-        for key, expect in ((research["key"], True), ('rsi {"period":14}', False)):
+        for key, expect in ((research["key"], True), (create_strategy("rsi").key, False)):
             instance.add_dynamic_partitions("param_sets", [key])
             instance.report_runless_asset_event(dg.AssetMaterialization("signals", partition=key))
             with (
@@ -183,7 +193,7 @@ def test_paper_drift_check_pends_until_next_candle_then_compares_with_backtest_f
     from quantdag.execution import OrderManager, PaperBroker, RiskEngine, RiskLimits, ticker_source
 
     defs, key, wh = research["defs"], research["key"], research["wh"]
-    strategy = strategy_from_key(key)
+    strategy = create_strategy("sma_cross", {"fast": 5, "slow": 20})
     # a decision on the last stored candle, filled on paper at the live (simulated) price
     last = wh.query("SELECT max(ts) AS ts FROM market.candles WHERE symbol = 'BTC/USDT' AND timeframe = '1h'")["ts"][0]
     broker = PaperBroker(ticker_source(defs.resources["exchange"].client()), balances={"USDT": 10_000.0},

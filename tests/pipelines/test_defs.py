@@ -92,7 +92,9 @@ def test_candles_checks_are_blocking():
 def test_daily_schedule_requests_yesterday_for_every_market():
     from datetime import datetime, timezone
 
-    from assets.universe import UNIVERSE
+    from quantdag.config import load_config
+
+    UNIVERSE = load_config().markets
 
     with dg.instance_for_test() as instance:
         result = tick_schedule(defs, "daily_data_job_schedule", instance, datetime(2026, 1, 5, 0, 15, tzinfo=timezone.utc))
@@ -152,9 +154,9 @@ def test_mark_to_market_schedule_requests_only_paper_enabled_param_sets():
     from datetime import datetime, timezone
 
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("param_sets", ["sma_cross {}", "rsi {}", "consensus {}"])
+        instance.add_dynamic_partitions("param_sets", ["sma_cross-0123456789ab", "rsi", "consensus"])
         result = tick_schedule(defs, "paper_mark_to_market_schedule", instance, datetime(2026, 1, 5, 3, 5, tzinfo=timezone.utc))
-    assert sorted(r.partition_key for r in result.run_requests) == ["consensus {}", "sma_cross {}"]
+    assert sorted(r.partition_key for r in result.run_requests) == ["consensus", "sma_cross-0123456789ab"]
 
 
 def test_schedule_ticks_leave_no_dead_instance_behind_for_later_definitions(tmp_path):
@@ -173,7 +175,7 @@ def test_schedule_ticks_leave_no_dead_instance_behind_for_later_definitions(tmp_
     for i in range(2):
         d = build_defs(tmp_path / f"defs{i}")
         with dg.instance_for_test() as instance:
-            instance.add_dynamic_partitions("param_sets", ["sma_cross {}", "rsi {}"])
+            instance.add_dynamic_partitions("param_sets", ["sma_cross", "rsi"])
             for name in ("daily_data_job_schedule", "daily_backtest_schedule", "paper_mark_to_market_schedule",
                          "daily_paper_drift_schedule"):
                 assert tick_schedule(d, name, instance, when).run_requests, name

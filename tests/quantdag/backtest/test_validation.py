@@ -159,10 +159,3 @@ def test_load_market_returns_candle_arrays():
     assert isinstance(c, CandleArrays) and isinstance(run(good(), flags(6, 1)).market, CandleArrays)
     assert c.ts_ms.dtype == np.int64 and c.close.dtype == np.float64 and c.close.flags.c_contiguous
     np.testing.assert_array_equal(c.open, PRICES)
-
-
-def test_old_market_name_of_candle_arrays_warns():
-    import quantdag.backtest.result as result
-
-    with pytest.warns(DeprecationWarning, match="now CandleArrays"):
-        assert result.Market is result.CandleArrays

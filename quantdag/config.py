@@ -1,0 +1,331 @@
+"""The one configuration file, ``quantdag.yaml``: typed, validated, with documented defaults.
+
+Everything a user changes without editing code lives here: the exchange (simulated or live), the
+universe, strategies and their parameter sets, which of them trade on paper, the pipeline's
+backtest settings, optimization and promotion, risk limits, alerts and automation, the data dir.
+``QUANTDAG_CONFIG=path`` picks another file; ``QUANTDAG_DATA_DIR`` overrides ``data_dir`` (so
+``DATA_DIR=... make ui`` moves the warehouse and MLflow with the Dagster home). Relative paths
+are relative to the file. A malformed file is a :class:`~quantdag.errors.ConfigurationError`
+naming the key and the value, raised before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from quantdag.errors import ConfigurationError
+from quantdag.markets import Market, market_by_key
+from quantdag.timeframes import SUPPORTED, timeframe_ms
+
+CONFIG_ENV = "QUANTDAG_CONFIG"
+DATA_DIR_ENV = "QUANTDAG_DATA_DIR"
+#: The repository's own file, used when neither an argument nor ``QUANTDAG_CONFIG`` names one.
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "quantdag.yaml"
+
+
+class _Section(BaseModel):
+    """Frozen, and a misspelt key is an error rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimulatorSettings(_Section):
+    url: str | None = Field(None, description="an external simulator (make sim), else one starts in-process")
+    seed: int = Field(7, description="seed of the in-process simulator's market model")
+
+
+class ExchangeSettings(_Section):
+    id: str = Field("binance", description="any ccxt exchange id")
+    mode: Literal["simulated", "live"] = Field("simulated", description="the offline simulator or the real venue")
+    sandbox: bool = Field(False, description="the venue's testnet (live mode)")
+    simulator: SimulatorSettings = SimulatorSettings()
+    timeout_ms: int = Field(10_000, gt=0)
+    max_retries: int = Field(5, ge=0)
+    max_ban_wait: float = Field(120.0, gt=0)
+
+    @property
+    def venue(self) -> str:
+        """The value stored in every table's ``exchange`` column."""
+        return "sim" if self.mode == "simulated" else self.id
+
+
+class MarketEntry(_Section):
+    """A symbol downloaded at ``timeframes``, with coarser ones built from the finest of them."""
+
+    symbol: str
+    timeframes: list[str] = Field(default_factory=lambda: ["1h"], min_length=1)
+    resampled: list[str] = Field(default_factory=list)
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, v: str) -> str:
+        if "/" not in v:
+            raise ValueError(f"{v!r} is not 'BASE/QUOTE'")
+        return v
+
+    @field_validator("timeframes", "resampled")
+    @classmethod
+    def _timeframes(cls, v: list[str]) -> list[str]:
+        bad = [tf for tf in v if tf not in SUPPORTED]
+        if bad:
+            raise ValueError(f"{bad} not among the supported timeframes {list(SUPPORTED)}")
+        return v
+
+
+class UniverseSettings(_Section):
+    start_date: date = Field(date(2025, 6, 1), description="first day of the market-data partitions")
+    markets: list[MarketEntry] = Field(min_length=1)
+    research_markets: list[str] = Field(min_length=1, description="'SYMBOL:TF' keys every parameter set runs on")
+
+    def markets_on(self, venue: str) -> tuple[Market, ...]:
+        """Every market, downloaded ones first (in file order), then the resampled ones."""
+        fetched = [Market(venue, e.symbol, tf) for e in self.markets for tf in e.timeframes]
+        built = [
+            Market(venue, e.symbol, tf, resample_from=min(e.timeframes, key=timeframe_ms))
+            for e in self.markets
+            for tf in e.resampled
+        ]
+        return tuple(fetched + built)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UniverseSettings:
+        markets = self.markets_on("check")  # raises ConfigurationError on a bad resample
+        keys = [m.key for m in markets]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"markets listed twice: {dupes}")
+        for k in self.research_markets:
+            market_by_key(markets, k)
+        return self
+
+
+class ParamSetEntry(_Section):
+    strategy: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class StrategySettings(_Section):
+    defaults: bool = Field(True, description="a parameter set per registered strategy, at its defaults")
+    param_sets: list[ParamSetEntry] = Field(default_factory=list)
+    paper: list[str] = Field(default_factory=list, description="strategies whose parameter sets trade on paper")
+
+
+class PromotionSettings(_Section):
+    max_pbo: float = Field(0.5, ge=0, le=1, description="a sweep's best is promoted only if PBO <= this")
+    min_dsr: float = Field(0.5, ge=0, le=1, description="... and its deflated Sharpe ratio >= this")
+
+
+class OptimizationSettings(_Section):
+    strategies: list[str] = Field(default_factory=lambda: ["sma_cross"], description="swept by make demo")
+    market: str | None = Field(None, description="'SYMBOL:TF' swept on; default the first research market")
+    objective: str = "sharpe"
+    min_trades: int = Field(5, ge=0)
+    n_trials: int = Field(200, gt=0)
+    seed: int = 0
+    top_k: int = Field(5, ge=0, description="best combinations logged as nested MLflow runs")
+    max_grid: int = Field(5000, gt=0, description="above this many grid points the sweep samples randomly")
+    promotion: PromotionSettings = PromotionSettings()
+
+
+class LeaderboardSettings(_Section):
+    min_trades: int = Field(5, ge=0, description="runs with fewer trades are listed apart, not ranked")
+
+
+class PaperSettings(_Section):
+    capital: float = Field(10_000.0, gt=0, description="starting capital of each paper account")
+    quote: str = "USDT"
+    cash_buffer: float = Field(0.01, ge=0, lt=1, description="kept in cash so costs never block the last buy")
+    drift_tolerance_bps: float = Field(50.0, gt=0)
+
+
+class RiskSettings(_Section):
+    max_drawdown: float = Field(0.2, gt=0, le=1, description="kill switch: drawdown from the equity peak")
+    daily_loss_limit: float = Field(0.05, gt=0, le=1, description="kill switch: loss in a UTC day, of capital")
+    max_orders_per_cycle: int = Field(20, gt=0)
+
+
+class AlertSettings(_Section):
+    webhook_env: str = Field("QUANTDAG_ALERT_WEBHOOK", description="env var holding the webhook URL (a secret)")
+
+
+class AutomationSettings(_Section):
+    """Which sensors and schedules start running when the daemon starts (``make ui``)."""
+
+    run_failure_alert: bool = True
+    register_param_sets: bool = True
+    promote_best_params: bool = True
+    daily_schedules: bool = Field(True, description="data, events and backtests every day")
+    paper_trading: bool = Field(False, description="sensors and schedules that place paper orders")
+
+
+class ProjectConfig(_Section):
+    """The whole file. ``source`` is where it was read from (None: built-in defaults)."""
+
+    data_dir: Path = Path("data")
+    exchange: ExchangeSettings = ExchangeSettings()
+    universe: UniverseSettings
+    strategy_paths: list[Path] = Field(default_factory=list, description="folders of user strategy files")
+    strategies: StrategySettings = StrategySettings()
+    backtest: dict[str, Any] = Field(default_factory=dict, description="quantdag.backtest.BacktestSettings fields")
+    events: dict[str, Any] = Field(default_factory=dict, description="quantdag.data.EventConfig fields (e.g. peg_references)")
+    optimization: OptimizationSettings = OptimizationSettings()
+    leaderboard: LeaderboardSettings = LeaderboardSettings()
+    paper: PaperSettings = PaperSettings()
+    risk: RiskSettings = RiskSettings()
+    alerts: AlertSettings = AlertSettings()
+    automation: AutomationSettings = AutomationSettings()
+    source: Path | None = Field(None, exclude=True)
+
+    @field_validator("backtest")
+    @classmethod
+    def _backtest(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from quantdag.backtest import BacktestSettings
+
+        known = {f.name for f in dataclasses.fields(BacktestSettings)} - {"timeframe"}
+        unknown = sorted(set(v) - known)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(known)} (timeframe is set per market)")
+        try:
+            BacktestSettings(**v)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from quantdag.data import EventConfig
+
+        known = {f.name for f in dataclasses.fields(EventConfig)}
+        unknown = sorted(set(v) - known)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
+        _event_config(v)
+        return v
+
+    @model_validator(mode="after")
+    def _optimization_market(self) -> ProjectConfig:
+        if self.optimization.market is not None:
+            market_by_key(self.universe.markets_on("check"), self.optimization.market)
+        return self
+
+    # ---- what the pipeline asks of it -------------------------------------------------------
+
+    @property
+    def venue(self) -> str:
+        return self.exchange.venue
+
+    @property
+    def markets(self) -> tuple[Market, ...]:
+        """The universe on this configuration's venue."""
+        return self.universe.markets_on(self.venue)
+
+    @property
+    def research_markets(self) -> tuple[Market, ...]:
+        return tuple(market_by_key(self.markets, k) for k in self.universe.research_markets)
+
+    @property
+    def optimization_market(self) -> Market:
+        key = self.optimization.market
+        return market_by_key(self.markets, key) if key else self.research_markets[0]
+
+    def backtest_settings(self) -> Any:
+        """The pipeline's :class:`~quantdag.backtest.BacktestSettings` (timeframe set per market)."""
+        from quantdag.backtest import BacktestSettings
+
+        return BacktestSettings(**self.backtest)
+
+    def event_config(self) -> Any:
+        """The pipeline's :class:`~quantdag.data.EventConfig` (lists in the file become tuples)."""
+        return _event_config(self.events)
+
+    def resolve(self, path: Path) -> Path:
+        """``path`` made absolute against the file's folder (the working directory without a file)."""
+        if path.is_absolute():
+            return path
+        base = self.source.parent if self.source is not None else Path.cwd()
+        return (base / path).resolve()
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory: ``QUANTDAG_DATA_DIR`` if set, else ``data_dir`` against the file."""
+        override = os.environ.get(DATA_DIR_ENV)
+        return Path(override).resolve() if override else self.resolve(self.data_dir)
+
+    @property
+    def strategy_folders(self) -> list[Path]:
+        return [self.resolve(p) for p in self.strategy_paths]
+
+
+def _event_config(values: dict[str, Any]) -> Any:
+    from quantdag.data import EventConfig
+
+    try:
+        return EventConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    except ConfigurationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_config(data: Any, *, source: Path | None = None) -> ProjectConfig:
+    """Validate a parsed YAML document.
+
+    Raises
+    ------
+    ConfigurationError
+        Naming the file, every offending key and its value.
+    """
+    name = str(source) if source else "configuration"
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{name}: expected a mapping of settings, got {type(data).__name__}")
+    try:
+        return ProjectConfig.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = _where(err["loc"])
+            value = err.get("input")
+            shown = "" if err["type"] == "missing" or isinstance(value, (dict, list)) else f" (got {value!r})"
+            problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}{shown}")
+        raise ConfigurationError(f"{name}: " + "; ".join(problems)) from None
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{name}: {exc}") from None
+
+
+def config_path(path: str | Path | None = None) -> Path:
+    """The file to read: ``path``, else ``$QUANTDAG_CONFIG``, else the repository's ``quantdag.yaml``."""
+    chosen = path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH
+    return Path(chosen).expanduser().resolve()
+
+
+def load_config(path: str | Path | None = None) -> ProjectConfig:
+    """Read and validate the configuration file (see :func:`config_path` for which one).
+
+    Raises
+    ------
+    ConfigurationError
+        If the file is missing, is not YAML, or holds an invalid setting (key and value named).
+    """
+    p = config_path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigurationError(f"configuration file {p} cannot be read ({exc.strerror}); set {CONFIG_ENV}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{p}: not valid YAML ({exc})") from None
+    return parse_config(data if data is not None else {}, source=p)
