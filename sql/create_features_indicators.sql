@@ -1,4 +1,6 @@
 -- Technical indicators per candle (TA-Lib); NULL while an indicator is still warming up.
+-- These are the shipped columns (quantdag.yaml: indicators); a configured extra column is added by the
+-- indicators stage (ALTER TABLE ... ADD COLUMN, DOUBLE) in the transaction of its first write.
 CREATE TABLE IF NOT EXISTS features.indicators (
     exchange    VARCHAR     NOT NULL,
     symbol      VARCHAR     NOT NULL,

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -10,14 +12,19 @@ from conftest import load_real_candles
 from polars.testing import assert_frame_equal
 
 from quantdag.data import clean_candles
-from quantdag.errors import ConfigurationError, DataError
+from quantdag.errors import ConfigurationError, DataError, StrategyError
 from quantdag.features import (
+    DEFAULT_INDICATORS,
     INDICATOR_COLUMNS,
     INDICATORS_SCHEMA,
     LOOKBACK_BARS,
+    causality_cuts,
     compute_indicators,
+    indicator_specs,
+    indicators_schema,
     lookback_days,
 )
+from quantdag.indicators import register_indicator, unregister_indicator
 
 UTC = timezone.utc
 WARMUP = {  # leading nulls of each column on gap-free data (TA-Lib lookbacks)
@@ -160,3 +167,116 @@ def test_compute_indicators_nan_close_raises(kraken_1h):
 def test_compute_indicators_empty_frame_gives_typed_empty_frame(kraken_1h):
     out = compute_indicators(kraken_1h.clear())
     assert out.is_empty() and dict(out.schema) == INDICATORS_SCHEMA
+
+
+# ---- configurable indicator set ----------------------------------------------------------------
+
+TODAYS_COLUMNS = (
+    "sma_20", "sma_50", "ema_12", "ema_26", "rsi_14", "macd", "macd_signal", "macd_hist",
+    "bb_upper", "bb_middle", "bb_lower", "atr_14", "adx_14",
+)
+
+
+def test_indicator_columns_default_specs_equal_todays_table_columns():
+    ddl = (Path(__file__).resolve().parents[2] / "sql" / "create_features_indicators.sql").read_text()
+    table = [line.split()[0] for line in ddl.splitlines() if line.strip().endswith("DOUBLE,")]
+    assert INDICATOR_COLUMNS == TODAYS_COLUMNS == tuple(table)
+    assert tuple(c for s in DEFAULT_INDICATORS for c in s.columns) == TODAYS_COLUMNS
+
+
+def test_compute_indicators_extra_talib_specs_equal_direct_talib(kraken_1h):
+    specs = indicator_specs([
+        {"columns": {"slowk": "stoch_k", "slowd": "stoch_d"}, "function": "STOCH"},
+        {"column": "obv", "function": "OBV"},
+        {"column": "engulfing", "function": "CDLENGULFING"},
+        {"column": "vol_sma_10", "function": "SMA", "inputs": {"price": "volume"}, "params": {"timeperiod": 10}},
+    ])
+    out = compute_indicators(kraken_1h, specs=specs)
+    assert dict(out.schema) == indicators_schema(specs) and out.columns[4:] == ["stoch_k", "stoch_d", "obv", "engulfing", "vol_sma_10"]
+    o, h, lo, c, v = (kraken_1h[x].to_numpy() for x in ("open", "high", "low", "close", "volume"))
+    k, d = talib.STOCH(h, lo, c)
+    direct = {"stoch_k": k, "stoch_d": d, "obv": talib.OBV(c, v), "engulfing": talib.CDLENGULFING(o, h, lo, c), "vol_sma_10": talib.SMA(v, 10)}
+    for name, values in direct.items():
+        np.testing.assert_array_equal(out[name].fill_null(np.nan).to_numpy(), values.astype(np.float64), err_msg=name)
+
+
+@pytest.fixture
+def user_indicators():
+    names = []
+
+    def reg(f=None, **kw):
+        wrapped = register_indicator(f, **kw) if f is not None else register_indicator(**kw)
+        names.append(kw.get("name") or getattr(f, "__name__", None))
+        return wrapped
+
+    yield reg
+    for n in names:
+        unregister_indicator(n)
+
+
+def test_compute_indicators_user_indicator_gets_one_market_and_nan_becomes_null(kraken_1h, user_indicators):
+    seen = []
+
+    def typical(candles: pl.DataFrame, window: int = 3) -> np.ndarray:
+        seen.append(candles["symbol"].unique().to_list())
+        tp = ((candles["high"] + candles["low"] + candles["close"]) / 3).to_numpy()
+        return talib.SMA(tp, window)
+
+    user_indicators(typical)
+    specs = indicator_specs([{"column": "tp_4", "function": "typical", "params": {"window": 4}}])
+    other = _candles("kraken", "BTC_USD", "1h")
+    out = compute_indicators(pl.concat([kraken_1h, other]), specs=specs).filter(pl.col("symbol") == "BTC/USDT")
+    assert all(s in (["BTC/USD"], ["BTC/USDT"]) for s in seen)
+    assert out["tp_4"].null_count() == 3 and out["tp_4"].is_nan().sum() == 0
+    want = talib.SMA(((kraken_1h["high"] + kraken_1h["low"] + kraken_1h["close"]) / 3).to_numpy(), 4)
+    np.testing.assert_array_equal(out["tp_4"].fill_null(np.nan).to_numpy(), want)
+
+
+def test_compute_indicators_user_mapping_outputs_fill_their_columns(kraken_1h, user_indicators):
+    def channel(candles: pl.DataFrame, window: int = 5) -> dict[str, pl.Series]:
+        return {"upper": candles["high"].rolling_max(window), "lower": candles["low"].rolling_min(window)}
+
+    user_indicators(channel, outputs=("upper", "lower"))
+    specs = indicator_specs([{"columns": {"lower": "chan_low", "upper": "chan_high"}, "function": "channel"}])
+    out = compute_indicators(kraken_1h, specs=specs)
+    assert out.columns[4:] == ["chan_low", "chan_high"]
+    assert_frame_equal(out.select(a="chan_high"), kraken_1h.select(a=pl.col("high").rolling_max(5)))
+
+
+@pytest.mark.parametrize(
+    ("body", "row"),
+    [
+        (lambda c: c["close"].shift(-1), None),  # one candle ahead: shows on each prefix's last row
+        (lambda c: c["close"] - c["close"].mean(), 0),  # full-sample mean: differs from the first row
+    ],
+)
+def test_compute_indicators_lookahead_user_indicator_raises_naming_indicator_column_candle(kraken_1h, user_indicators, body, row):
+    def peeker(candles: pl.DataFrame) -> pl.Series:
+        return body(candles)
+
+    user_indicators(peeker)
+    specs = indicator_specs([{"column": "peek", "function": "peeker"}])
+    first = causality_cuts(kraken_1h.height)[0]
+    ts = kraken_1h["ts"][first - 1 if row is None else row]
+    with pytest.raises(StrategyError, match=rf"indicator 'peeker' looks ahead: column 'peek' at candle ts={re.escape(str(ts))} "):
+        compute_indicators(kraken_1h, specs=specs)
+    assert compute_indicators(kraken_1h, specs=specs, check_causality=False).height == kraken_1h.height
+
+
+def test_compute_indicators_user_indicator_wrong_length_raises_naming_it(kraken_1h, user_indicators):
+    user_indicators(lambda candles: candles["close"].head(10), name="short_one")
+    specs = indicator_specs([{"column": "s", "function": "short_one"}])
+    with pytest.raises(StrategyError, match=r"indicator 'short_one', column 's': returned shape \(10,\) for 2160 candles"):
+        compute_indicators(kraken_1h, specs=specs)
+
+
+def test_compute_indicators_user_indicator_failure_raises_naming_it(kraken_1h, user_indicators):
+    user_indicators(lambda candles: 1 / 0, name="broken")
+    with pytest.raises(StrategyError, match="indicator 'broken' failed on 2160 candles: ZeroDivisionError"):
+        compute_indicators(kraken_1h, specs=indicator_specs([{"column": "b", "function": "broken"}]))
+
+
+def test_lookback_days_long_period_or_explicit_lookback_bars_extends_lookback():
+    assert lookback_days("1h", indicator_specs([{"column": "s", "function": "SMA", "params": {"timeperiod": 1000}}])) == 42  # 999 / 24
+    assert lookback_days("1h", (*DEFAULT_INDICATORS, *indicator_specs([{"column": "e", "function": "EMA", "lookback_bars": 2400}]))) == 100
+    assert lookback_days("1h", indicator_specs([{"column": "s", "function": "SMA", "params": {"timeperiod": 5}}])) == 21  # floor: LOOKBACK_BARS

@@ -120,3 +120,75 @@ def test_indicator_bad_period_raises_configuration_error_naming_value(call, show
 def test_macd_fast_not_below_slow_raises(fast, slow):
     with pytest.raises(ConfigurationError, match=rf"fast \({fast}\) must be < slow \({slow}\)"):
         ta.macd(RAMP, fast, slow, 9)
+
+
+# ---- configurable indicators: specs and the user-indicator registry ------------------------------
+
+
+@pytest.fixture
+def registered():
+    names: list[str] = []
+    yield names
+    for n in names:
+        ta.unregister_indicator(n)
+
+
+def test_register_indicator_name_defaults_to_function_name(registered):
+    @ta.register_indicator
+    def my_thing(candles, window: int = 10):
+        return candles["close"]
+
+    registered.append("my_thing")
+    ind = ta.get_indicator("my_thing")
+    assert (ind.name, ind.func, ind.params, ind.required, ind.outputs) == ("my_thing", my_thing, ("window",), (), None)
+    assert "my_thing" in ta.list_indicators()
+
+
+def test_register_indicator_name_taken_by_another_function_raises(registered):
+    def first(candles):
+        return candles["close"]
+
+    def second(candles):
+        return candles["open"]
+
+    ta.register_indicator(first, name="taken")
+    registered.append("taken")
+    ta.register_indicator(first, name="taken")  # the same function again (a re-imported file) is fine
+    with pytest.raises(ConfigurationError, match="indicator name 'taken' is already registered by .*first"):
+        ta.register_indicator(name="taken")(second)
+
+
+@pytest.mark.parametrize(("name", "message"), [("sma", "TA-Lib's SMA in lower case"), ("MyThing", "lower-case identifier"), ("", "lower-case identifier")])
+def test_register_indicator_bad_name_raises_naming_it(name, message):
+    with pytest.raises(ConfigurationError, match=message):
+        ta.register_indicator(name=name)(lambda candles: candles["close"])
+
+
+def test_register_indicator_without_candles_argument_raises():
+    with pytest.raises(ConfigurationError, match="first argument must be the candles frame"):
+        ta.register_indicator(name="no_candles")(lambda *, window=3: None)
+
+
+def test_indicator_spec_talib_casts_params_and_takes_talib_lookback():
+    spec = ta.indicator_spec("BBANDS", columns={"upperband": "u"}, params={"timeperiod": 1000, "nbdevup": 2})
+    assert dict(spec.params) == {"timeperiod": 1000, "nbdevup": 2.0} and isinstance(spec.params["nbdevup"], float)
+    assert (spec.inputs, spec.outputs, spec.lookback_bars) == (("close",), (("upperband", "u"),), 999)
+    assert ta.indicator_spec("SMA", column="s", lookback_bars=2000).lookback_bars == 2000
+
+
+def test_indicator_spec_inputs_list_of_wrong_length_raises():
+    with pytest.raises(ConfigurationError, match=r"inputs\.prices: needs 3 columns like \['high', 'low', 'close'\], got \['high', 'low'\]"):
+        ta.indicator_spec("ATR", column="a", inputs={"prices": ["high", "low"]})
+
+
+def test_indicator_spec_unregistered_user_indicator_defers_unless_resolving():
+    assert ta.indicator_spec("not_yet_registered", column="x", resolve=False) is None
+    with pytest.raises(ConfigurationError, match="function: 'not_yet_registered' is neither"):
+        ta.indicator_spec("not_yet_registered", column="x")
+
+
+def test_indicator_spec_user_indicator_missing_required_parameter_raises(registered):
+    ta.register_indicator(name="needs_window")(lambda candles, window: candles["close"])
+    registered.append("needs_window")
+    with pytest.raises(ConfigurationError, match="params: needs_window needs parameter\\(s\\) window"):
+        ta.indicator_spec("needs_window", column="x")
