@@ -1,13 +1,14 @@
 """Optimization: one partition per strategy, swept on the configured market."""
 
 import json
+from collections.abc import Iterator
 
 import dagster as dg
 
 from assets.common import DUCKDB_POOL, report_metadata
 from assets.partitions import Partitions
 from quantdag.config import ProjectConfig
-from quantdag.stages.optimization import run_sweep, store_sweep
+from quantdag.stages.optimization import SweepSkipped, run_sweep, store_sweep
 from quantdag.tracking import log_sweep
 from resources import ExchangeResource, MlflowResource, WarehouseResource
 
@@ -34,6 +35,7 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
         deps=[dg.AssetDep("candles", partition_mapping=dg.AllPartitionMapping())],
         kinds={"duckdb", "mlflow", "numba"},
         metadata={"table": "optimize.sweeps", "also_writes": "optimize.results"},
+        output_required=False,
     )
     def optimization(
         context: dg.AssetExecutionContext,
@@ -41,13 +43,17 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
         warehouse: WarehouseResource,
         exchange: ExchangeResource,
         mlflow: MlflowResource,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         """A parameter sweep with its deflated Sharpe ratio and PBO; best parameters ready to promote."""
         market = project.optimization_market.on(exchange.venue)
         wh = warehouse.get()
-        outcome = run_sweep(wh, context.partition_key, market, objective=config.objective, min_trades=config.min_trades,
-                            n_trials=config.n_trials, seed=config.seed, max_grid=o.max_grid,
-                            settings=project.backtest_settings())
+        try:
+            outcome = run_sweep(wh, context.partition_key, market, objective=config.objective, min_trades=config.min_trades,
+                                n_trials=config.n_trials, seed=config.seed, max_grid=o.max_grid,
+                                settings=project.backtest_settings())
+        except SweepSkipped as exc:  # too little history yet: no materialization, the reason in the log
+            context.log.warning(str(exc))
+            return
         with mlflow.start_run(context, EXPERIMENT, run_name=f"sweep {context.partition_key} {market.key}",
                               tags={"strategy": context.partition_key}) as run:
             log_sweep(outcome, top_k=config.top_k)
@@ -65,7 +71,7 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
             "mlflow_run_id": dg.MetadataValue.text(run.info.run_id),
             "search_space": dg.MetadataValue.json(json.loads(json.dumps(s["search_space"], default=str))),
         })  # fmt: skip
-        return dg.MaterializeResult(metadata=meta)
+        yield dg.MaterializeResult(metadata=meta)
 
     project = config
     return [optimization]

@@ -83,24 +83,49 @@ def run_job(defs: dg.Definitions, name: str, days: list[str], instance: dg.Dagst
     return seconds
 
 
-def run_backtests(defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[str], *, data_changed: bool) -> float:
+def run_backtests(
+    defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[str], *, data_changed: bool, blocked: dict[str, str]
+) -> float:
     """Register the configured parameter sets, then signal and backtest each one.
 
-    A parameter set already backtested is rerun only when the data changed.
+    A parameter set already backtested is rerun only when the data changed. One whose signals
+    fail a blocking check (look-ahead) is not backtested: it lands in ``blocked`` with the reason.
     """
     from assets.partitions import param_sets
 
     instance.add_dynamic_partitions(param_sets.name, [k for k in keys if not instance.has_dynamic_partition(param_sets.name, k)])
     done = instance.get_materialized_partitions(dg.AssetKey("backtests"))
-    return run_partitioned(defs, instance, "backtest_job", [k for k in keys if data_changed or k not in done])
+    todo = [k for k in keys if (data_changed or k not in done) and k not in blocked]
+    return run_partitioned(defs, instance, "backtest_job", todo, blocked=blocked)
 
 
-def run_partitioned(defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str, keys: list[str]) -> float:
-    """Run ``job_name`` once per partition key (in process); fail loudly."""
+def _failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
+    """Each failed blocking check as ``asset.check: detail``."""
+    out = []
+    for c in result.get_asset_check_evaluations():
+        if not c.passed:
+            meta = {k: getattr(v, "value", v) for k, v in c.metadata.items()}
+            where = ", ".join(f"{k} {meta[k]}" for k in ("column", "candle", "market") if k in meta)
+            out.append(f"{c.asset_key.to_user_string()}.{c.check_name}" + (f": {where}" if where else ""))
+    return out
+
+
+def run_partitioned(
+    defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str, keys: list[str], *, blocked: dict[str, str] | None = None
+) -> float:
+    """Run ``job_name`` once per partition key (in process); fail loudly.
+
+    With ``blocked``, a run stopped by a failed blocking check is recorded there instead (the
+    check did its job: e.g. a strategy that looks ahead is never backtested).
+    """
     job = defs.resolve_job_def(job_name)
     t0 = time.perf_counter()
     for key in keys:
         result = job.execute_in_process(run_config=QUIET, instance=instance, partition_key=key, raise_on_error=False)
+        checks = _failed_checks(result)
+        if blocked is not None and not result.success and checks:
+            blocked[key] = "; ".join(checks)
+            continue
         _fail_loudly(result, f"{job_name} for {key!r}")
     return time.perf_counter() - t0
 
@@ -114,7 +139,11 @@ def print_sweep_and_paper(data_dir: Path, config: ProjectConfig) -> None:
 
     rule = config.optimization.promotion
     wh = Warehouse(data_dir / "quantdag.duckdb", read_only=True)
-    for r in wh.query("SELECT * FROM optimize.sweeps ORDER BY strategy").iter_rows(named=True):
+    sweeps = wh.query("SELECT * FROM optimize.sweeps ORDER BY strategy")
+    if sweeps.height == 0:
+        print(f"\nsweep of {', '.join(config.optimization.strategies)} on {config.optimization_market.key}: skipped, the stored"
+              f" history is too short for any combination to reach {config.optimization.min_trades} trades (try more --days)")
+    for r in sweeps.iter_rows(named=True):
         ok = r["pbo"] is not None and r["dsr"] is not None and r["pbo"] <= rule.max_pbo and r["dsr"] >= rule.min_dsr
         print(f"\nsweep {r['strategy']} on {r['symbol']} {r['timeframe']}: {r['n_evaluated']} combinations ({r['search']}),"
               f" best {r['best_params']} {r['objective']} {_num(r['best_objective'])};"
@@ -148,12 +177,13 @@ def print_leaderboard(data_dir: Path, config: ProjectConfig) -> None:
     board = leaderboard(Warehouse(data_dir / "quantdag.duckdb", read_only=True), min_trades=config.leaderboard.min_trades)
     print(f"\nleaderboard (backtest.runs: {s.fill.replace('_', '-')} fills, {s.fee * 1e4:g} bps fee + {s.slippage * 1e4:g} bps"
           f" slippage per side)")
-    print(f"{'strategy':<11}{'market':<14}{'return':>9}{'sharpe':>8}{'max dd':>9}{'trades':>8}"
+    w = max([11, *(len(n) + 2 for n in board["strategy"])])
+    print(f"{'strategy':<{w}}{'market':<14}{'return':>9}{'sharpe':>8}{'max dd':>9}{'trades':>8}"
           f"   (fewer than {config.leaderboard.min_trades} trades: not ranked, marked *)")
     for r in board.iter_rows(named=True):
         sharpe = f"{r['sharpe']:8.2f}" if r["sharpe"] is not None else f"{'n/a':>8}"
         dd = f"{r['max_drawdown']:9.1%}" if r["max_drawdown"] is not None else f"{'n/a':>9}"
-        print(f"{r['strategy']:<11}{r['symbol'] + ' ' + r['timeframe']:<14}{r['total_return']:9.1%}{sharpe}{dd}{r['n_trades']:8d}{'' if r['ranked'] else ' *'}")
+        print(f"{r['strategy']:<{w}}{r['symbol'] + ' ' + r['timeframe']:<14}{r['total_return']:9.1%}{sharpe}{dd}{r['n_trades']:8d}{'' if r['ranked'] else ' *'}")
 
 
 def summary(data_dir: Path) -> list[tuple[str, int]]:
@@ -204,12 +234,13 @@ def main(argv: list[str] | None = None) -> int:
         for job in ("daily_data_job", "events_job"):
             timings.append((job, run_job(defs, job, days, instance)))
         changed = any(seconds > 0 for _, seconds in timings)
-        timings.append(("backtest_job", run_backtests(defs, instance, keys, data_changed=changed)))
+        blocked: dict[str, str] = {}
+        timings.append(("backtest_job", run_backtests(defs, instance, keys, data_changed=changed, blocked=blocked)))
         if changed or not instance.get_materialized_partitions(dg.AssetKey("optimization")):
             timings.append(("optimization_job", run_partitioned(defs, instance, "optimization_job", config.optimization.strategies)))
         from quantdag.strategies.keys import strategy_name_of
 
-        paper_keys = [k for k in keys if strategy_name_of(k) in config.strategies.paper]
+        paper_keys = [k for k in keys if strategy_name_of(k) in config.strategies.paper and k not in blocked]
         timings.append(("paper_trade_job", run_partitioned(defs, instance, "paper_trade_job", paper_keys)))
         timings.append(("paper_drift_job", run_partitioned(defs, instance, "paper_drift_job", paper_keys)))
     total = time.perf_counter() - t_all
@@ -222,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'table':<24}{'rows':>10}")
     for table, n in summary(data_dir):
         print(f"{table:<24}{n:>10}")
+    for key, why in blocked.items():
+        print(f"\nBLOCKED {key}: not backtested or traded ({why})")
     print_leaderboard(data_dir, config)
     print_sweep_and_paper(data_dir, config)
     print(f"\nDuckDB file    {data_dir / 'quantdag.duckdb'}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,12 @@ from quantdag.optimize.grid import (
 from quantdag.optimize.robustness import DSRResult, PBOResult, deflated_sharpe_from_returns, pbo_cscv
 from quantdag.strategies import create_strategy
 from quantdag.strategies.base import Strategy
+
+log = logging.getLogger(__name__)
+
+
+class NoEligibleCombination(ConfigurationError):
+    """No combination met ``min_trades`` with a finite objective: nothing can be called best."""
 
 SEARCHES = ("grid", "random", "bayes")
 
@@ -128,6 +135,7 @@ def optimize_strategy(
     pbo_max_combos: int = 200,
     n_jobs: int | None = None,
     settings: BacktestSettings | None = None,
+    fit_history: bool = False,
     **kwargs: Any,
 ) -> OptimizationResult:
     """Search a strategy's parameters, pick the best by ``objective``, and measure overfitting.
@@ -138,6 +146,9 @@ def optimize_strategy(
     The DSR uses every evaluated combination as a trial. PBO (CSCV) needs every trial's return
     series: it is computed on at most ``pbo_max_combos`` evenly spread combinations (a sample when
     there are more; ``pbo.n_trials`` says how many), each re-run through the engine.
+
+    ``fit_history=True`` drops the combinations whose warm-up needs more candles than there are
+    (logged, and counted as ``search_space["dropped_too_long"]``) instead of refusing the sweep.
 
     Raises
     ------
@@ -170,6 +181,13 @@ def optimize_strategy(
         search_space = {"dims": [d.__dict__ | {"choices": list(d.choices)} for d in space.dims], "fixed": dict(space.fixed),
                         "n_trials": n_trials, "seed": seed}  # fmt: skip
         combos = space.sample(n_trials, seed=seed) if search == "random" else [space._base()]
+    if fit_history and search != "bayes":
+        fits = [c for c in combos if cls.from_valid(c).startup_candles + 2 <= candles.height]
+        if fits and len(fits) < len(combos):
+            log.warning("%s: %d of %d combinations need more than the %d candles stored; swept the %d that fit",
+                        cls.name, len(combos) - len(fits), len(combos), candles.height, len(fits))
+            search_space["dropped_too_long"] = len(combos) - len(fits)
+            combos = fits
     market = check_candles(candles, cls, combos, validated=True)
     if search == "bayes":
         results = _bayes(candles, market, cls, s, objective, min_trades, n_trials, seed)
@@ -177,7 +195,7 @@ def optimize_strategy(
         results = sweep_combos(candles, cls, combos, s, n_jobs=n_jobs, checked=market)
     ranked = rank_results(results, objective, min_trades)
     if ranked.height == 0:
-        raise ConfigurationError(
+        raise NoEligibleCombination(
             f"{cls.name}: none of {results.height} combinations has >= {min_trades} trades and a finite {objective}"
         )
     names = tuple(cls.param_defs())

@@ -15,8 +15,10 @@ from typing import Any
 import polars as pl
 
 from quantdag.backtest import BacktestSettings
+from quantdag.errors import DataError
 from quantdag.markets import Market
 from quantdag.optimize import OptimizationResult, optimize_strategy
+from quantdag.optimize.search import NoEligibleCombination
 from quantdag.stages.common import StageReport, finite_or_none, read_candles
 from quantdag.store import Slice, Warehouse
 from quantdag.strategies import create_strategy, get_strategy
@@ -24,6 +26,10 @@ from quantdag.strategies.keys import param_set_key
 
 #: Above this many grid points the sweep samples the space instead of enumerating it (default).
 MAX_GRID = 5000
+
+
+class SweepSkipped(DataError):
+    """The stored history is too short for even the fastest combination: there is nothing to sweep yet."""
 
 
 @dataclass(frozen=True)
@@ -52,15 +58,31 @@ def run_sweep(
     """Sweep ``strategy`` on ``market``'s stored candles: the full grid if small, else random search.
 
     ``settings`` are the backtest's (costs, sizing, stops); the market's timeframe is set here.
+    Combinations that need more history than is stored are left out (and counted in the
+    summary's search space).
+
+    Raises
+    ------
+    SweepSkipped
+        If no combination fits the stored history, or none trades ``min_trades`` times on it.
     """
     cls = get_strategy(strategy)
     space = cls.param_space()
     search = "grid" if space.grid_size() <= max_grid else "random"
     candles = read_candles(wh, market)
-    result = optimize_strategy(
-        candles, strategy, search=search, objective=objective, min_trades=min_trades, n_trials=n_trials,
-        seed=seed, settings=settings, timeframe=market.timeframe,
-    )
+    if candles.height == 0:
+        raise SweepSkipped(f"sweep of {strategy} on {market.key}: no stored candles yet")
+    try:
+        result = optimize_strategy(
+            candles, strategy, search=search, objective=objective, min_trades=min_trades, n_trials=n_trials,
+            seed=seed, settings=settings, timeframe=market.timeframe, fit_history=True,
+        )
+    except NoEligibleCombination as exc:
+        raise SweepSkipped(f"sweep of {strategy} on {market.key} ({candles.height} candles) skipped: {exc}") from exc
+    except DataError as exc:
+        if "too few" not in str(exc):
+            raise
+        raise SweepSkipped(f"sweep of {strategy} on {market.key} skipped: {exc}") from exc
     best = create_strategy(strategy, result.best["params"])
     return SweepOutcome(market, result, param_set_key(best), candles["ts"].min(), candles["ts"].max())
 
