@@ -1,3 +1,7 @@
+"""MlflowResource on a real sqlite store: runs, tags, experiment kind, a relocatable data dir."""
+
+import shutil
+from pathlib import Path
 
 import dagster as dg
 import mlflow
@@ -49,3 +53,103 @@ def test_mlflow_run_ends_failed_when_body_raises(tmp_path):
     except RuntimeError:
         pass
     assert mlflow.MlflowClient(res.tracking_uri).get_run(run_id).info.status == "FAILED"
+
+
+# ---- experiment kind: MLflow 3.x opens an experiment as GenAI unless it is model development ----
+
+
+def test_mlflow_experiment_created_by_resource_is_tagged_model_development(tmp_path):
+    res = MlflowResource.at(tmp_path)
+    exp_id = res.experiment_id("backtests")
+    tags = mlflow.MlflowClient(res.tracking_uri).get_experiment(exp_id).tags
+    # the tag and value MLflow 3.17's UI reads and writes (server/js: "mlflow.experimentKind")
+    assert tags.get("mlflow.experimentKind") == "custom_model_development"
+
+
+def test_mlflow_existing_experiment_without_kind_is_tagged_on_use_and_user_choice_kept(tmp_path):
+    res = MlflowResource.at(tmp_path)
+    res.experiment_id("seed")  # creates the store as the pipeline does
+    client = mlflow.MlflowClient(res.tracking_uri)
+    old = client.create_experiment("old", artifact_location=f"{res.artifact_root}/old")  # as before the fix: no tag
+    chosen = client.create_experiment("chosen", artifact_location=f"{res.artifact_root}/chosen",
+                                      tags={"mlflow.experimentKind": "genai_development"})
+    with res.start_run(None, "old"):
+        pass
+    res.experiment_id("chosen")
+    assert client.get_experiment(old).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert client.get_experiment(chosen).tags["mlflow.experimentKind"] == "genai_development"
+
+
+def test_mlflow_new_store_default_experiment_lives_under_its_artifact_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow's own default would be ./mlruns of the working directory
+    res = MlflowResource.at(tmp_path / "data")
+    res.experiment_id("unit")
+    default = mlflow.MlflowClient(res.tracking_uri).get_experiment("0")
+    assert default.artifact_location == f"{res.artifact_root}/0"
+
+
+# ---- relocatable data dir: a copied store writes into the copy, never the original ----
+
+
+def _files(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def _log_run(res, experiment, name):
+    with res.start_run(None, experiment, run_name=name) as run:
+        mlflow.log_text(name, "notes/name.txt")
+    return run.info.run_id
+
+
+def test_mlflow_store_copied_to_new_dir_writes_artifacts_under_new_dir_only(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    old_run = _log_run(MlflowResource.at(a), "backtests", "old")
+    shutil.copytree(a, b)
+    before = _files(a)
+    res_b = MlflowResource.at(b)
+    new_run = _log_run(res_b, "backtests", "new")
+    assert (b / "mlartifacts" / "backtests" / new_run / "artifacts" / "notes" / "name.txt").read_text() == "new"
+    assert _files(a) == before  # nothing new in the original
+    client = mlflow.MlflowClient(res_b.tracking_uri)
+    assert client.get_experiment_by_name("backtests").artifact_location == f"{res_b.artifact_root}/backtests"
+    # the copied run's artifacts are read from the copy: the original can go
+    assert client.get_run(old_run).info.artifact_uri == f"{res_b.artifact_root}/backtests/{old_run}/artifacts"
+    shutil.rmtree(a)
+    got = mlflow.artifacts.download_artifacts(run_id=old_run, artifact_path="notes/name.txt", tracking_uri=res_b.tracking_uri,
+                                              dst_path=str(tmp_path / "dl"))
+    assert Path(got).read_text() == "old"
+
+
+def test_mlflow_store_db_copied_without_artifacts_keeps_old_runs_and_writes_new_ones_locally(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    res_a = MlflowResource.at(a)
+    old_run = _log_run(res_a, "backtests", "old")
+    b.mkdir()
+    shutil.copy(a / "mlflow.db", b / "mlflow.db")  # the artifacts stayed in a
+    before = _files(a)
+    res_b = MlflowResource.at(b)
+    new_run = _log_run(res_b, "backtests", "new")
+    client = mlflow.MlflowClient(res_b.tracking_uri)
+    assert client.get_run(new_run).info.artifact_uri == f"{res_b.artifact_root}/backtests/{new_run}/artifacts"
+    assert (b / "mlartifacts" / "backtests" / new_run / "artifacts" / "notes" / "name.txt").is_file()
+    assert client.get_run(old_run).info.artifact_uri == f"{res_a.artifact_root}/backtests/{old_run}/artifacts"
+    assert _files(a) == before
+
+
+def test_mlflow_adopt_store_cli_relocates_and_tags_every_experiment_of_a_copied_dir(tmp_path, capsys):
+    from resources.mlflow import main
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    res_a = MlflowResource.at(a)
+    for name in ("backtests", "optimization"):
+        _log_run(res_a, name, "r")
+    untagged = mlflow.MlflowClient(res_a.tracking_uri).create_experiment("manual", artifact_location=f"{res_a.artifact_root}/manual")
+    shutil.copytree(a, b)
+    assert main([str(b)]) == 0
+    assert "backtests" in capsys.readouterr().out
+    res_b = MlflowResource.at(b)
+    client = mlflow.MlflowClient(res_b.tracking_uri)
+    for name in ("backtests", "optimization", "manual"):
+        exp = client.get_experiment_by_name(name)
+        assert exp.artifact_location == f"{res_b.artifact_root}/{name}", name
+    assert client.get_experiment(untagged).tags["mlflow.experimentKind"] == "custom_model_development"
