@@ -12,12 +12,28 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
 
 
+def require_shared(path: Path = SHARED_DATA) -> Path:
+    """``path`` under the real-data folder, or a failure that says what is missing and where it belongs.
+
+    The real candles are never copied into the repository: they sit beside the checkout, in
+    ``../shared/data/<exchange>/<MARKET>-<timeframe>.parquet`` (see its README).
+    """
+    if not SHARED_DATA.is_dir():
+        pytest.fail(
+            f"this test reads real exchange candles from {SHARED_DATA}, which is missing: check out the "
+            "project's shared data beside the repository (../shared/data/<exchange>/<MARKET>-<tf>.parquet)",
+            pytrace=False,
+        )
+    if not path.exists():
+        have = sorted(str(p.relative_to(SHARED_DATA)) for p in SHARED_DATA.glob("*/*.parquet"))
+        pytest.fail(f"real-data file {path} is missing; {SHARED_DATA} has: {', '.join(have) or 'nothing'}", pytrace=False)
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Directory of real exchange candles; CI checks it out beside the project."""
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"real-data directory {SHARED_DATA} is missing (it sits beside the checkout)")
-    return SHARED_DATA
+    return require_shared()
 
 
 def load_real_candles(exchange: str, market: str, timeframe: str) -> pl.DataFrame:
@@ -25,7 +41,7 @@ def load_real_candles(exchange: str, market: str, timeframe: str) -> pl.DataFram
 
     ``market`` is spelled as in the file name, e.g. ``"BTC_USDT"``.
     """
-    path = SHARED_DATA / exchange / f"{market}-{timeframe}.parquet"
+    path = require_shared(SHARED_DATA / exchange / f"{market}-{timeframe}.parquet")
     df = pl.read_parquet(path)
     ts = df["ts"]
     if ts.dtype.is_integer():

@@ -26,9 +26,11 @@ import polars as pl
 from quantdag.data.frames import (
     CANDLE_KEY,
     CANDLES_SCHEMA,
+    EVENT_TYPES,
     EVENTS_SCHEMA,
     GAPS_SCHEMA,
     MARKET_KEY,
+    SEVERITIES,
     empty_frame,
     require_columns,
     utc_ms,
@@ -211,6 +213,11 @@ def detect_events(
         require_columns(gaps, GAPS_SCHEMA, "gaps")
         parts.append(_gap_events(gaps, config))
     events = pl.concat([p.select(list(EVENTS_SCHEMA)).cast(dict(EVENTS_SCHEMA)) for p in parts])
+    unknown = events.filter(~pl.col("event_type").is_in(EVENT_TYPES) | ~pl.col("severity").is_in(SEVERITIES))
+    if unknown.height:  # the stored vocabulary is a contract (README, dashboards): a new detector must extend it
+        row = unknown.row(0, named=True)
+        raise DataError(f"detector produced event_type {row['event_type']!r} / severity {row['severity']!r}, "
+                        f"not in {EVENT_TYPES} / {SEVERITIES}")
     return events.sort(*MARKET_KEY, "ts_start", "event_type", "ts_end", "detail")
 
 

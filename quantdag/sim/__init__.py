@@ -6,7 +6,7 @@ talks to :class:`SimExchange` over real HTTP, and :class:`FaultPlan` makes it mi
 
 from quantdag.sim.clock import SimClock, wall_clock_ms
 from quantdag.sim.faults import FAULT_KINDS, PAGE_FAULTS, Fault, FaultPlan
-from quantdag.sim.markets import DEFAULT_MARKETS, MarketSpec
+from quantdag.sim.markets import DEFAULT_MARKETS, SimMarket
 from quantdag.sim.model import TIMEFRAMES, KlineUnits, MarketModel, OrderBook, Ticker
 from quantdag.sim.paths import DepegEpisode
 from quantdag.sim.routing import BinanceError, Route, SimRequest, SimResponse
@@ -23,7 +23,7 @@ __all__ = [
     "FaultPlan",
     "KlineUnits",
     "MarketModel",
-    "MarketSpec",
+    "SimMarket",
     "OrderBook",
     "RateLimits",
     "RequestRecord",

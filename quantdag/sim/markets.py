@@ -1,4 +1,4 @@
-"""What the simulated exchange lists: one frozen :class:`MarketSpec` per market.
+"""What the simulated exchange lists: one frozen :class:`SimMarket` per market.
 
 Prices and quantities are kept as integers (ticks and lot steps) everywhere inside the simulator so
 that aggregated candles and the decimal strings served over HTTP are exact; ``price_decimals`` and
@@ -20,7 +20,7 @@ _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,10}/[A-Z0-9]{2,10}$")
 
 
 @dataclass(frozen=True)
-class MarketSpec:
+class SimMarket:
     """One simulated spot market.
 
     Parameters
@@ -118,35 +118,35 @@ class MarketSpec:
 
 
 #: The default universe: majors against USDT, BTC against USDC, and the USDC/USDT peg.
-DEFAULT_MARKETS: tuple[MarketSpec, ...] = (
-    MarketSpec(
+DEFAULT_MARKETS: tuple[SimMarket, ...] = (
+    SimMarket(
         "BTC/USDT", 60_000.0, 2, 5, daily_volume=20_000.0, avg_trade_size=0.01,
         daily_vol=0.03, beta=1.0, jumps_per_day=0.15, jump_size=0.008, spread_bps=0.2,
     ),
-    MarketSpec(
+    SimMarket(
         "ETH/USDT", 3_000.0, 2, 4, daily_volume=300_000.0, avg_trade_size=0.2,
         daily_vol=0.04, beta=1.15, jumps_per_day=0.25, jump_size=0.01, spread_bps=0.3,
     ),
-    MarketSpec(
+    SimMarket(
         "SOL/USDT", 150.0, 2, 3, daily_volume=2_500_000.0, avg_trade_size=5.0,
         daily_vol=0.055, beta=1.3, jumps_per_day=0.35, jump_size=0.015, spread_bps=0.8,
     ),
-    MarketSpec(
+    SimMarket(
         "BNB/USDT", 550.0, 2, 3, daily_volume=150_000.0, avg_trade_size=0.5,
         daily_vol=0.03, beta=0.8, jumps_per_day=0.2, jump_size=0.01, spread_bps=0.8,
     ),
-    MarketSpec(
+    SimMarket(
         "USDC/USDT", 1.0, 4, 0, daily_volume=400_000_000.0, avg_trade_size=500.0,
         daily_vol=0.0005, spread_bps=1.0, kind="stable",
     ),
-    MarketSpec(
+    SimMarket(
         "BTC/USDC", 60_000.0, 2, 5, daily_volume=3_000.0, avg_trade_size=0.01,
         daily_vol=0.03, spread_bps=0.5, kind="cross", legs=("BTC/USDT", "USDC/USDT"),
     ),
 )
 
 
-def check_universe(markets: tuple[MarketSpec, ...]) -> tuple[MarketSpec, ...]:
+def check_universe(markets: tuple[SimMarket, ...]) -> tuple[SimMarket, ...]:
     """Validate a universe as a whole and order it so every cross market follows its legs.
 
     Raises
@@ -159,8 +159,8 @@ def check_universe(markets: tuple[MarketSpec, ...]) -> tuple[MarketSpec, ...]:
     if not markets:
         raise ConfigurationError("the simulated exchange needs at least one market")
     for spec in markets:
-        if not isinstance(spec, MarketSpec):
-            raise ConfigurationError(f"markets must be MarketSpec instances, got {spec!r}")
+        if not isinstance(spec, SimMarket):
+            raise ConfigurationError(f"markets must be SimMarket instances, got {spec!r}")
     symbols = [m.symbol for m in markets]
     ids = [m.id for m in markets]
     if len(set(symbols)) != len(symbols) or len(set(ids)) != len(ids):

@@ -46,7 +46,7 @@ import polars as pl
 
 from quantdag.errors import ConfigurationError, DataError
 from quantdag.sim.clock import SimClock
-from quantdag.sim.markets import DEFAULT_MARKETS, MarketSpec, check_universe
+from quantdag.sim.markets import DEFAULT_MARKETS, SimMarket, check_universe
 from quantdag.sim.paths import (
     BASE_COLUMNS,
     MINUTES_PER_DAY,
@@ -183,7 +183,7 @@ class _Store:
         self.size = need
 
 
-def _quote_units(cols: np.ndarray, spec: MarketSpec) -> tuple[np.ndarray, np.ndarray]:
+def _quote_units(cols: np.ndarray, spec: SimMarket) -> tuple[np.ndarray, np.ndarray]:
     """Quote volume (typical price x volume) and taker-buy quote volume of 1-minute rows."""
     o, h, low, c, v, _, tb = cols[:7]
     scale = 10.0 ** (QUOTE_DECIMALS - spec.price_decimals - spec.qty_decimals)
@@ -217,7 +217,7 @@ class MarketModel:
     def __init__(
         self,
         seed: int = 7,
-        markets: tuple[MarketSpec, ...] = DEFAULT_MARKETS,
+        markets: tuple[SimMarket, ...] = DEFAULT_MARKETS,
         genesis_ms: int | None = None,
         clock: Callable[[], int] | None = None,
         *,
@@ -260,7 +260,7 @@ class MarketModel:
         return self._clock
 
     @property
-    def markets(self) -> tuple[MarketSpec, ...]:
+    def markets(self) -> tuple[SimMarket, ...]:
         return self._markets
 
     @property
@@ -271,7 +271,7 @@ class MarketModel:
         """The clock's current time."""
         return int(self._clock())
 
-    def spec(self, symbol: str) -> MarketSpec:
+    def spec(self, symbol: str) -> SimMarket:
         """A market by unified symbol (``"BTC/USDT"``) or exchange id (``"BTCUSDT"``).
 
         Raises
@@ -322,7 +322,7 @@ class MarketModel:
                     history.extend((history[-1] + np.cumsum(per_day)).tolist())
                 self._days += n
 
-    def _rows(self, spec: MarketSpec, tf_ms: int, lo: int, hi: int) -> np.ndarray:
+    def _rows(self, spec: SimMarket, tf_ms: int, lo: int, hi: int) -> np.ndarray:
         """Columns of :data:`_COLUMNS` for candle indices ``[lo, hi)`` counted from genesis (closed candles)."""
         if tf_ms == MS_PER_MINUTE:
             base = self._base[spec.symbol].data[:, lo:hi]
@@ -401,7 +401,7 @@ class MarketModel:
         hi = now + 1 if end_ms is None else end_ms
         return self.kline_units(symbol, timeframe, lo, hi, now_ms=now).to_frame()
 
-    def _open_candle(self, spec: MarketSpec, tf: int, now: int) -> np.ndarray:
+    def _open_candle(self, spec: SimMarket, tf: int, now: int) -> np.ndarray:
         """The candle containing ``now`` as it stands at ``now`` (columns of :data:`_COLUMNS`)."""
         minute = now // MS_PER_MINUTE
         first_minute = now // tf * tf // MS_PER_MINUTE
@@ -417,7 +417,7 @@ class MarketModel:
         out[i["close"]] = rows[i["close"], -1]
         return out
 
-    def _partial_minute(self, spec: MarketSpec, minute: int, second: int) -> np.ndarray:
+    def _partial_minute(self, spec: SimMarket, minute: int, second: int) -> np.ndarray:
         """A 1-minute candle ``second`` seconds after it opened, consistent with its final form.
 
         A seeded 61-point path (one per second) runs from the open to the close through the final
@@ -457,7 +457,7 @@ class MarketModel:
 
     # ---- tickers and books -----------------------------------------------------------------
 
-    def _trade_id_before(self, spec: MarketSpec, minute_index: int) -> int:
+    def _trade_id_before(self, spec: SimMarket, minute_index: int) -> int:
         """Id of the first trade in the minute ``minute_index`` (counted from genesis)."""
         day, offset = divmod(minute_index, MINUTES_PER_DAY)
         start = day * MINUTES_PER_DAY

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quantdag.errors import ConfigurationError
-from quantdag.sim.markets import MarketSpec
+from quantdag.sim.markets import SimMarket
 from quantdag.sim.model import MarketModel
 from quantdag.sim.public_api import fmt_float
 from quantdag.sim.routing import BinanceError, Route, SimRequest, SimResponse
@@ -52,7 +52,7 @@ _OPEN = ("NEW", "PARTIALLY_FILLED")
 class SimOrder:
     order_id: int
     client_order_id: str
-    spec: MarketSpec
+    spec: SimMarket
     side: str  # BUY / SELL
     type: str  # MARKET / LIMIT
     qty_units: int
@@ -227,7 +227,7 @@ class SimOrders:
         if ts > now + 1000 or now - ts > window:
             raise BinanceError(-1021, "Timestamp for this request is outside of the recvWindow.")
 
-    def _spec(self, params: Mapping[str, str]) -> MarketSpec:
+    def _spec(self, params: Mapping[str, str]) -> SimMarket:
         symbol = params.get("symbol")
         if not symbol:
             raise BinanceError(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
@@ -404,7 +404,7 @@ class SimOrders:
                 return mode, delay
         return None
 
-    def _find(self, spec: MarketSpec, params: Mapping[str, str]) -> SimOrder | None:
+    def _find(self, spec: SimMarket, params: Mapping[str, str]) -> SimOrder | None:
         oid, cid = params.get("orderId"), params.get("origClientOrderId")
         if oid is None and cid is None:
             raise BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from quantdag.sim.markets import MarketSpec
+from quantdag.sim.markets import SimMarket
 
 MINUTES_PER_DAY = 1440
 MS_PER_MINUTE = 60_000
@@ -153,7 +153,7 @@ def depeg_episodes(seed: int, symbol: str, start_ms: int, end_ms: int) -> list[D
     return [e for e in episodes if e.start_ms < end_ms and e.end_ms > start_ms]
 
 
-def initial_state(markets: tuple[MarketSpec, ...]) -> GenState:
+def initial_state(markets: tuple[SimMarket, ...]) -> GenState:
     """State at genesis: start prices, unconditional GARCH variance, neutral regimes."""
     state: GenState = {"factor": {"h": 1.0, "eps": 0.0, "v": 0.0}}
     by_symbol = {m.symbol: m for m in markets}
@@ -181,7 +181,7 @@ def _regime(eta: np.ndarray, v0: float) -> tuple[np.ndarray, float]:
 
 
 def generate(
-    markets: tuple[MarketSpec, ...],
+    markets: tuple[SimMarket, ...],
     seed: int,
     first_day: int,
     n_days: int,

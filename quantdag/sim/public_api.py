@@ -15,7 +15,7 @@ from typing import Any
 
 from quantdag.errors import DataError
 from quantdag.sim.faults import PAGE_FAULTS, rewrite_page
-from quantdag.sim.markets import MarketSpec
+from quantdag.sim.markets import SimMarket
 from quantdag.sim.model import QUOTE_DECIMALS, KlineUnits, MarketModel, timeframe_supported
 from quantdag.sim.routing import BinanceError, Route, SimRequest, SimResponse
 from quantdag.timeframes import timeframe_ms
@@ -95,13 +95,13 @@ class PublicApi:
 
     # ---- helpers -----------------------------------------------------------------------------
 
-    def _market(self, symbol: str) -> MarketSpec:
+    def _market(self, symbol: str) -> SimMarket:
         spec = next((m for m in self.model.markets if m.id == symbol), None)
         if spec is None:
             raise BinanceError(-1121, "Invalid symbol.")
         return spec
 
-    def _markets(self, params: Mapping[str, str], *, required: bool = False) -> tuple[list[MarketSpec], bool]:
+    def _markets(self, params: Mapping[str, str], *, required: bool = False) -> tuple[list[SimMarket], bool]:
         """Markets named by ``symbol`` or ``symbols`` (JSON list); ``(markets, single)``."""
         if "symbol" in params and "symbols" in params:
             raise BinanceError(-1128, "Combination of optional parameters invalid.")
@@ -178,7 +178,7 @@ class PublicApi:
             raise BinanceError(-1000, f"An unknown error occurred while processing the request. ({exc})", 500) from exc
         return SimResponse(payload=rows)
 
-    def _ticker(self, spec: MarketSpec) -> dict[str, Any]:
+    def _ticker(self, spec: SimMarket) -> dict[str, Any]:
         t = self.model.ticker(spec.symbol)
         pd, qd = spec.price_decimals, spec.qty_decimals
         change = t.last - t.open
@@ -250,7 +250,7 @@ class PublicApi:
         })
 
 
-def _symbol_info(m: MarketSpec) -> dict[str, Any]:
+def _symbol_info(m: SimMarket) -> dict[str, Any]:
     tick, step = fmt_units(1, m.price_decimals), fmt_units(1, m.qty_decimals)
     return {
         "symbol": m.id,

@@ -13,8 +13,8 @@ recorded in :attr:`SimExchange.requests` (monotonic arrival time, method, path, 
 fault, weight) so tests can measure request rates and back-off. ``/sim/...`` control endpoints
 (faults, request log, clock, ban) are neither recorded, rate limited nor faulted.
 
-Routing is a table of :class:`~quantdag.sim.routing.Route` entries keyed by (method, path); signed
-order endpoints can be added later with :meth:`SimExchange.add_route`.
+Routing is a table of :class:`~quantdag.sim.routing.Route` entries keyed by (method, path); the signed
+order endpoints of :mod:`quantdag.sim.orders` (balances, orders, fills) are added with :meth:`SimExchange.add_route`.
 """
 
 from __future__ import annotations

@@ -1,18 +1,18 @@
-"""MarketSpec validation and universe ordering."""
+"""SimMarket validation and universe ordering."""
 
 from __future__ import annotations
 
 import pytest
 
 from quantdag.errors import ConfigurationError
-from quantdag.sim import DEFAULT_MARKETS, MarketSpec
+from quantdag.sim import DEFAULT_MARKETS, SimMarket
 from quantdag.sim.markets import check_universe
 
 
-def _spec(**overrides: object) -> MarketSpec:
+def _spec(**overrides: object) -> SimMarket:
     args = {"symbol": "XRP/USDT", "start_price": 0.5, "price_decimals": 4, "qty_decimals": 0,
             "daily_volume": 1e8, "avg_trade_size": 500.0, **overrides}
-    return MarketSpec(**args)  # type: ignore[arg-type]
+    return SimMarket(**args)  # type: ignore[arg-type]
 
 
 def test_default_universe_has_required_markets() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import SHARED_DATA, load_real_candles
+from conftest import SHARED_DATA, load_real_candles, require_shared
 
 from quantdag.strategies.cli import EXIT_LOOKAHEAD, EXIT_OK, EXIT_USAGE, main
 
@@ -39,14 +39,14 @@ def _main(*args: str) -> tuple[int, str, str]:
 
 
 def test_cli_registered_strategy_clean_exits_zero():
-    proc = _run("check-lookahead", "sma_cross", "--params", '{"fast":10,"slow":50}', "--data", str(KRAKEN_1H))
+    proc = _run("check-lookahead", "sma_cross", "--params", '{"fast":10,"slow":50}', "--data", str(require_shared(KRAKEN_1H)))
     assert proc.returncode == EXIT_OK, proc.stderr
     assert "OK: no look-ahead detected" in proc.stdout
     assert "2160 candles" in proc.stdout and "'fast': 10" in proc.stdout
 
 
 def test_cli_user_lookahead_strategy_exits_one_with_report():
-    proc = _run("check-lookahead", "strategies.fixture_strategies:PeekNextClose", "--data", str(KRAKEN_1H))
+    proc = _run("check-lookahead", "strategies.fixture_strategies:PeekNextClose", "--data", str(require_shared(KRAKEN_1H)))
     assert proc.returncode == EXIT_LOOKAHEAD, proc.stderr
     assert "LOOK-AHEAD" in proc.stdout
     assert "first: prefix of length" in proc.stdout
@@ -54,7 +54,7 @@ def test_cli_user_lookahead_strategy_exits_one_with_report():
 
 
 def test_cli_invalid_params_exit_two_naming_parameter():
-    code, out, err = _main("check-lookahead", "rsi", "--params", '{"oversold": 120}', "--data", str(KRAKEN_1H))
+    code, out, err = _main("check-lookahead", "rsi", "--params", '{"oversold": 120}', "--data", str(require_shared(KRAKEN_1H)))
     assert code == EXIT_USAGE and out == ""
     assert err == "error: rsi: parameter 'oversold' must be in [0, 100], got 120\n"
 
@@ -69,7 +69,7 @@ def test_cli_list_shows_every_strategy_and_schema():
 
 
 def test_cli_unknown_strategy_lists_known_names():
-    code, _, err = _main("check-lookahead", "smacross", "--data", str(KRAKEN_1H))
+    code, _, err = _main("check-lookahead", "smacross", "--data", str(require_shared(KRAKEN_1H)))
     assert code == EXIT_USAGE and "unknown strategy 'smacross'; known strategies:" in err
 
 
@@ -78,7 +78,7 @@ def test_cli_unknown_strategy_lists_known_names():
     [("{fast: 10}", "--params is not valid JSON"), ("[10, 50]", "--params must be a JSON object")],
 )
 def test_cli_malformed_params_rejected(params, message):
-    code, _, err = _main("check-lookahead", "sma_cross", "--params", params, "--data", str(KRAKEN_1H))
+    code, _, err = _main("check-lookahead", "sma_cross", "--params", params, "--data", str(require_shared(KRAKEN_1H)))
     assert code == EXIT_USAGE and message in err
 
 
@@ -88,7 +88,7 @@ def test_cli_missing_data_file_rejected(tmp_path):
 
 
 def test_cli_bad_module_path_rejected():
-    code, _, err = _main("check-lookahead", "no_such_module:Thing", "--data", str(KRAKEN_1H))
+    code, _, err = _main("check-lookahead", "no_such_module:Thing", "--data", str(require_shared(KRAKEN_1H)))
     assert code == EXIT_USAGE and "cannot load strategy 'no_such_module:Thing'" in err
 
 
@@ -103,6 +103,6 @@ def test_cli_datetime_ts_parquet_and_every_prefix_mode(tmp_path):
 
 def test_cli_unsorted_candles_rejected_as_data_error(tmp_path):
     path = tmp_path / "shuffled.parquet"
-    pl.read_parquet(KRAKEN_1H).reverse().write_parquet(path)
+    pl.read_parquet(require_shared(KRAKEN_1H)).reverse().write_parquet(path)
     code, _, err = _main("check-lookahead", "sma_cross", "--data", str(path))
     assert code == EXIT_USAGE and "'ts' must be strictly increasing" in err
