@@ -7,6 +7,7 @@ requests, not one per candle.
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 import time
@@ -16,10 +17,24 @@ from typing import Any
 from quantdag.backtest import BacktestResult
 
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
+_RUN_NAME_MAX = 200
+
+log = logging.getLogger(__name__)
 
 
 def _clean_params(params: dict[str, Any], prefix: str) -> dict[str, str]:
     return {f"{prefix}{k}": str(v)[:500] for k, v in params.items()}
+
+
+def _value(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def child_run_name(rank: int, params: dict[str, Any]) -> str:
+    """``"#1 fast=40 slow=80"``: a sweep's ``rank``-th best combination, named by ``params`` (the
+    swept ones: those every child shares are in its parameters, not its name)."""
+    name = " ".join([f"#{rank}", *(f"{k}={_value(v)}" for k, v in params.items())])
+    return name if len(name) <= _RUN_NAME_MAX else name[: _RUN_NAME_MAX - 1] + "…"
 
 
 def log_backtest(
@@ -76,7 +91,11 @@ def log_sweep(outcome: Any, *, top_k: int = 5) -> list[str]:
 
     The parent holds the search space, the best parameters, DSR and PBO as metrics, and the
     full results table (parquet), the heatmap and the summary as artifacts. Child runs carry
-    only parameters and metrics, so logging stays small next to the sweep itself.
+    only parameters and metrics, so logging stays small next to the sweep itself; each is named
+    by its rank and varied parameters (:func:`child_run_name`).
+
+    A space with fewer than two varied parameters has no 2-D heatmap: logged and skipped. Any
+    other failure to draw it raises.
 
     Returns
     -------
@@ -102,13 +121,14 @@ def log_sweep(outcome: Any, *, top_k: int = 5) -> list[str]:
         flat["pbo"] = float(s["pbo"]["pbo"])
     mlflow.log_metrics(flat)
     mlflow.log_dict(s, "summary.json")
+    varied = [n for n in result.param_names if result.results[n].n_unique() > 1]
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         result.results.write_parquet(d / "results.parquet")
-        try:
+        if len(varied) >= 2:
             result.heatmap_png(d / "heatmap.png")
-        except Exception:  # noqa: BLE001 - a one-parameter space has no 2-D heatmap
-            pass
+        else:
+            log.info("sweep of %s: no heatmap (varied parameters %s; a heatmap needs two)", s["strategy"], varied)
         mlflow.log_artifacts(tmp)
     sign = -1.0 if s["objective"] in ("max_drawdown_duration_bars", "max_drawdown_duration_days", "volatility") else 1.0
     ranked = result.results.filter(result.results[s["objective"]].is_not_null() & result.results[s["objective"]].is_not_nan())
@@ -116,8 +136,9 @@ def log_sweep(outcome: Any, *, top_k: int = 5) -> list[str]:
     child_ids = []
     experiment_id = mlflow.active_run().info.experiment_id
     for i, row in enumerate(ranked.iter_rows(named=True)):
-        with mlflow.start_run(run_name=f"#{i + 1}", nested=True, experiment_id=experiment_id) as child:
-            mlflow.log_params({n: row[n] for n in result.param_names})
+        params = {n: row[n] for n in result.param_names}
+        with mlflow.start_run(run_name=child_run_name(i + 1, {n: params[n] for n in varied}), nested=True, experiment_id=experiment_id) as child:
+            mlflow.log_params(params)
             mlflow.log_metrics({k: float(v) for k, v in row.items() if k not in result.param_names
                                 and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)})
             child_ids.append(child.info.run_id)
