@@ -15,6 +15,7 @@ CANDLE_CHECKS = {
     "unclosed": "every stored candle had closed when stored",
     "off_grid": "open times sit on the timeframe's grid",
     "missing_unrecorded": "every missing candle is filled or recorded in market.gaps",
+    "holes_unrecorded": "every hole between stored candles (the market's whole series) is recorded in market.gaps",
 }
 
 

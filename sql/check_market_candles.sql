@@ -4,8 +4,13 @@ WITH c AS (
     SELECT * FROM market.candles
     WHERE exchange = $1 AND symbol = $2 AND timeframe = $3 AND ts >= $4 AND ts < $5
 ), unfilled AS (
-    SELECT coalesce(sum(missing) FILTER (WHERE NOT filled), 0) AS n FROM market.gaps
-    WHERE exchange = $1 AND symbol = $2 AND timeframe = $3 AND gap_start >= $4 AND gap_start < $5
+    -- missing candles recorded as unfilled gaps, counted inside the window only: a hole (a gap
+    -- between stored candles, quantdag/data/holes.py) may start before the window or end after it
+    SELECT coalesce(sum(greatest(0,
+        (least(epoch_ms(gap_end), (epoch_ms($5::TIMESTAMPTZ) - 1) // $6 * $6)
+         - greatest(epoch_ms(gap_start), (epoch_ms($4::TIMESTAMPTZ) + $6 - 1) // $6 * $6)) // $6 + 1)), 0) AS n
+    FROM market.gaps
+    WHERE exchange = $1 AND symbol = $2 AND timeframe = $3 AND NOT filled AND gap_start < $5 AND gap_end >= $4
 ), expected AS (
     -- closed grid slots in the window: open time t with start <= t < end and t + tf <= now
     SELECT greatest(0, (least(epoch_ms($5::TIMESTAMPTZ) - 1, epoch_ms($7::TIMESTAMPTZ) - $6) - epoch_ms($4::TIMESTAMPTZ)) // $6 + 1) AS n

@@ -19,6 +19,7 @@ from quantdag.data.frames import (
     MARKET_KEY,
     RAW_SCHEMA,
 )
+from quantdag.data.holes import describe_holes, find_holes
 from quantdag.data.resample import ResampleResult, resample, resample_with_report
 
 if TYPE_CHECKING:
@@ -38,7 +39,9 @@ __all__ = [
     "ResampleResult",
     "candles_to_raw",
     "clean_candles",
+    "describe_holes",
     "detect_events",
+    "find_holes",
     "resample",
     "resample_with_report",
 ]

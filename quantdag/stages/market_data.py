@@ -3,6 +3,17 @@
 Each stage reads its inputs for a set of windows, computes everything first, then replaces its
 output slices in ONE transaction, so a failure anywhere writes nothing and a re-run gives the
 same tables.
+
+Holes (runs of missing candles between stored candles, e.g. the weeks between a stray old day
+and the rest) are gaps too, recorded in ``market.gaps`` with ``filled = false``. A window owns
+the gap rows that cleaning finds inside it; a hole's row is owned by the market's whole stored
+series: each ``normalize_candles`` run recomputes every hole of each market it writes, from the
+series as it stands after the write, and replaces the market's unfilled rows after its first
+stored candle with them in the same transaction. So the rows depend on the stored candles
+alone: re-running any partition gives the same tables, whatever order days were materialised
+in, and backfilling the missing days removes the hole's row. A window's leading missing candles
+are filled at the previous close only if the previous stored candle is the one right before the
+window; after a hole they belong to the hole. See :mod:`quantdag.data.holes` for the reasons.
 """
 
 from __future__ import annotations
@@ -10,11 +21,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import polars as pl
 
-from quantdag.data import CANDLES_SCHEMA, GAPS_SCHEMA, clean_candles, resample
+from quantdag.data import CANDLES_SCHEMA, GAPS_SCHEMA, clean_candles, find_holes, resample
 from quantdag.data.schema import CandleSchema
 from quantdag.errors import DataError
 from quantdag.exchange import ExchangeClient, empty_raw_frame
@@ -76,12 +87,45 @@ def ingest_raw(
 
 
 def _prev_close(wh: Warehouse, m: Market, before: datetime) -> float | None:
+    """Close of the stored candle right before the window's first grid slot, None if there is none.
+
+    An earlier candle across a hole does not count: its close says nothing about the price after
+    the hole, so the window's leading missing candles then stay unfilled, part of the hole.
+    """
     df = wh.query(
-        "SELECT close FROM market.candles WHERE exchange = ? AND symbol = ? AND timeframe = ? AND ts < ? "
+        "SELECT ts, close FROM market.candles WHERE exchange = ? AND symbol = ? AND timeframe = ? AND ts < ? "
         "ORDER BY ts DESC LIMIT 1",
         [m.exchange, m.symbol, m.timeframe, before],
     )
-    return float(df["close"][0]) if df.height else None
+    if not df.height:
+        return None
+    tf = timeframe_ms(m.timeframe)
+    first_slot = -(-ms(before) // tf) * tf
+    return float(df["close"][0]) if ms(df["ts"][0]) + tf >= first_slot else None
+
+
+GAP_KEY = ("exchange", "symbol", "timeframe", "gap_start")
+
+
+def _series_holes(
+    wh: Warehouse, m: Market, wins: Sequence[Window], new: Sequence[pl.DataFrame]
+) -> tuple[pl.DataFrame, datetime | None]:
+    """Holes of market ``m``'s series once ``new`` replaces its candles in ``wins``, and its first candle.
+
+    The series is the stored candles outside ``wins`` plus ``new``; only open times are read.
+    """
+    stored = wh.query(
+        "SELECT exchange, symbol, timeframe, ts FROM market.candles WHERE exchange = ? AND symbol = ? AND timeframe = ?",
+        [m.exchange, m.symbol, m.timeframe],
+    )
+    inside = pl.lit(False)
+    for w in wins:
+        inside = inside | ((pl.col("ts") >= w[0]) & (pl.col("ts") < w[1]))
+    typed = [pl.col(c).cast(CANDLES_SCHEMA[c]) for c in CANDLE_KEY]
+    series = pl.concat([stored.filter(~inside).select(typed), *(c.select(typed) for c in new)])
+    if series.height == 0:
+        return find_holes(series), None
+    return find_holes(series), series["ts"].min()
 
 
 def normalize_candles(
@@ -143,12 +187,21 @@ def normalize_candles(
             except Exception as exc:  # pandera's SchemaError(s): re-raise as our typed error
                 raise DataError(f"{m} {w[0]:%Y-%m-%d}: candles fail the schema: {exc}") from exc
             writes.append((m, w, candles, gaps))
+    hole_writes: list[tuple[Market, pl.DataFrame, datetime]] = []
+    for m, wins in ordered:
+        holes, first = _series_holes(wh, m, wins, [c for wm, _, c, _ in writes if wm == m])
+        report.add(m, holes=holes.height, hole_candles=int(holes["missing"].sum()))
+        if first is not None:
+            hole_writes.append((m, holes, first))
     with wh.transaction() as con:
         for m, w, candles, gaps in writes:
             report.rows_written += Warehouse.replace(con, "market.candles", candles, [market_slice(m, w)], order_by=CANDLE_KEY)
-            Warehouse.replace(
-                con, "market.gaps", gaps, [market_slice(m, w, "gap_start")], order_by=("exchange", "symbol", "timeframe", "gap_start")
+            Warehouse.replace(con, "market.gaps", gaps, [market_slice(m, w, "gap_start")], order_by=GAP_KEY)
+        for m, holes, first in hole_writes:  # after the windows' rows: a hole may start inside a window
+            after_first = Slice(
+                where={**m.where, "filled": False}, time_column="gap_start", start=first + timedelta(milliseconds=1)
             )
+            Warehouse.replace(con, "market.gaps", holes, [after_first], order_by=GAP_KEY)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -165,15 +218,18 @@ def check_candles(wh: Warehouse, windows: Mapping[Market, Sequence[Window]], *, 
     """Violation counts of the stored candles in ``windows`` (all zero when healthy).
 
     Runs ``sql/check_market_candles.sql`` per slice: duplicate keys, broken OHLC, candles not yet
-    closed at ``now``, off-grid open times, and missing candles not recorded as gaps.
+    closed at ``now``, off-grid open times, and missing candles not recorded as gaps; then
+    ``sql/check_market_holes.sql`` per market over its whole stored series: ``holes_unrecorded``
+    counts the missing candles of holes between stored candles that ``market.gaps`` lacks.
     """
     now = now or datetime.now(timezone.utc)
     totals: dict[str, int] = {}
-    sql = load_sql("check_market_candles")
+    sql, holes_sql = load_sql("check_market_candles"), load_sql("check_market_holes")
     for m, wins in windows.items():
         tf = timeframe_ms(m.timeframe)
-        for w in wins:
-            row = wh.query(sql, [m.exchange, m.symbol, m.timeframe, w[0], w[1], tf, now]).row(0, named=True)
+        rows = [wh.query(sql, [m.exchange, m.symbol, m.timeframe, w[0], w[1], tf, now]).row(0, named=True) for w in wins]
+        rows.append(wh.query(holes_sql, [m.exchange, m.symbol, m.timeframe, tf]).row(0, named=True))
+        for row in rows:
             for k, v in row.items():
                 totals[k] = totals.get(k, 0) + int(v or 0)
     return totals
