@@ -16,6 +16,7 @@ from datetime import datetime
 import polars as pl
 
 from quantdag.backtest import BacktestResult, BacktestSettings, run
+from quantdag.data import describe_holes, find_holes
 from quantdag.errors import DataError
 from quantdag.markets import Market
 from quantdag.stages.common import StageReport, finite_or_none, read_candles
@@ -45,7 +46,12 @@ class BacktestOutcome:
 
 
 def run_backtests(
-    wh: Warehouse, key: str, markets: Sequence[Market], settings: BacktestSettings | None = None
+    wh: Warehouse,
+    key: str,
+    markets: Sequence[Market],
+    settings: BacktestSettings | None = None,
+    *,
+    accept_holes: bool = False,
 ) -> list[BacktestOutcome]:
     """Backtest parameter set ``key`` on each market from its stored candles and signals.
 
@@ -53,19 +59,35 @@ def run_backtests(
     has one; otherwise its entry/exit signals do. Signals act at the next candle's open, with
     the engine's default costs unless ``settings`` says otherwise.
 
+    A hole in a market's candles (missing candles between stored ones, e.g. days never
+    materialised; :mod:`quantdag.data.holes`) is refused unless ``accept_holes`` is true, in
+    which case the candles either side of it are backtested as consecutive.
+
     Raises
     ------
     DataError
-        If a market's signals do not line up with its candles (signals are stale: rerun them).
+        If a market's candles have a hole and ``accept_holes`` is false (every market is checked
+        before any backtest; the message names each hole's market, first and last missing candle
+        and count), or a market's signals do not line up with its candles (signals are stale:
+        rerun them).
     StrategyError
         If the parameter set failed its look-ahead check.
     """
     strategy = resolve_param_set(wh, key)
     require_no_lookahead(wh, key)
     settings = settings or BacktestSettings()
+    stored = [(m, read_candles(wh, m)) for m in markets]
+    if not accept_holes:
+        found = [h for h in (find_holes(c) for _, c in stored) if h.height]
+        if found:
+            holes = pl.concat(found)
+            raise DataError(
+                f"{key}: the candles have {holes.height} hole(s), {int(holes['missing'].sum())} missing candles "
+                f"between stored ones, not accepted: {describe_holes(holes)}. Backfill the missing days "
+                "(daily_data_job), or accept holes (universe.accept_holes: true / accept_holes=True)"
+            )
     out: list[BacktestOutcome] = []
-    for m in markets:
-        candles = read_candles(wh, m)
+    for m, candles in stored:
         sig = read_signals(wh, strategy, m)
         if candles.height == 0:
             continue
