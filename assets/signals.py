@@ -5,6 +5,7 @@ import dagster as dg
 from assets.common import DUCKDB_POOL, report_metadata
 from assets.partitions import Partitions
 from quantdag.config import ProjectConfig
+from quantdag.stages.checks import SIGNAL_CHECKS, check_signals
 from quantdag.stages.signals import build_signals
 from quantdag.strategies import Strategy
 from resources import ExchangeResource, WarehouseResource
@@ -24,7 +25,8 @@ def build(config: ProjectConfig, parts: Partitions, configured: dict[str, Strate
             dg.AssetCheckSpec(
                 "no_lookahead", asset="signals", blocking=True,
                 description="the strategy's signals and indicators on a candle depend on that candle and earlier ones only",
-            )
+            ),
+            *(dg.AssetCheckSpec(name, asset="signals", description=desc, blocking=True) for name, desc in SIGNAL_CHECKS.items()),
         ],
     )
     def signals(context: dg.AssetExecutionContext, warehouse: WarehouseResource, exchange: ExchangeResource):
@@ -33,6 +35,9 @@ def build(config: ProjectConfig, parts: Partitions, configured: dict[str, Strate
         report = build_signals(warehouse.get(), context.partition_key, markets, configured=configured)
         verdict = report.lookahead
         yield dg.MaterializeResult(metadata=report_metadata(report))
+        withheld = verdict is not None and not verdict.ok
+        for name, v in check_signals(warehouse.get(), context.partition_key, markets, signals_withheld=withheld).items():
+            yield dg.AssetCheckResult(check_name=name, passed=v.passed, severity=dg.AssetCheckSeverity.ERROR, metadata=v.metadata)
         if verdict is None:  # no candles yet: nothing was checked, nothing can be backtested
             yield dg.AssetCheckResult(check_name="no_lookahead", passed=True, metadata={"checked": False})
             return
