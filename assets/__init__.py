@@ -18,7 +18,7 @@ def build_assets(config: ProjectConfig, parts: Partitions, configured: dict[str,
     """Every asset of the pipeline, in stage order."""
     return [
         *market_data.build(parts),
-        *indicators.build(parts),
+        *indicators.build(config, parts),
         *events.build(config, parts),
         *signals.build(config, parts, configured),
         *backtests.build(config, parts),

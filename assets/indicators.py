@@ -1,22 +1,27 @@
-"""Indicators: ``market.candles`` → ``features.indicators`` (TA-Lib, warmed by earlier days)."""
+"""Indicators: ``market.candles`` → ``features.indicators`` (the configured TA-Lib and user indicators, warmed by earlier days)."""
 
 import dagster as dg
 
 from assets.common import DUCKDB_POOL, report_metadata
 from assets.partitions import SINGLE_RUN, Partitions
+from quantdag.config import ProjectConfig
 from quantdag.features import lookback_days
 from quantdag.stages.indicators import build_indicators
 from resources import ExchangeResource, WarehouseResource
 
 
-def build(parts: Partitions) -> list[dg.AssetsDefinition]:
-    """``indicators``, whose lineage reads the look-back days of the configured markets."""
+def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]:
+    """``indicators`` of the configured specs, whose lineage reads the look-back days of the configured markets.
+
+    Called after the strategy files are imported, so user indicators they register resolve here.
+    """
+    specs = config.indicator_specs()
     lookback = dg.MultiPartitionMapping(
         {
             "date": dg.DimensionPartitionMapping(
                 "date",
                 dg.TimeWindowPartitionMapping(
-                    start_offset=-max(lookback_days(m.timeframe) for m in parts.markets),
+                    start_offset=-max(lookback_days(m.timeframe, specs) for m in parts.markets),
                     allow_nonexistent_upstream_partitions=True,
                 ),
             ),
@@ -31,12 +36,12 @@ def build(parts: Partitions) -> list[dg.AssetsDefinition]:
         pool=DUCKDB_POOL,
         deps=[dg.AssetDep("candles", partition_mapping=lookback)],
         kinds={"duckdb", "talib"},
-        metadata={"table": "features.indicators"},
+        metadata={"table": "features.indicators", "columns": ", ".join(c for s in specs for c in s.columns)},
     )
     def indicators(context: dg.AssetExecutionContext, warehouse: WarehouseResource, exchange: ExchangeResource) -> dg.MaterializeResult:
-        """SMA, EMA, RSI, MACD, Bollinger Bands, ATR and ADX per candle; NULL while warming up."""
+        """The configured indicators (quantdag.yaml: indicators) per candle; NULL while warming up."""
         windows = {m.on(exchange.venue): w for m, w in parts.market_windows(context).items()}
-        report = build_indicators(warehouse.get(), windows)
+        report = build_indicators(warehouse.get(), windows, specs)
         return dg.MaterializeResult(metadata=report_metadata(report))
 
     return [indicators]

@@ -1,7 +1,7 @@
 """The one configuration file, ``quantdag.yaml``: typed, validated, with documented defaults.
 
 Everything a user changes without editing code lives here: the exchange (simulated or live), the
-universe, strategies and their parameter sets, which of them trade on paper, the pipeline's
+universe, indicators, strategies and their parameter sets, which of them trade on paper, the pipeline's
 backtest settings, optimization and promotion, risk limits, alerts and automation, the data dir.
 ``QUANTDAG_CONFIG=path`` picks another file; ``QUANTDAG_DATA_DIR`` overrides ``data_dir`` (so
 ``DATA_DIR=... make ui`` moves the warehouse and MLflow with the Dagster home). Relative paths
@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from quantdag.errors import ConfigurationError
 from quantdag.markets import Market, market_by_key
@@ -83,6 +84,9 @@ class UniverseSettings(_Section):
     start_date: date = Field(date(2025, 6, 1), description="first day of the market-data partitions")
     markets: list[MarketEntry] = Field(min_length=1)
     research_markets: list[str] = Field(min_length=1, description="'SYMBOL:TF' keys every parameter set runs on")
+    accept_holes: bool = Field(
+        False, description="backtest across holes in the stored candles (days never materialised) as if continuous"
+    )
 
     def markets_on(self, venue: str) -> tuple[Market, ...]:
         """Every market, downloaded ones first (in file order), then the resampled ones."""
@@ -165,6 +169,46 @@ class AutomationSettings(_Section):
     paper_trading: bool = Field(False, description="sensors and schedules that place paper orders")
 
 
+class IndicatorEntry(_Section):
+    """One entry of ``indicators``: a TA-Lib function (upper case) or a registered user indicator (lower case).
+
+    Checked here as far as the file alone allows; a user indicator's parameters are checked when
+    :meth:`ProjectConfig.indicator_specs` resolves it (after the strategy files registered it).
+    """
+
+    function: str
+    column: str | None = Field(None, description="the column of a single-output function")
+    columns: dict[str, str] | None = Field(None, description="output name -> column, for several outputs")
+    params: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, str | list[str]] | None = Field(None, description="TA-Lib input -> candle column(s), e.g. {price: volume}")
+    lookback_bars: int | None = Field(None, ge=1, description="candles of history it needs, if more than the default")
+
+    @model_validator(mode="after")
+    def _spec(self) -> IndicatorEntry:
+        from quantdag.indicators import IndicatorConfigError, indicator_spec
+
+        try:
+            indicator_spec(**self.model_dump(exclude_none=True), resolve=False)
+        except IndicatorConfigError as exc:
+            raise _indicator_error(exc) from None
+        return self
+
+
+def _indicator_error(exc: Any) -> ValidationError:
+    """An IndicatorConfigError as a validation error at its key, so the message names ``indicators[i].params.x``.
+
+    Its message already names the value, so the input is left empty (a mapping is never echoed).
+    """
+    err = PydanticCustomError("indicator", "{message}", {"message": exc.message})
+    return ValidationError.from_exception_data("indicators", [InitErrorDetails(type=err, loc=exc.key, input={})])
+
+
+def _default_indicators() -> list[IndicatorEntry]:
+    from quantdag.features import DEFAULT_INDICATOR_ENTRIES
+
+    return [IndicatorEntry(**e) for e in DEFAULT_INDICATOR_ENTRIES]
+
+
 class ProjectConfig(_Section):
     """The whole file. ``source`` is where it was read from (None: built-in defaults)."""
 
@@ -181,7 +225,22 @@ class ProjectConfig(_Section):
     risk: RiskSettings = RiskSettings()
     alerts: AlertSettings = AlertSettings()
     automation: AutomationSettings = AutomationSettings()
+    indicators: list[IndicatorEntry] = Field(
+        default_factory=_default_indicators, min_length=1, description="the columns of features.indicators"
+    )
     source: Path | None = Field(None, exclude=True)
+
+    @field_validator("indicators")
+    @classmethod
+    def _indicator_columns(cls, v: list[IndicatorEntry]) -> list[IndicatorEntry]:
+        from quantdag.features import check_indicator_columns
+        from quantdag.indicators import IndicatorConfigError
+
+        try:
+            check_indicator_columns([e.model_dump(exclude_none=True) for e in v])
+        except IndicatorConfigError as exc:
+            raise _indicator_error(exc) from None
+        return v
 
     @field_validator("backtest")
     @classmethod
@@ -245,6 +304,23 @@ class ProjectConfig(_Section):
     def event_config(self) -> Any:
         """The pipeline's :class:`~quantdag.data.EventConfig` (lists in the file become tuples)."""
         return _event_config(self.events)
+
+    def indicator_specs(self) -> tuple[Any, ...]:
+        """The :class:`~quantdag.indicators.IndicatorSpec` of each ``indicators`` entry.
+
+        Call after the strategy files are imported, so user indicators they register resolve.
+
+        Raises
+        ------
+        ConfigurationError
+            Naming the entry's key, e.g. ``indicators[3].function``, if one does not resolve.
+        """
+        from quantdag.features import indicator_specs
+
+        try:
+            return indicator_specs(e.model_dump(exclude_none=True) for e in self.indicators)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{self.source or 'configuration'}: {exc}") from None
 
     def resolve(self, path: Path) -> Path:
         """``path`` made absolute against the file's folder (the working directory without a file)."""
