@@ -153,3 +153,38 @@ def test_mlflow_adopt_store_cli_relocates_and_tags_every_experiment_of_a_copied_
         exp = client.get_experiment_by_name(name)
         assert exp.artifact_location == f"{res_b.artifact_root}/{name}", name
     assert client.get_experiment(untagged).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+# ---- what the assets' metadata shows in Dagster: links into the MLflow UI, readable metrics ----
+
+
+def test_mlflow_run_link_opens_run_page_in_model_view_and_drops_credentials(monkeypatch):
+    from assets.common import mlflow_run_link
+
+    monkeypatch.delenv("QUANTDAG_MLFLOW_UI", raising=False)
+    link = mlflow_run_link("3", "abc123")
+    assert isinstance(link, dg.UrlMetadataValue)
+    assert link.url == "http://127.0.0.1:5000/#/experiments/3/runs/abc123?workflowType=machine_learning"
+    monkeypatch.setenv("QUANTDAG_MLFLOW_UI", "https://bob:s3cret-canary@mlflow.example.com:8443/team/")
+    url = mlflow_run_link("3", "abc123").url
+    assert url == "https://mlflow.example.com:8443/team/#/experiments/3/runs/abc123?workflowType=machine_learning"
+    assert "s3cret-canary" not in url and "bob" not in url
+
+
+def test_metrics_table_fractions_shown_as_labelled_percentages_per_symbol_tf_market():
+    import numpy as np
+
+    from assets.common import metrics_table
+
+    table = metrics_table(
+        {"BTC/USDT:1h": {"total_return": np.float64(0.1234), "sharpe": np.float64(1.23456), "max_drawdown": 0.05, "n_trades": np.int64(7)},
+         "ETH/USDT:1h": {"total_return": -0.5, "sharpe": float("nan"), "max_drawdown": 0.6, "n_trades": 0}},
+        ("total_return", "sharpe", "max_drawdown", "n_trades"),
+    )
+    cols = {c.name: c for c in table.schema.columns}
+    assert list(cols) == ["market", "total_return %", "sharpe", "max_drawdown %", "n_trades"]
+    assert cols["total_return %"].type == "float" and cols["n_trades"].type == "int"
+    assert [r.data for r in table.records] == [
+        {"market": "BTC/USDT:1h", "total_return %": 12.34, "sharpe": 1.235, "max_drawdown %": 5.0, "n_trades": 7},
+        {"market": "ETH/USDT:1h", "total_return %": -50.0, "sharpe": None, "max_drawdown %": 60.0, "n_trades": 0},
+    ]
