@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from assets.common import DUCKDB_POOL, report_metadata
+from assets.common import DUCKDB_POOL, mlflow_run_link, report_metadata
 from assets.partitions import Partitions
 from quantdag.config import ProjectConfig
 from quantdag.stages.optimization import SweepSkipped, run_sweep, store_sweep
@@ -54,13 +54,14 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
         except SweepSkipped as exc:  # too little history yet: no materialization, the reason in the log
             context.log.warning(str(exc))
             return
-        with mlflow.start_run(context, EXPERIMENT, run_name=f"sweep {context.partition_key} {market.key}",
-                              tags={"strategy": context.partition_key}) as run:
+        with mlflow.start_run(context, EXPERIMENT, run_name=f"sweep {context.partition_key} · {market.key}",
+                              tags={"strategy": context.partition_key, "market": market.key}) as run:
             log_sweep(outcome, top_k=config.top_k)
         report = store_sweep(wh, outcome, mlflow_run_id=run.info.run_id, dagster_run_id=context.run_id)
         s = outcome.result.summary()
         meta = dict(report_metadata(report))
         meta.update({
+            "market": dg.MetadataValue.text(market.key),
             "best_param_set": dg.MetadataValue.text(outcome.best_param_set),
             "best_params": dg.MetadataValue.json(s["best_params"]),
             "best_objective": dg.MetadataValue.float(float(s["best_metrics"].get(config.objective) or float("nan"))),
@@ -68,7 +69,7 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
             "pbo": dg.MetadataValue.float(float(s["pbo"]["pbo"]) if s["pbo"] else float("nan")),
             "n_evaluated": dg.MetadataValue.int(s["n_evaluated"]),
             "search": dg.MetadataValue.text(s["search"]),
-            "mlflow_run_id": dg.MetadataValue.text(run.info.run_id),
+            "mlflow_run": mlflow_run_link(run.info.experiment_id, run.info.run_id),
             "search_space": dg.MetadataValue.json(json.loads(json.dumps(s["search_space"], default=str))),
         })  # fmt: skip
         yield dg.MaterializeResult(metadata=meta)
