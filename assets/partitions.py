@@ -49,7 +49,7 @@ class Partitions:
 def build_partitions(config: ProjectConfig, strategies: list[str]) -> Partitions:
     """Partitions of ``config``'s universe; one optimization partition per registered strategy."""
     markets = config.markets
-    daily = dg.DailyPartitionsDefinition(start_date=config.universe.start_date.isoformat(), timezone="UTC")
+    daily = dg.DailyPartitionsDefinition(start_date=config.universe.start().isoformat(), timezone="UTC")
     market = dg.StaticPartitionsDefinition([m.key for m in markets])
     return Partitions(
         markets=markets,

@@ -39,7 +39,7 @@ def range_tags(partitions_def: dg.PartitionsDefinition, days: list[str]) -> dict
     wanted = set(days)
     keys = [k for k in partitions_def.get_partition_keys() if k.split("|")[0] in wanted]
     if not keys:
-        raise SystemExit(f"no partitions for days {days[0]}..{days[-1]}; is START_DATE later?")
+        raise SystemExit(f"no partitions for days {days[0]}..{days[-1]}; is universe.start_date later?")
     return {RANGE_START: keys[0], RANGE_END: keys[-1]}
 
 
@@ -200,7 +200,8 @@ def summary(data_dir: Path) -> list[tuple[str, int]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", type=Path, default=None, help="default: the configuration's data_dir")
-    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--days", type=int, default=None,
+                        help="complete UTC days up to yesterday; default: from the configuration's universe.start_date")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", category=Warning, module="dagster")
@@ -227,7 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         raise SystemExit(f"configuration error: {exc}") from None
     keys = list(prepare(config))
-    days = last_days(args.days)
+    today = datetime.now(timezone.utc).date()
+    start = config.universe.start(today)
+    n_days = args.days if args.days is not None else (today - start).days
+    if n_days < 1 or today - timedelta(days=n_days) < start:
+        raise SystemExit(f"--days {n_days}: the partitions start at universe.start_date {start}; "
+                         f"ask for at most {(today - start).days} days or move start_date back")
+    days = last_days(n_days, today)
     t_all = time.perf_counter()
     timings = []
     with dg.DagsterInstance.get() as instance:

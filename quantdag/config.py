@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from datetime import date
+import re
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -81,12 +82,28 @@ class MarketEntry(_Section):
 
 
 class UniverseSettings(_Section):
-    start_date: date = Field(date(2025, 6, 1), description="first day of the market-data partitions")
+    start_date: date | str = Field(
+        "90d", description="first day of the market-data partitions: a date, or 'Nd' for N days before today (UTC)"
+    )
     markets: list[MarketEntry] = Field(min_length=1)
     research_markets: list[str] = Field(min_length=1, description="'SYMBOL:TF' keys every parameter set runs on")
     accept_holes: bool = Field(
         False, description="backtest across holes in the stored candles (days never materialised) as if continuous"
     )
+
+    @field_validator("start_date")
+    @classmethod
+    def _start_date(cls, v: date | str) -> date | str:
+        if isinstance(v, str) and not re.fullmatch(r"[1-9][0-9]*d", v):
+            raise ValueError("expected a date (2025-06-01) or a number of days back such as '90d'")
+        return v
+
+    def start(self, today: date | None = None) -> date:
+        """The first partition day: ``start_date``, or that many days before ``today`` (UTC)."""
+        if isinstance(self.start_date, date):
+            return self.start_date
+        today = today or datetime.now(timezone.utc).date()
+        return today - timedelta(days=int(self.start_date[:-1]))
 
     def markets_on(self, venue: str) -> tuple[Market, ...]:
         """Every market, downloaded ones first (in file order), then the resampled ones."""

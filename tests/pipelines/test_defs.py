@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -13,6 +14,11 @@ from pipelines.definitions import build_defs, defs
 
 ROOT = Path(__file__).resolve().parents[2]
 
+
+def _today_at(hour: int, minute: int) -> datetime:
+    """A tick of today (UTC): the partitions start a configured number of days back from today."""
+    now = datetime.now(timezone.utc)
+    return now.replace(hour=hour, minute=minute, second=0, microsecond=0)
 
 def tick_schedule(d: dg.Definitions, name: str, instance: dg.DagsterInstance, when):
     """Evaluate schedule ``name`` of ``d`` at ``when`` the way Dagster's code server does: in a closed context.
@@ -97,9 +103,10 @@ def test_daily_schedule_requests_yesterday_for_every_market():
     UNIVERSE = load_config().markets
 
     with dg.instance_for_test() as instance:
-        result = tick_schedule(defs, "daily_data_job_schedule", instance, datetime(2026, 1, 5, 0, 15, tzinfo=timezone.utc))
+        result = tick_schedule(defs, "daily_data_job_schedule", instance, _today_at(0, 15))
     keys = sorted(r.partition_key for r in result.run_requests)
-    assert keys == sorted(f"2026-01-04|{m.key}" for m in UNIVERSE)
+    yesterday = (_today_at(0, 15) - timedelta(days=1)).date().isoformat()
+    assert keys == sorted(f"{yesterday}|{m.key}" for m in UNIVERSE)
 
 
 def test_build_defs_puts_every_file_under_the_data_dir(tmp_path):
@@ -137,7 +144,7 @@ def test_daily_backtest_schedule_requests_every_param_set():
 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("param_sets", ["rsi {}", "macd {}"])
-        result = tick_schedule(defs, "daily_backtest_schedule", instance, datetime(2026, 1, 5, 1, 0, tzinfo=timezone.utc))
+        result = tick_schedule(defs, "daily_backtest_schedule", instance, _today_at(1, 0))
     assert sorted(r.partition_key for r in result.run_requests) == ["macd {}", "rsi {}"]
 
 
@@ -155,7 +162,7 @@ def test_mark_to_market_schedule_requests_only_paper_enabled_param_sets():
 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("param_sets", ["sma_cross-0123456789ab", "rsi", "consensus"])
-        result = tick_schedule(defs, "paper_mark_to_market_schedule", instance, datetime(2026, 1, 5, 3, 5, tzinfo=timezone.utc))
+        result = tick_schedule(defs, "paper_mark_to_market_schedule", instance, _today_at(3, 5))
     assert sorted(r.partition_key for r in result.run_requests) == ["consensus", "sma_cross-0123456789ab"]
 
 
@@ -171,7 +178,7 @@ def test_schedule_ticks_leave_no_dead_instance_behind_for_later_definitions(tmp_
     from dagster._core.storage.defs_state.base import DefsStateStorage
 
     before = DefsStateStorage.get()
-    when = datetime(2026, 1, 5, 3, 5, tzinfo=timezone.utc)
+    when = _today_at(3, 5)
     for i in range(2):
         d = build_defs(tmp_path / f"defs{i}")
         with dg.instance_for_test() as instance:
