@@ -4,13 +4,30 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
-DATA_DIR ?= $(CURDIR)/data
-export DAGSTER_HOME ?= $(DATA_DIR)/dagster_home
 UV_VERSION := 0.13.9
+MLFLOW_PORT ?= 5000
+# The data dir (DuckDB file, MLflow store, Dagster home) is the configuration's `data_dir`, or
+# $QUANTDAG_DATA_DIR (quantdag.config's data_path). DATA_DIR=dir, on the command line or in the
+# environment, sets QUANTDAG_DATA_DIR for every target and every process they start.
+ifneq ($(filter environment command,$(firstword $(origin DATA_DIR))),)
+export QUANTDAG_DATA_DIR := $(abspath $(DATA_DIR))
+endif
+# Only the project's Python reads the configuration, so recipes ask it when they run (after `setup`
+# has built the venv): D is the data dir, exported as QUANTDAG_DATA_DIR so every process agrees.
+DATA_ENV = D="$$($(PY) -c 'from quantdag.config import load_config; print(load_config().data_path)')" \
+	&& export QUANTDAG_DATA_DIR="$$D"
+# ... and Dagster's home: $DAGSTER_HOME if you set it, else D/dagster_home; DAGSTER_ENV also puts the
+# instance settings there.
+USER_DAGSTER_HOME := $(if $(filter environment command,$(firstword $(origin DAGSTER_HOME))),$(DAGSTER_HOME))
+HOME_ENV = $(DATA_ENV) && export DAGSTER_HOME="$(or $(USER_DAGSTER_HOME),$$D/dagster_home)"
+DAGSTER_ENV = $(HOME_ENV) && mkdir -p "$$DAGSTER_HOME" \
+	&& { test "$$DAGSTER_HOME/dagster.yaml" -nt pipelines/dagster.yaml || cp pipelines/dagster.yaml "$$DAGSTER_HOME/dagster.yaml"; }
+# the test targets' home, known before the venv exists (their tests make their own instances)
+export DAGSTER_HOME ?= $(or $(QUANTDAG_DATA_DIR),$(CURDIR)/data)/dagster_home
 # cache bytecode: without it every process recompiles dagster, mlflow and ccxt from source
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup demo test test-fast ui mlflow-ui sim bench lock clean
+.PHONY: setup demo test test-fast ui mlflow-ui data-dir sim bench lock clean
 
 setup: $(VENV)/.installed
 
@@ -25,8 +42,8 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp pipelines/dagster.yaml $@
 
-demo: setup $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m pipelines.demo --data-dir $(DATA_DIR)
+demo: setup
+	@$(DAGSTER_ENV) && $(PY) -m pipelines.demo
 
 test: setup $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pytest -q
@@ -34,12 +51,21 @@ test: setup $(DAGSTER_HOME)/dagster.yaml
 test-fast: setup $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pytest -q -m "not slow"
 
-ui: setup $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+ui: setup
+	@$(DAGSTER_ENV) && echo "data dir $$D, Dagster home $$DAGSTER_HOME" \
+	  && exec $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
+# First tags and relocates the store's experiments (python -m resources.mlflow; see resources/mlflow.py).
+# MLflow 3.17's UI opens in its GenAI view until its sidebar switch says "Machine learning".
 mlflow-ui: setup
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(DATA_DIR)/mlflow.db \
-	  --default-artifact-root file://$(DATA_DIR)/mlartifacts --host 127.0.0.1 --port 5000 --workers 1
+	@$(DATA_ENV) && $(PY) -m resources.mlflow "$$D" \
+	  && echo "MLflow store $$D/mlflow.db: http://127.0.0.1:$(MLFLOW_PORT)/#/experiments?workflowType=machine_learning" \
+	  && exec $(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$$D/mlflow.db" \
+	  --default-artifact-root "file://$$D/mlartifacts" --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
+
+# Prints the data dir and Dagster home that demo, ui and mlflow-ui use (creates nothing).
+data-dir: setup
+	@$(HOME_ENV) && echo "$$D" && echo "$$DAGSTER_HOME"
 
 sim: setup
 	$(PY) -m quantdag.sim --port 8765 --seed 7
@@ -51,4 +77,5 @@ lock:
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(DATA_DIR)
+	@if test -x $(PY); then $(DATA_ENV) || exit 1; else D="$(or $(QUANTDAG_DATA_DIR),$(CURDIR)/data)"; fi \
+	  && echo "rm -rf $$D" && rm -rf -- "$$D"

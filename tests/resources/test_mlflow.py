@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 import mlflow
+import pytest
 
 from resources import MlflowResource
 
@@ -188,3 +189,91 @@ def test_metrics_table_fractions_shown_as_labelled_percentages_per_symbol_tf_mar
         {"market": "BTC/USDT:1h", "total_return %": 12.34, "sharpe": 1.235, "max_drawdown %": 5.0, "n_trades": 7},
         {"market": "ETH/USDT:1h", "total_return %": -50.0, "sharpe": None, "max_drawdown %": 60.0, "n_trades": 0},
     ]
+
+
+# ---- make demo / ui / mlflow-ui use the configuration's data dir (DATA_DIR overrides it) ----
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _config(tmp_path, data_dir):
+    import yaml
+
+    cfg = tmp_path / "quantdag.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "data_dir": str(data_dir),
+        "universe": {"markets": [{"symbol": "BTC/USDT"}], "research_markets": ["BTC/USDT:1h"]},
+    }))
+    return cfg
+
+
+def _make(target, *variables, env, **popen):
+    """``make target`` with this interpreter's venv (already set up: never reinstalled by the test)."""
+    import os
+    import subprocess
+    import sys
+
+    venv = Path(sys.executable).parent.parent
+    args = ["make", "-s", "-C", str(ROOT), "-o", f"{venv}/.installed", f"VENV={venv}", f"PY={sys.executable}", *variables, target]
+    env = {k: v for k, v in os.environ.items() if k not in ("DATA_DIR", "QUANTDAG_DATA_DIR", "DAGSTER_HOME", "QUANTDAG_CONFIG")} | env
+    if popen:
+        return subprocess.Popen(args, env=env, **popen)
+    return subprocess.run(args, check=False, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_make_data_dir_without_DATA_DIR_is_the_configured_data_dir(tmp_path):
+    from quantdag.config import load_config
+
+    cfg = _config(tmp_path, "research-data")  # relative: against the file's folder
+    out = _make("data-dir", env={"QUANTDAG_CONFIG": str(cfg)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(load_config(cfg).data_path), str(tmp_path / "research-data" / "dagster_home")]
+    assert not (tmp_path / "research-data").exists()  # printing creates nothing
+
+
+def test_make_data_dir_with_DATA_DIR_moves_data_and_dagster_home_together(tmp_path):
+    cfg = _config(tmp_path, "research-data")
+    for how in ("command line", "environment"):
+        target = tmp_path / how.replace(" ", "_")
+        variables, env = ([f"DATA_DIR={target}"], {}) if how == "command line" else ([], {"DATA_DIR": str(target)})
+        out = _make("data-dir", *variables, env={"QUANTDAG_CONFIG": str(cfg), **env})
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == [str(target), str(target / "dagster_home")], how
+
+
+@pytest.mark.slow
+def test_make_mlflow_ui_serves_the_configured_data_dirs_store_adopted_after_a_copy(tmp_path):
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    old, data = tmp_path / "old", tmp_path / "data"
+    _log_run(MlflowResource.at(old), "backtests", "r")
+    shutil.copytree(old, data)
+    cfg = _config(tmp_path, data)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (tmp_path / "mlflow-ui.log").open("w")
+    proc = _make("mlflow-ui", f"MLFLOW_PORT={port}", env={"QUANTDAG_CONFIG": str(cfg)},
+                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=backtests"
+        deadline, exp = time.monotonic() + 180, None
+        while exp is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    exp = json.load(r)["experiment"]
+            except OSError:
+                time.sleep(1)
+        assert exp is not None, (tmp_path / "mlflow-ui.log").read_text()
+        assert exp["artifact_location"] == f"{(data / 'mlartifacts').as_uri()}/backtests"
+        assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in exp["tags"]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # make, and the MLflow server it started in its session
+        proc.wait(timeout=60)
+        log.close()
