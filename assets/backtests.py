@@ -5,10 +5,11 @@ import json
 
 import dagster as dg
 
-from assets.common import DUCKDB_POOL, report_metadata
+from assets.common import DUCKDB_POOL, metrics_table, mlflow_run_link, report_metadata
 from assets.partitions import Partitions
 from quantdag.config import ProjectConfig
 from quantdag.stages.backtests import run_backtests, store_backtests
+from quantdag.stages.checks import BACKTEST_CHECKS, check_backtests
 from quantdag.stages.signals import resolve_param_set
 from quantdag.strategies.keys import param_set_label
 from quantdag.tracking import log_backtest
@@ -29,7 +30,7 @@ def _equity_chart(outcomes) -> str:
     fig, ax = plt.subplots(figsize=(7, 3), dpi=90)
     for o in outcomes:
         eq = o.result.equity
-        ax.plot(eq["ts"].to_list(), eq["equity"].to_list(), label=f"{o.market.symbol} {o.market.timeframe}", lw=1)
+        ax.plot(eq["ts"].to_list(), eq["equity"].to_list(), label=o.market.key, lw=1)
     ax.set_ylabel("equity")
     ax.legend(fontsize=7)
     fig.autofmt_xdate()
@@ -49,6 +50,10 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
         deps=["signals"],
         kinds={"duckdb", "mlflow", "numba"},
         metadata={"table": "backtest.runs", "also_writes": "backtest.trades, backtest.equity"},
+        check_specs=[
+            dg.AssetCheckSpec(name, asset="backtests", description=desc, blocking=True)
+            for name, desc in BACKTEST_CHECKS.items()
+        ],
     )
     def backtests(
         context: dg.AssetExecutionContext,
@@ -61,7 +66,7 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
         markets = [m.on(exchange.venue) for m in config.research_markets]
         wh = warehouse.get()
         strategy = resolve_param_set(wh, key)
-        outcomes = run_backtests(wh, key, markets, config.backtest_settings())
+        outcomes = run_backtests(wh, key, markets, config.backtest_settings(), accept_holes=config.universe.accept_holes)
         run_ids: dict[str, str] = {}
         for o in outcomes:
             with mlflow.start_run(context, EXPERIMENT, run_name=f"{param_set_label(strategy)} · {o.market.key}",
@@ -69,21 +74,20 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
                 log_backtest(o.result, strategy_params=strategy.params, market=o.market.where)
                 run_ids[o.market.key] = run.info.run_id
         report = store_backtests(wh, key, outcomes, markets, mlflow_run_ids=run_ids, dagster_run_id=context.run_id)
-        rows = [
-            dg.TableRecord({"market": f"{o.market.symbol} {o.market.timeframe}",
-                            **{k: float(o.result.metrics[k]) for k in ("total_return", "sharpe", "max_drawdown")},
-                            "n_trades": int(o.result.metrics["n_trades"])})
-            for o in outcomes
+        check_results = [
+            dg.AssetCheckResult(check_name=name, passed=v.passed, severity=dg.AssetCheckSeverity.ERROR, metadata=v.metadata)
+            for name, v in check_backtests(wh, key, markets, settings=config.backtest_settings(),
+                                           accept_holes=config.universe.accept_holes).items()
         ]
-        schema = dg.TableSchema(columns=[dg.TableColumn("market", "string"), dg.TableColumn("total_return", "float"),
-                                         dg.TableColumn("sharpe", "float"), dg.TableColumn("max_drawdown", "float"),
-                                         dg.TableColumn("n_trades", "int")])
         meta = dict(report_metadata(report))
-        meta["metrics"] = dg.MetadataValue.table(records=rows, schema=schema)
-        meta["mlflow_run_ids"] = dg.MetadataValue.json(run_ids)
+        meta["metrics"] = metrics_table({o.market.key: o.result.metrics for o in outcomes},
+                                        ("total_return", "sharpe", "max_drawdown", "n_trades"))
+        if run_ids:
+            experiment_id = mlflow.experiment_id(EXPERIMENT)
+            meta.update({f"mlflow_run {m}": mlflow_run_link(experiment_id, r) for m, r in run_ids.items()})
         meta["params"] = dg.MetadataValue.json(json.loads(strategy.params_json))
         if outcomes:
             meta["equity_chart"] = dg.MetadataValue.md(_equity_chart(outcomes))
-        return dg.MaterializeResult(metadata=meta)
+        return dg.MaterializeResult(metadata=meta, check_results=check_results)
 
     return [backtests]
