@@ -130,9 +130,9 @@ def log_sweep(outcome: Any, *, top_k: int = 5) -> list[str]:
         else:
             log.info("sweep of %s: no heatmap (varied parameters %s; a heatmap needs two)", s["strategy"], varied)
         mlflow.log_artifacts(tmp)
-    sign = -1.0 if s["objective"] in ("max_drawdown_duration_bars", "max_drawdown_duration_days", "volatility") else 1.0
-    ranked = result.results.filter(result.results[s["objective"]].is_not_null() & result.results[s["objective"]].is_not_nan())
-    ranked = ranked.sort(s["objective"], descending=sign > 0).head(top_k)
+    from quantdag.optimize.search import rank_results  # the sweep's own ranking: children are its top k
+
+    ranked = rank_results(result.results, s["objective"], s["min_trades"]).head(top_k)
     child_ids = []
     experiment_id = mlflow.active_run().info.experiment_id
     for i, row in enumerate(ranked.iter_rows(named=True)):

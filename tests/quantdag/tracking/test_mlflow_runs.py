@@ -76,3 +76,18 @@ def test_log_sweep_heatmap_failure_other_than_one_parameter_space_raises(candles
     outcome = dataclasses.replace(outcome, result=broken(outcome.result))
     with pytest.raises(error), mlflow.start_run(experiment_id=exp):
         log_sweep(outcome, top_k=2)
+
+
+def test_log_sweep_minimised_objective_children_are_the_sweeps_best_not_its_worst(candles, store):
+    """With objective max_drawdown the nested runs are the smallest drawdowns, as the sweep ranks them."""
+    from quantdag.optimize.search import rank_results
+
+    client, exp = store
+    result = optimize_strategy(candles, "sma_cross", grid={"fast": [5, 10, 20], "slow": [30, 60, 90]}, min_trades=1,
+                               objective="max_drawdown", pbo_max_combos=20)
+    outcome = SweepOutcome(MARKET, result, "sma_cross-best", candles["ts"].min(), candles["ts"].max())
+    with mlflow.start_run(experiment_id=exp):
+        ids = log_sweep(outcome, top_k=3)
+    got = [client.get_run(i).data.metrics["max_drawdown"] for i in ids]
+    assert got == rank_results(result.results, "max_drawdown", 1)["max_drawdown"].head(3).to_list()
+    assert got == sorted(got) and got[0] == result.results["max_drawdown"].min()
