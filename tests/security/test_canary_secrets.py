@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipeline_helpers import recent_days
+from pipeline_helpers import config_with, recent_days
 from pipelines.demo import range_tags
 from quantdag.strategies.keys import param_set_key
 from quantdag.strategies import create_strategy
@@ -34,7 +34,9 @@ def test_canary_keys_absent_from_event_logs_duckdb_mlflow_and_logs(tmp_path, sim
     monkeypatch.setenv("QUANTDAG_BINANCE_API_KEY", KEY)
     monkeypatch.setenv("QUANTDAG_BINANCE_SECRET", SECRET)
     data = tmp_path / "data"
-    defs = build_defs(data, sim_url=sim.url)
+    config = config_with(strategies={"param_sets": [{"strategy": "sma_cross", "params": {"fast": 5, "slow": 20}}],
+                                     "paper": ["sma_cross"]})
+    defs = build_defs(data, config=config, sim_url=sim.url)
     key = param_set_key(create_strategy("sma_cross", {"fast": 5, "slow": 20}))
     home = tmp_path / "dagster_home"
     home.mkdir()
