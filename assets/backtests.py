@@ -8,11 +8,7 @@ import dagster as dg
 from assets.common import DUCKDB_POOL, metrics_table, mlflow_run_link, report_metadata
 from assets.partitions import Partitions
 from quantdag.config import ProjectConfig
-from quantdag.stages.backtests import run_backtests, store_backtests
-from quantdag.stages.checks import BACKTEST_CHECKS, check_backtests
-from quantdag.stages.signals import resolve_param_set
-from quantdag.strategies.keys import param_set_label
-from quantdag.tracking import log_backtest
+from quantdag.stages.backtests import BACKTEST_CHECKS, backtest_param_set
 from resources import ExchangeResource, MlflowResource, WarehouseResource
 
 EXPERIMENT = "backtests"
@@ -62,22 +58,16 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
         mlflow: MlflowResource,
     ) -> dg.MaterializeResult:
         """Backtest of one parameter set on every research market, next-open fills, costs on."""
-        key = context.partition_key
         markets = [m.on(exchange.venue) for m in config.research_markets]
-        wh = warehouse.get()
-        strategy = resolve_param_set(wh, key)
-        outcomes = run_backtests(wh, key, markets, config.backtest_settings(), accept_holes=config.universe.accept_holes)
-        run_ids: dict[str, str] = {}
-        for o in outcomes:
-            with mlflow.start_run(context, EXPERIMENT, run_name=f"{param_set_label(strategy)} · {o.market.key}",
-                                  tags={"strategy": strategy.name, "params_hash": strategy.params_hash}) as run:
-                log_backtest(o.result, strategy_params=strategy.params, market=o.market.where)
-                run_ids[o.market.key] = run.info.run_id
-        report = store_backtests(wh, key, outcomes, markets, mlflow_run_ids=run_ids, dagster_run_id=context.run_id)
+        done = backtest_param_set(
+            warehouse.get(), context.partition_key, markets, settings=config.backtest_settings(),
+            accept_holes=config.universe.accept_holes, dagster_run_id=context.run_id,
+            start_run=lambda name, tags: mlflow.start_run(context, EXPERIMENT, run_name=name, tags=tags),
+        )
+        outcomes, run_ids, strategy, report = done.outcomes, done.run_ids, done.strategy, done.report
         check_results = [
             dg.AssetCheckResult(check_name=name, passed=v.passed, severity=dg.AssetCheckSeverity.ERROR, metadata=v.metadata)
-            for name, v in check_backtests(wh, key, markets, settings=config.backtest_settings(),
-                                           accept_holes=config.universe.accept_holes).items()
+            for name, v in done.checks.items()
         ]
         meta = dict(report_metadata(report))
         meta["metrics"] = metrics_table({o.market.key: o.result.metrics for o in outcomes},

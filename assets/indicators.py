@@ -5,8 +5,7 @@ import dagster as dg
 from assets.common import DUCKDB_POOL, report_metadata
 from assets.partitions import SINGLE_RUN, Partitions
 from quantdag.config import ProjectConfig
-from quantdag.features import lookback_days
-from quantdag.stages.indicators import build_indicators
+from quantdag.stages.indicators import build_indicators, lookback_days_of
 from resources import ExchangeResource, WarehouseResource
 
 
@@ -21,7 +20,7 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
             "date": dg.DimensionPartitionMapping(
                 "date",
                 dg.TimeWindowPartitionMapping(
-                    start_offset=-max(lookback_days(m.timeframe, specs) for m in parts.markets),
+                    start_offset=-lookback_days_of(parts.markets, specs),
                     allow_nonexistent_upstream_partitions=True,
                 ),
             ),

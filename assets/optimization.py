@@ -8,8 +8,7 @@ import dagster as dg
 from assets.common import DUCKDB_POOL, mlflow_run_link, report_metadata
 from assets.partitions import Partitions
 from quantdag.config import ProjectConfig
-from quantdag.stages.optimization import SweepSkipped, run_sweep, store_sweep
-from quantdag.tracking import log_sweep
+from quantdag.stages.optimization import SweepSkipped, sweep_strategy
 from resources import ExchangeResource, MlflowResource, WarehouseResource
 
 EXPERIMENT = "optimization"
@@ -46,18 +45,17 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
     ) -> Iterator[dg.MaterializeResult]:
         """A parameter sweep with its deflated Sharpe ratio and PBO; best parameters ready to promote."""
         market = project.optimization_market.on(exchange.venue)
-        wh = warehouse.get()
         try:
-            outcome = run_sweep(wh, context.partition_key, market, objective=config.objective, min_trades=config.min_trades,
-                                n_trials=config.n_trials, seed=config.seed, max_grid=o.max_grid,
-                                settings=project.backtest_settings())
+            done = sweep_strategy(
+                warehouse.get(), context.partition_key, market, objective=config.objective, min_trades=config.min_trades,
+                n_trials=config.n_trials, seed=config.seed, max_grid=o.max_grid, settings=project.backtest_settings(),
+                top_k=config.top_k, dagster_run_id=context.run_id,
+                start_run=lambda name, tags: mlflow.start_run(context, EXPERIMENT, run_name=name, tags=tags),
+            )
         except SweepSkipped as exc:  # too little history yet: no materialization, the reason in the log
             context.log.warning(str(exc))
             return
-        with mlflow.start_run(context, EXPERIMENT, run_name=f"sweep {context.partition_key} · {market.key}",
-                              tags={"strategy": context.partition_key, "market": market.key}) as run:
-            log_sweep(outcome, top_k=config.top_k)
-        report = store_sweep(wh, outcome, mlflow_run_id=run.info.run_id, dagster_run_id=context.run_id)
+        outcome, report, run = done.outcome, done.report, done.run
         s = outcome.result.summary()
         meta = dict(report_metadata(report))
         meta.update({

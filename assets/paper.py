@@ -5,9 +5,7 @@ import dagster as dg
 from assets.common import DUCKDB_POOL
 from assets.partitions import Partitions
 from quantdag.config import ProjectConfig
-from quantdag.execution import ticker_source
-from quantdag.stages.paper import PaperAccount, paper_cycle, paper_drift
-from quantdag.tracking import send_alert
+from quantdag.stages.paper import PaperAccount, drift_step, paper_step
 from resources import ExchangeResource, WarehouseResource
 
 
@@ -41,12 +39,9 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
             cash_buffer=paper.cash_buffer,
         )  # fmt: skip
         markets = [m.on(exchange.venue) for m in research]
-        summary = paper_cycle(
-            warehouse.get(), context.partition_key, markets, price_source=ticker_source(exchange.client()), account=account
-        )
-        if str(summary["risk_state"]).lower() != "active":  # a kill switch tripped: tell a human
-            context.log.error(send_alert(f"paper account {context.partition_key}: risk state {summary['risk_state']}",
-                                         context={"param_set": context.partition_key}, webhook_env=webhook_env))
+        summary = paper_step(warehouse.get(), context.partition_key, markets, exchange.client(), account, webhook_env=webhook_env)
+        if "alert" in summary:  # a kill switch tripped: a human has been told
+            context.log.error(str(summary["alert"]))
         return dg.MaterializeResult(metadata={k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in summary.items()})
 
     @dg.asset(
@@ -60,15 +55,11 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
     def paper_drift_check(context: dg.AssetExecutionContext, warehouse: WarehouseResource, exchange: ExchangeResource) -> dg.MaterializeResult:
         """Each paper fill beside the backtest's fill for the same decision; an alert when they diverge."""
         markets = [m.on(exchange.venue) for m in research]
-        drift = paper_drift(warehouse.get(), context.partition_key, markets, tolerance_bps=paper.drift_tolerance_bps)
+        drift, alert = drift_step(warehouse.get(), context.partition_key, markets, tolerance_bps=paper.drift_tolerance_bps,
+                                  webhook_env=webhook_env)
         counts = {s: int(n) for s, n in drift.group_by("status").len().iter_rows()}
-        diverged = drift.filter(drift["status"] == "diverged")
-        if diverged.height:
-            worst = float(diverged["drift_bps"].abs().max())
-            context.log.error(send_alert(
-                f"paper account {context.partition_key}: {diverged.height} fill(s) diverge from the backtest, worst {worst:.1f} bps",
-                context={"param_set": context.partition_key}, webhook_env=webhook_env,
-            ))
+        if alert:
+            context.log.error(alert)
         mean = drift["drift_bps"].drop_nulls().mean()
         return dg.MaterializeResult(metadata={
             "fills": len(drift), "by_status": dg.MetadataValue.json(counts),

@@ -5,8 +5,7 @@ import dagster as dg
 from assets.common import DUCKDB_POOL, report_metadata
 from assets.partitions import Partitions
 from quantdag.config import ProjectConfig
-from quantdag.stages.checks import SIGNAL_CHECKS, check_signals
-from quantdag.stages.signals import build_signals
+from quantdag.stages.signals import SIGNAL_CHECKS, build_signals, check_signals
 from quantdag.strategies import Strategy
 from resources import ExchangeResource, WarehouseResource
 

@@ -6,16 +6,24 @@ transaction and returns a :class:`StageReport`. Stages are plain Python (no Dags
 notebook or a command can run one directly:
 
 ==================  ===========================================================================
-module              writes
+module              writes (and the one call its asset makes)
 ==================  ===========================================================================
-``market_data``     ``raw.candles``, ``market.candles`` + ``market.gaps`` (and checks them)
-``indicators``      ``features.indicators``
-``events``          ``market.events``
-``signals``         ``signals.signals``, ``signals.param_sets``
-``backtests``       ``backtest.runs``, ``backtest.trades``, ``backtest.equity``
-``optimization``    ``optimize.sweeps``, ``optimize.results``
-``paper``           ``paper.*`` through the OMS, ``paper.drift``
+``market_data``     ``raw.candles``, ``market.candles`` + ``market.gaps``, holes included;
+                    ``ingest_raw``, ``normalize_candles``, ``check_candles``
+``indicators``      ``features.indicators``: ``build_indicators``
+``events``          ``market.events``: ``build_events``
+``signals``         ``signals.signals``, ``signals.param_sets``, ``signals.lookahead``:
+                    ``build_signals``, ``check_signals``
+``backtests``       ``backtest.runs``, ``backtest.trades``, ``backtest.equity``, one tracking run
+                    per market: ``backtest_param_set``
+``optimization``    ``optimize.sweeps``, ``optimize.results``, the sweep's tracking runs:
+                    ``sweep_strategy``
+``paper``           ``paper.*`` through the OMS (``paper_step``), ``paper.drift`` (``drift_step``)
 ==================  ===========================================================================
+
+Tracking and alerts come in as callables or settings (``start_run``, ``webhook_env``), so a
+stage never imports Dagster; an asset imports its own stage module and nothing else of ours
+beyond the shared vocabulary (``quantdag.config``, ``quantdag.markets``).
 """
 
 from quantdag.stages.common import StageReport, finite_or_none, read_candles

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from datetime import datetime
+
+from typing import Any
 
 import polars as pl
 
@@ -19,10 +22,19 @@ from quantdag.backtest import BacktestResult, BacktestSettings, run
 from quantdag.data import describe_holes, find_holes
 from quantdag.errors import DataError
 from quantdag.markets import Market
-from quantdag.stages.common import StageReport, finite_or_none, read_candles
-from quantdag.stages.signals import read_signals, require_no_lookahead, resolve_param_set, strategy_where
+from quantdag.stages.common import CheckVerdict, StageReport, finite_or_none, read_candles
+from quantdag.stages.signals import (
+    read_signals,
+    require_no_lookahead,
+    resolve_param_set,
+    signals_match_candles,
+    strategy_where,
+)
 from quantdag.store import Slice, Warehouse, load_sql
 from quantdag.strategies import Strategy
+from quantdag.strategies.keys import param_set_label
+from quantdag.timeframes import timeframe_ms
+from quantdag.tracking import log_backtest
 
 RUN_METRIC_COLUMNS = (
     "final_equity", "total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown",
@@ -162,6 +174,52 @@ def store_backtests(
     return report
 
 
+#: Opens a tracking run (name, tags) whose ``info.run_id`` identifies it: the pipeline's MLflow resource.
+StartRun = Callable[[str, dict[str, str]], AbstractContextManager[Any]]
+
+
+@dataclass
+class BacktestStage:
+    """What :func:`backtest_param_set` did: the strategy, each market's outcome and run, the checks."""
+
+    strategy: Strategy
+    outcomes: list[BacktestOutcome]
+    report: StageReport
+    run_ids: dict[str, str] = field(default_factory=dict)
+    checks: dict[str, CheckVerdict] = field(default_factory=dict)
+
+
+def backtest_param_set(
+    wh: Warehouse,
+    key: str,
+    markets: Sequence[Market],
+    *,
+    settings: BacktestSettings | None = None,
+    accept_holes: bool = False,
+    start_run: StartRun | None = None,
+    dagster_run_id: str | None = None,
+) -> BacktestStage:
+    """The whole stage: backtest ``key`` on ``markets``, log each run, store everything, check it.
+
+    ``start_run(name, tags)`` opens one tracking run per market (the asset passes its MLflow
+    resource); each is named ``<strategy params> · <SYMBOL:TF>`` and holds the run's parameters,
+    metrics, equity curve and report. Without it nothing is logged.
+    """
+    settings = settings or BacktestSettings()
+    strategy = resolve_param_set(wh, key)
+    outcomes = run_backtests(wh, key, markets, settings, accept_holes=accept_holes)
+    run_ids: dict[str, str] = {}
+    if start_run is not None:
+        for o in outcomes:
+            tags = {"strategy": strategy.name, "params_hash": strategy.params_hash, "market": o.market.key}
+            with start_run(f"{param_set_label(strategy)} · {o.market.key}", tags) as run:
+                log_backtest(o.result, strategy_params=strategy.params, market=o.market.where)
+                run_ids[o.market.key] = run.info.run_id
+    report = store_backtests(wh, key, outcomes, markets, mlflow_run_ids=run_ids, dagster_run_id=dagster_run_id)
+    checks = check_backtests(wh, key, markets, settings=settings, accept_holes=accept_holes)
+    return BacktestStage(strategy, outcomes, report, run_ids, checks)
+
+
 #: Fewer trades than this and a run is listed, not ranked (the configuration's ``leaderboard.min_trades``).
 LEADERBOARD_MIN_TRADES = 5
 
@@ -172,3 +230,55 @@ def leaderboard(wh: Warehouse, *, min_trades: int = LEADERBOARD_MIN_TRADES) -> p
     ``ranked`` says which; ``n_trades`` is the sample size (``sql/select_leaderboard.sql``).
     """
     return wh.query(load_sql("select_leaderboard"), [min_trades])
+
+
+# ---- checks (computed from the stored tables by SQL) ----
+
+#: Checks of the ``backtests`` asset: name -> description.
+BACKTEST_CHECKS = {
+    "no_unaccepted_holes": "no backtested series has a hole (missing candles between stored ones) unless holes are accepted",
+    "signals_match_candles": "the signals backtested line up one to one with the stored candles of every research market",
+    "costs_on": "every stored run charges a fee and slippage, unless the configuration turns costs off",
+}
+
+
+def costs_off(settings: BacktestSettings) -> bool:
+    """Whether ``settings`` charge no fee or no slippage (only a configuration can ask for that)."""
+    slips = settings.slippage > 0 or (settings.slippage_model == "volatility" and settings.slippage_vol_factor > 0)
+    return not (settings.fee > 0 and slips)
+
+
+def check_backtests(
+    wh: Warehouse,
+    key: str,
+    markets: Sequence[Market],
+    *,
+    settings: BacktestSettings | None = None,
+    accept_holes: bool = False,
+) -> dict[str, CheckVerdict]:
+    """:data:`BACKTEST_CHECKS` of parameter set ``key``'s stored runs on ``markets``.
+
+    ``settings`` are the configured backtest settings (costs may be off only if they say so);
+    ``accept_holes`` whether holes were accepted.
+    """
+    s = resolve_param_set(wh, key)
+    settings = settings or BacktestSettings()
+    sql = load_sql("check_backtest_runs")
+    totals = {"runs": 0, "holes": 0, "hole_candles": 0, "zero_cost_runs": 0}
+    for m in markets:
+        row = wh.query(sql, [s.name, s.params_hash, m.exchange, m.symbol, m.timeframe, timeframe_ms(m.timeframe)]).row(0, named=True)
+        for k in totals:
+            totals[k] += int(row[k] or 0)
+    off = costs_off(settings)
+    return {
+        "no_unaccepted_holes": CheckVerdict(
+            totals["holes"] == 0 or accept_holes,
+            {"holes": totals["holes"], "hole_candles": totals["hole_candles"], "accept_holes": accept_holes},
+        ),
+        "signals_match_candles": signals_match_candles(wh, key, markets),
+        "costs_on": CheckVerdict(
+            totals["zero_cost_runs"] == 0 or off,
+            {"runs": totals["runs"], "zero_cost_runs": totals["zero_cost_runs"], "fee": settings.fee,
+             "slippage": settings.slippage, "costs_off_by_configuration": off},
+        ),
+    }

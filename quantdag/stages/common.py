@@ -52,3 +52,11 @@ def finite_or_none(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+@dataclass(frozen=True)
+class CheckVerdict:
+    """One check's outcome and the counts behind it (plain values, for asset-check metadata)."""
+
+    passed: bool
+    metadata: dict[str, Any] = field(default_factory=dict)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -21,6 +22,11 @@ from quantdag.stages.common import StageReport, market_slice
 from quantdag.store import Warehouse
 
 TABLE = "features.indicators"
+
+
+def lookback_days_of(markets: Sequence[Market], specs: Sequence[Any] = DEFAULT_INDICATORS) -> int:
+    """Days of earlier candles the slowest of ``markets`` reads to warm its indicators (the lineage's look-back)."""
+    return max((lookback_days(m.timeframe, specs) for m in markets), default=0)
 
 
 def build_indicators(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ from quantdag.stages.common import StageReport, finite_or_none, read_candles
 from quantdag.store import Slice, Warehouse
 from quantdag.strategies import create_strategy, get_strategy
 from quantdag.strategies.keys import param_set_key
+from quantdag.tracking import log_sweep
 
 #: Above this many grid points the sweep samples the space instead of enumerating it (default).
 MAX_GRID = 5000
@@ -129,3 +132,41 @@ def store_sweep(wh: Warehouse, o: SweepOutcome, *, mlflow_run_id: str | None = N
     report.add(m, combos=results.height)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+@dataclass(frozen=True)
+class SweepStage:
+    """What :func:`sweep_strategy` did: the sweep, what it stored, and its tracking run (if any)."""
+
+    outcome: SweepOutcome
+    report: StageReport
+    run: Any = None
+
+
+def sweep_strategy(
+    wh: Warehouse,
+    strategy: str,
+    market: Market,
+    *,
+    start_run: Callable[[str, dict[str, str]], AbstractContextManager[Any]] | None = None,
+    top_k: int = 5,
+    dagster_run_id: str | None = None,
+    **sweep: Any,
+) -> SweepStage:
+    """The whole stage: :func:`run_sweep` (``sweep`` are its options), log it, store it.
+
+    ``start_run(name, tags)`` opens the parent tracking run (``sweep <strategy> · <SYMBOL:TF>``),
+    which gets the summary and artifacts, and the ``top_k`` best combinations as nested runs.
+
+    Raises
+    ------
+    SweepSkipped
+        If the stored history is too short for the sweep (nothing is logged or stored).
+    """
+    outcome = run_sweep(wh, strategy, market, **sweep)
+    run = None
+    if start_run is not None:
+        with start_run(f"sweep {strategy} · {market.key}", {"strategy": strategy, "market": market.key}) as run:
+            log_sweep(outcome, top_k=top_k)
+    report = store_sweep(wh, outcome, mlflow_run_id=run.info.run_id if run is not None else None, dagster_run_id=dagster_run_id)
+    return SweepStage(outcome, report, run)

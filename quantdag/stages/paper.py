@@ -19,9 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from typing import Any
+
 import polars as pl
 
-from quantdag.execution import OrderManager, PaperBroker, RiskEngine, RiskLimits
+from quantdag.execution import OrderManager, PaperBroker, RiskEngine, RiskLimits, ticker_source
 from quantdag.execution.brokers.paper import Quote
 from quantdag.markets import Market
 from quantdag.stages.signals import read_signals, require_no_lookahead, resolve_param_set
@@ -29,6 +31,7 @@ from quantdag.store import Slice, Warehouse
 from quantdag.strategies import Strategy
 from quantdag.strategies.base import position_state
 from quantdag.timeframes import timeframe_ms
+from quantdag.tracking import WEBHOOK_ENV, send_alert
 
 log = logging.getLogger(__name__)
 
@@ -164,3 +167,32 @@ def paper_drift(
     out = pl.DataFrame(rows, schema=schema)
     wh.replace_slices("paper.drift", out, [Slice(where={"broker": broker}, time_column=None)], order_by=("client_order_id",))
     return out
+
+
+def paper_step(
+    wh: Warehouse, key: str, markets: Sequence[Market], client: Any, account: PaperAccount, *, webhook_env: str = WEBHOOK_ENV
+) -> dict[str, object]:
+    """One paper-trading step at the exchange's live prices (``client``'s tickers), alerting on a kill switch.
+
+    A tripped kill switch sends an alert (log + webhook from ``webhook_env``); its text is in
+    ``summary["alert"]``.
+    """
+    summary = paper_cycle(wh, key, markets, price_source=ticker_source(client), account=account)
+    if str(summary["risk_state"]).lower() != "active":
+        summary["alert"] = send_alert(f"paper account {key}: risk state {summary['risk_state']}",
+                                      context={"param_set": key}, webhook_env=webhook_env)
+    return summary
+
+
+def drift_step(
+    wh: Warehouse, key: str, markets: Sequence[Market], *, tolerance_bps: float = DEFAULT_TOLERANCE_BPS,
+    webhook_env: str = WEBHOOK_ENV,
+) -> tuple[pl.DataFrame, str | None]:
+    """:func:`paper_drift`, and an alert (its text returned) when a fill diverges beyond the tolerance."""
+    drift = paper_drift(wh, key, markets, tolerance_bps=tolerance_bps)
+    diverged = drift.filter(pl.col("status") == "diverged")
+    if not diverged.height:
+        return drift, None
+    worst = float(diverged["drift_bps"].abs().max())
+    text = f"paper account {key}: {diverged.height} fill(s) diverge from the backtest, worst {worst:.1f} bps"
+    return drift, send_alert(text, context={"param_set": key}, webhook_env=webhook_env)

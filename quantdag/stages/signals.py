@@ -15,8 +15,8 @@ import polars as pl
 
 from quantdag.errors import DataError, StrategyError
 from quantdag.markets import CANDLE_KEY, Market
-from quantdag.stages.common import StageReport, read_candles
-from quantdag.store import Slice, Warehouse
+from quantdag.stages.common import CheckVerdict, StageReport, read_candles
+from quantdag.store import Slice, Warehouse, load_sql
 from quantdag.strategies import Strategy, check_lookahead
 from quantdag.strategies.keys import default_param_sets, strategy_from_key
 
@@ -207,3 +207,44 @@ def build_signals(
             )
     report.seconds = time.perf_counter() - t0
     return report
+
+
+# ---- checks (computed from the stored tables by SQL, independently of the Python that wrote them) ----
+
+#: Checks of the ``signals`` asset besides ``no_lookahead``: name -> description.
+SIGNAL_CHECKS = {
+    "signals_match_candles": "every stored candle of every research market has exactly one signal row, every signal row a candle",
+}
+
+
+def _signal_counts(wh: Warehouse, key: str, markets: Sequence[Market]) -> dict[str, int]:
+    s = resolve_param_set(wh, key)
+    sql = load_sql("check_signals")
+    totals = {"candles": 0, "signal_rows": 0, "candles_without_one_signal": 0, "signals_without_candle": 0}
+    for m in markets:
+        row = wh.query(sql, [s.name, s.params_hash, m.exchange, m.symbol, m.timeframe]).row(0, named=True)
+        for k in totals:
+            totals[k] += int(row[k] or 0)
+    return totals
+
+
+def _signals_verdict(counts: dict[str, int]) -> CheckVerdict:
+    bad = counts["candles_without_one_signal"] + counts["signals_without_candle"]
+    return CheckVerdict(bad == 0, {**counts, "violations": bad})
+
+
+def signals_match_candles(wh: Warehouse, key: str, markets: Sequence[Market]) -> CheckVerdict:
+    """Every stored candle of ``markets`` has exactly one signal row of ``key``, every row a candle."""
+    return _signals_verdict(_signal_counts(wh, key, markets))
+
+
+def check_signals(wh: Warehouse, key: str, markets: Sequence[Market], *, signals_withheld: bool = False) -> dict[str, CheckVerdict]:
+    """:data:`SIGNAL_CHECKS` of parameter set ``key`` on ``markets``.
+
+    ``signals_withheld``: the look-ahead check failed, so the stage stored no signals on purpose;
+    ``signals_match_candles`` is then not applicable and passes with ``checked: False`` (the
+    blocking ``no_lookahead`` check is the one that fails).
+    """
+    if signals_withheld:
+        return {"signals_match_candles": CheckVerdict(True, {"checked": False, "reason": "look-ahead check failed"})}
+    return {"signals_match_candles": signals_match_candles(wh, key, markets)}

@@ -11,7 +11,8 @@ from quantdag.errors import DataError
 from quantdag.exchange import ExchangeClient, ExchangeConfig, RetryPolicy
 from quantdag.markets import Market
 from quantdag.stages.backtests import run_backtests, store_backtests
-from quantdag.stages.checks import check_backtests, check_signals
+from quantdag.stages.backtests import check_backtests
+from quantdag.stages.signals import check_signals
 from quantdag.stages.market_data import check_candles, ingest_raw, normalize_candles
 from quantdag.stages.signals import build_signals
 from quantdag.store import Warehouse
