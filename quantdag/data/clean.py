@@ -44,10 +44,10 @@ from quantdag.data.frames import (
     UTC_MS,
     empty_frame,
     require_columns,
+    timeframe_steps,
     to_epoch_ms,
 )
 from quantdag.errors import ConfigurationError, DataError
-from quantdag.timeframes import timeframe_ms
 
 # The sort key packs the market id above the open time: ms below 2**42 (the year 2109) leave 21 bits.
 TS_BITS = 42
@@ -230,12 +230,7 @@ def _encode(raw: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
     markets = runs.unique().sort(MARKET_KEY).with_row_index("mid")
     if markets.height >= _MAX_MARKET_IDS:
         raise DataError(f"too many markets ({markets.height}) in one raw frame; at most {_MAX_MARKET_IDS - 1}")
-    tf_of = {}
-    for tf in markets["timeframe"].unique().to_list():
-        try:
-            tf_of[tf] = timeframe_ms(tf)
-        except ConfigurationError as exc:
-            raise DataError(f"raw candles have an unknown timeframe {tf!r}") from exc
+    tf_of = timeframe_steps(markets["timeframe"], "raw candles")
     markets = markets.with_columns(
         pl.col("mid").cast(pl.Int64), tf=pl.col("timeframe").replace_strict(tf_of, return_dtype=pl.Int64)
     )

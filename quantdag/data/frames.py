@@ -118,3 +118,22 @@ def utc_ms(frame: pl.DataFrame, column: str) -> pl.Expr:
     expr = pl.col(column)
     expr = expr.dt.replace_time_zone("UTC") if dtype.time_zone is None else expr.dt.convert_time_zone("UTC")
     return expr.dt.cast_time_unit("ms")
+
+
+def timeframe_steps(timeframes: pl.Series | list[str], what: str = "candles") -> dict[str, int]:
+    """Milliseconds per candle of each distinct timeframe in ``timeframes``.
+
+    Raises
+    ------
+    DataError
+        If one is not a timeframe (the data, not a setting, is at fault: hence not ConfigurationError).
+    """
+    from quantdag.timeframes import timeframe_ms
+
+    steps: dict[str, int] = {}
+    for tf in (timeframes.unique().to_list() if isinstance(timeframes, pl.Series) else sorted(set(timeframes))):
+        try:
+            steps[tf] = timeframe_ms(tf)
+        except ConfigurationError as exc:
+            raise DataError(f"{what} have an unknown timeframe {tf!r}") from exc
+    return steps

@@ -36,9 +36,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from quantdag.data.frames import GAPS_SCHEMA, MARKET_KEY, UTC_MS, empty_frame, require_columns
-from quantdag.errors import ConfigurationError, DataError
-from quantdag.timeframes import timeframe_ms
+from quantdag.data.frames import GAPS_SCHEMA, MARKET_KEY, UTC_MS, empty_frame, require_columns, timeframe_steps
+from quantdag.errors import DataError
 
 #: How many holes an error message names before it says "and N more".
 NAMED_HOLES = 3
@@ -73,12 +72,7 @@ def find_holes(candles: pl.DataFrame) -> pl.DataFrame:
         raise DataError(f"candles column ts has {candles['ts'].null_count()} null(s)")
     if candles.height < 2:
         return empty_frame(GAPS_SCHEMA)
-    steps = {}
-    for tf in candles["timeframe"].unique().to_list():
-        try:
-            steps[tf] = timeframe_ms(tf)
-        except ConfigurationError as exc:
-            raise DataError(f"candles have an unknown timeframe {tf!r}") from exc
+    steps = timeframe_steps(candles["timeframe"])
     ts = pl.col("ts")
     ts = ts.dt.replace_time_zone("UTC") if candles.schema["ts"].time_zone is None else ts.dt.convert_time_zone("UTC")
     frame = (

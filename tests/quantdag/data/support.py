@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import polars as pl
 from conftest import load_real_candles
 
@@ -124,4 +125,27 @@ def reference_clean(
     return (
         candles_out.sort(*MARKET_KEY, "ts"),
         gaps_out.sort(*MARKET_KEY, "gap_start"),
+    )
+
+
+HOUR = 3_600_000
+
+
+def hourly_frame(symbol: str, close: np.ndarray, volume: np.ndarray, *, exchange: str = "sim", filled=None) -> pl.DataFrame:
+    """Hourly CANDLES of one market from T0, open = previous close (``filled`` all false unless given)."""
+    n = close.size
+    open_ = np.r_[close[0], close[:-1]]
+    return pl.DataFrame(
+        {
+            "exchange": [exchange] * n,
+            "symbol": [symbol] * n,
+            "timeframe": ["1h"] * n,
+            "ts": pl.Series(T0 + np.arange(n, dtype=np.int64) * HOUR).cast(pl.Datetime("ms", "UTC")),
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.001,
+            "low": np.minimum(open_, close) * 0.999,
+            "close": close,
+            "volume": volume,
+            "filled": np.zeros(n, bool) if filled is None else filled,
+        }
     )

@@ -10,7 +10,7 @@ from polars.testing import assert_frame_equal
 from quantdag.data import EVENTS_SCHEMA, GAPS_SCHEMA, EventConfig, detect_events
 from quantdag.errors import ConfigurationError, DataError
 
-from .support import T0, real_candles
+from .support import T0, hourly_frame as _frame, real_candles
 
 HOUR = 3_600_000
 UTC = timezone.utc
@@ -30,25 +30,6 @@ def _walk(
     close = level * np.exp(np.cumsum(rng.normal(0.0, sigma, n)))
     vol = volume * np.exp(rng.normal(0.0, 0.3, n))
     return close, vol
-
-
-def _frame(symbol: str, close: np.ndarray, volume: np.ndarray, *, exchange: str = "sim", filled=None) -> pl.DataFrame:
-    n = close.size
-    open_ = np.r_[close[0], close[:-1]]
-    return pl.DataFrame(
-        {
-            "exchange": [exchange] * n,
-            "symbol": [symbol] * n,
-            "timeframe": ["1h"] * n,
-            "ts": pl.Series(T0 + np.arange(n, dtype=np.int64) * HOUR).cast(pl.Datetime("ms", "UTC")),
-            "open": open_,
-            "high": np.maximum(open_, close) * 1.001,
-            "low": np.minimum(open_, close) * 0.999,
-            "close": close,
-            "volume": volume,
-            "filled": np.zeros(n, bool) if filled is None else filled,
-        }
-    )
 
 
 def _of(events: pl.DataFrame, kind: str) -> pl.DataFrame:

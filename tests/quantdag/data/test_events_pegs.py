@@ -11,7 +11,7 @@ import pytest
 from quantdag.data import EventConfig, detect_events
 from quantdag.errors import ConfigurationError
 
-from .support import T0, real_candles
+from .support import T0, hourly_frame as _frame, real_candles
 
 UTC = timezone.utc
 HOUR = 3_600_000
@@ -23,26 +23,6 @@ def _walk(n: int = 800, *, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """A BTC-like random walk of hourly closes and volumes."""
     rng = np.random.default_rng(seed)
     return 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.002, n))), 10.0 * np.exp(rng.normal(0.0, 0.3, n))
-
-
-def _frame(symbol: str, close: np.ndarray, volume: np.ndarray, *, exchange: str = "sim") -> pl.DataFrame:
-    """Hourly CANDLES of one market from T0, open = previous close."""
-    n = close.size
-    open_ = np.r_[close[0], close[:-1]]
-    return pl.DataFrame(
-        {
-            "exchange": [exchange] * n,
-            "symbol": [symbol] * n,
-            "timeframe": ["1h"] * n,
-            "ts": pl.Series(T0 + np.arange(n, dtype=np.int64) * HOUR).cast(pl.Datetime("ms", "UTC")),
-            "open": open_,
-            "high": np.maximum(open_, close) * 1.001,
-            "low": np.minimum(open_, close) * 0.999,
-            "close": close,
-            "volume": volume,
-            "filled": np.zeros(n, bool),
-        }
-    )
 
 
 def _of(events: pl.DataFrame, kind: str) -> pl.DataFrame:
