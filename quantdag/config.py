@@ -95,7 +95,10 @@ class UniverseSettings(_Section):
     @classmethod
     def _start_date(cls, v: date | str) -> date | str:
         if isinstance(v, str) and not re.fullmatch(r"[1-9][0-9]*d", v):
-            raise ValueError("expected a date (2025-06-01) or a number of days back such as '90d'")
+            try:
+                return date.fromisoformat(v)
+            except ValueError:
+                raise ValueError("expected a date (2025-06-01) or a number of days back such as '90d'") from None
         return v
 
     def start(self, today: date | None = None) -> date:

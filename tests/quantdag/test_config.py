@@ -31,6 +31,8 @@ def test_shipped_config_reproduces_the_demo_universe_and_costs():
     assert (s.fill, s.fee, s.slippage) == ("next_open", 0.001, 0.0005)
     assert c.venue == "sim" and c.automation.paper_trading is False and c.automation.run_failure_alert is True
     assert c.universe.start(date(2026, 12, 2)) == date(2026, 9, 3)
+    fixed = parse_config(_with(lambda d: d["universe"].__setitem__("start_date", "2025-06-01")))  # as JSON would send it
+    assert fixed.universe.start() == date(2025, 6, 1)
 
 
 @pytest.mark.parametrize(
