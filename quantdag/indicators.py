@@ -421,6 +421,13 @@ def _talib_spec(
         if not ok:
             raise IndicatorConfigError(("params", p), f"must be {'an integer' if want_int else 'a number'}, got {value!r}")
         params[p] = int(value) if want_int else float(value)
+    effective = {**defaults, **params}
+    if {"fastperiod", "slowperiod"} <= effective.keys() and effective["fastperiod"] >= effective["slowperiod"]:
+        # TA-Lib silently swaps them (MACD, APO, PPO, ADOSC): a typo would go unnoticed
+        raise IndicatorConfigError(
+            ("params", "fastperiod"),
+            f"{function} fastperiod ({effective['fastperiod']}) must be < slowperiod ({effective['slowperiod']})",
+        )
     names = info["output_names"]
     if column is not None:
         if len(names) != 1:

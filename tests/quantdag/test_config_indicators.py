@@ -42,6 +42,8 @@ def test_indicators_section_omitted_defaults_to_shipped_specs():
         ),
         ([{"column": "x", "function": "RSI", "params": {"timeperiod": 2.5}}], r"indicators\[0\]\.params\.timeperiod: must be an integer, got 2\.5"),
         ([{"column": "x", "function": "RSI", "params": {"timeperiod": 1}}], r"indicators\[0\]\.params: RSI\(timeperiod=1\) rejected by TA-Lib"),
+        ([{"columns": {"macd": "m"}, "function": "MACD", "params": {"fastperiod": 26, "slowperiod": 12}}],
+         r"indicators\[0\]\.params\.fastperiod: MACD fastperiod \(26\) must be < slowperiod \(12\)"),
         ([{"column": "x", "function": "MACD"}], r"indicators\[0\]\.column: MACD has 3 outputs \(macd, macdsignal, macdhist\)"),
         ([{"columns": {"signal": "x"}, "function": "MACD"}], r"indicators\[0\]\.columns\.signal: not an output of MACD"),
         ([{"column": "x", "function": "MAVP"}], r"indicators\[0\]\.function: MAVP reads 'periods', not a candle column"),
