@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipelines.recovery import launch_tags, recover_orphaned_runs
 from quantdag.config import ProjectConfig
 
 log = logging.getLogger("quantdag.demo")
@@ -73,7 +74,8 @@ def run_job(defs: dg.Definitions, name: str, days: list[str], instance: dg.Dagst
     job = defs.resolve_job_def(name)
     t0 = time.perf_counter()
     result = job.execute_in_process(
-        run_config=QUIET, instance=instance, tags=range_tags(job.partitions_def, days), raise_on_error=False
+        run_config=QUIET, instance=instance, tags={**range_tags(job.partitions_def, days), **launch_tags()},
+        raise_on_error=False,
     )
     seconds = time.perf_counter() - t0
     _fail_loudly(result, name)
@@ -121,7 +123,9 @@ def run_partitioned(
     job = defs.resolve_job_def(job_name)
     t0 = time.perf_counter()
     for key in keys:
-        result = job.execute_in_process(run_config=QUIET, instance=instance, partition_key=key, raise_on_error=False)
+        result = job.execute_in_process(
+            run_config=QUIET, instance=instance, partition_key=key, tags=launch_tags(), raise_on_error=False
+        )
         checks = _failed_checks(result)
         if blocked is not None and not result.success and checks:
             blocked[key] = "; ".join(checks)
@@ -238,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.perf_counter()
     timings = []
     with dg.DagsterInstance.get() as instance:
+        for r in recover_orphaned_runs(instance):  # a killed demo left runs holding the duckdb pool slot
+            print(f"recovered: run {r.run_id} of {r.job_name} ({r.reason}) marked failed, its pool slots freed")
         for job in ("daily_data_job", "events_job"):
             timings.append((job, run_job(defs, job, days, instance)))
         changed = any(seconds > 0 for _, seconds in timings)

@@ -96,7 +96,6 @@ def test_candles_checks_are_blocking():
 
 
 def test_daily_schedule_requests_yesterday_for_every_market():
-    from datetime import datetime, timezone
 
     from quantdag.config import load_config
 
@@ -140,7 +139,6 @@ def test_register_param_sets_sensor_adds_every_default_once():
 
 
 def test_daily_backtest_schedule_requests_every_param_set():
-    from datetime import datetime, timezone
 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("param_sets", ["rsi {}", "macd {}"])
@@ -158,7 +156,6 @@ def test_run_failure_sensor_logs_scrubbed_alert():
 
 
 def test_mark_to_market_schedule_requests_only_paper_enabled_param_sets():
-    from datetime import datetime, timezone
 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("param_sets", ["sma_cross-0123456789ab", "rsi", "consensus"])
@@ -173,7 +170,6 @@ def test_schedule_ticks_leave_no_dead_instance_behind_for_later_definitions(tmp_
     instance, so a later test's first ``resolve_job_def`` died with "undefined DagsterInstance weakref".
     """
     import gc
-    from datetime import datetime, timezone
 
     from dagster._core.storage.defs_state.base import DefsStateStorage
 

@@ -1,0 +1,82 @@
+"""kill -9 during a run: the next start fails the orphan, frees its pool slot and runs to completion."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pipelines.recovery import recover_orphaned_runs
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).with_name("crash_job.py")
+
+
+def _start(home: Path, sleep: float) -> subprocess.Popen:
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, str(SCRIPT), str(sleep)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_step(home: Path, proc: subprocess.Popen, timeout: float = 90.0) -> str:
+    """The run id once its step has started (and so holds the pool slot)."""
+    deadline = time.time() + timeout
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        while time.time() < deadline:
+            for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+                logs = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
+                if logs:
+                    return run.run_id
+            if proc.poll() is not None:
+                raise AssertionError(f"the run's process ended early: {proc.stdout.read()[-2000:]}")
+            time.sleep(0.2)
+    raise AssertionError("the run never started its step")
+
+
+def _holders(instance: dg.DagsterInstance) -> set[str]:
+    """Runs holding a slot of pool ``duckdb``."""
+    return {slot.run_id for slot in instance.event_log_storage.get_concurrency_info("duckdb").claimed_slots}
+
+
+@pytest.mark.slow
+def test_killed_run_is_failed_on_restart_and_the_next_run_gets_the_pool_slot(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(ROOT / "pipelines" / "dagster.yaml", home / "dagster.yaml")
+    victim = _start(home, sleep=120)
+    run_id = _wait_for_step(home, victim)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED  # the crash left it holding the slot
+        assert _holders(instance) == {run_id}
+        recovered = recover_orphaned_runs(instance)
+        assert [r.run_id for r in recovered] == [run_id] and "is gone" in recovered[0].reason
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
+        assert _holders(instance) == set()
+        assert recover_orphaned_runs(instance) == []  # idempotent
+    nxt = _start(home, sleep=0)
+    out, _ = nxt.communicate(timeout=120)  # without recovery this waits for the pool slot forever
+    assert nxt.returncode == 0 and "done True" in out, out[-2000:]
+
+
+def test_recover_orphaned_runs_leaves_a_live_run_alone(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(ROOT / "pipelines" / "dagster.yaml", home / "dagster.yaml")
+    live = _start(home, sleep=20)
+    try:
+        run_id = _wait_for_step(home, live)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            assert recover_orphaned_runs(instance) == []
+            assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED
+    finally:
+        live.kill()
+        live.wait(timeout=30)
