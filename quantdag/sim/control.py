@@ -16,14 +16,31 @@
 ========================  ==================================================================
 
 Control requests are not logged, rate limited or faulted. Bad input answers 400 ``{"error": ...}``.
+
+Who may steer the exchange (:func:`check_control_request`, before any handler runs, so a refused
+request changes nothing; the answer is ``{"error": why, "reason": "host"|"origin"|"token"|"content_type"}``):
+
+* ``Host`` must name a loopback address (``127.0.0.1``, ``localhost``, ``[::1]``) or the bound
+  address, with the server's port; a DNS-rebound name (``evil.example:8765``) is refused with 403.
+  A server bound beyond loopback also accepts any IP-literal ``Host`` (an address cannot be rebound).
+* ``Origin`` must be absent (ccxt, curl, urllib) or an ``http(s)`` loopback origin; else 403.
+* A server bound beyond loopback (or given a ``token``) requires ``Authorization: Bearer <token>``,
+  compared in constant time; else 403.
+* Writes (POST, PUT, DELETE with a body) must be ``Content-Type: application/json``; else 415.
+  A web page can send ``text/plain`` or form bodies cross-site without a preflight, never JSON.
+
+The public ``/api/v3/*`` endpoints are not affected by any of this.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hmac
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from quantdag.errors import ConfigurationError
+from quantdag.errors import ConfigurationError, QuantdagError
 from quantdag.sim.clock import SimClock
 from quantdag.sim.faults import Fault, FaultPlan
 from quantdag.sim.routing import SimResponse
@@ -32,6 +49,107 @@ if TYPE_CHECKING:  # pragma: no cover - import cycle only for the type checker
     from quantdag.sim.server import SimExchange
 
 ControlHandler = Callable[[dict[str, str], Any], SimResponse]
+
+#: Environment variable a server bound beyond loopback takes its control token from.
+TOKEN_ENV = "QUANTDAG_SIM_TOKEN"
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+_READS = frozenset({"GET", "HEAD"})
+_HOST_PORT = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._-]+))(?::(?P<port>[0-9]{1,5}))?")
+_ORIGIN = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>.*)")
+
+
+class ControlRefused(QuantdagError):
+    """A control request refused before it could change anything: HTTP ``status``, short ``reason``."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    def response(self) -> SimResponse:
+        return SimResponse(self.status, {"error": self.message, "reason": self.reason})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine (``localhost`` or a loopback address)."""
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _split_host(text: str) -> tuple[str, int | None] | None:
+    """``host[:port]`` (IPv6 in brackets) as (lower-case name without brackets, port); None if malformed."""
+    m = _HOST_PORT.fullmatch(text)
+    if m is None:
+        return None
+    port = m["port"]
+    return (m["v6"] or m["name"]).lower(), None if port is None else int(port)
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def check_control_request(method: str, headers: Mapping[str, str], body: bytes, *, port: int, bind_host: str,
+                          token: str | None) -> None:
+    """Raise :class:`ControlRefused` unless this ``/sim/*`` request may reach its handler (see module doc).
+
+    ``headers`` may be a plain mapping or an ``http.client.HTTPMessage`` (names are matched
+    case-insensitively); a repeated Host, Origin, Authorization or Content-Type header is refused.
+    """
+    values: dict[str, list[str]] = {}
+    for name, value in headers.items():
+        values.setdefault(name.lower(), []).append(value)
+
+    def one(name: str, status: int, reason: str) -> str | None:
+        found = values.get(name, [])
+        if len(found) > 1:
+            raise ControlRefused(status, reason, f"control API: {len(found)} {name} headers")
+        return found[0] if found else None
+
+    host_header = one("host", 403, "host")
+    host = _split_host(host_header.strip()) if host_header is not None else None
+    beyond = not is_loopback(bind_host)
+    bound = bind_host.strip("[]").lower()
+    if host is None:
+        raise ControlRefused(403, "host", f"control API: Host header {host_header!r} is not host:port")
+    name, host_port = host
+    allowed = name in LOOPBACK_NAMES or name == bound or (beyond and _is_ip(name))
+    if not allowed or (host_port if host_port is not None else 80) != port:
+        raise ControlRefused(403, "host", f"control API: Host {host_header!r} is not this machine's loopback "
+                                          f"address with port {port} (a rebound DNS name?)")
+
+    origin = one("origin", 403, "origin")
+    if origin is not None:
+        m = _ORIGIN.fullmatch(origin.strip())
+        origin_host = _split_host(m["host"]) if m is not None else None
+        if m is None or m["scheme"].lower() not in ("http", "https") or origin_host is None \
+                or origin_host[0] not in LOOPBACK_NAMES:
+            raise ControlRefused(403, "origin", f"control API: cross-site Origin {origin!r} refused; "
+                                                "only http(s) loopback origins may send control requests")
+
+    if token is not None:
+        scheme, _, given = (one("authorization", 403, "token") or "").strip().partition(" ")
+        given = given.strip()
+        if scheme.lower() != "bearer" or not given \
+                or not hmac.compare_digest(given.encode(), token.encode()):
+            raise ControlRefused(403, "token", "control API: this server requires 'Authorization: Bearer <token>' "
+                                               f"(the token printed at start or ${TOKEN_ENV})")
+
+    if method.upper() not in _READS and (body or method.upper() != "DELETE"):
+        content_type = one("content-type", 415, "content_type") or ""
+        if content_type.split(";", 1)[0].strip().lower() != "application/json":
+            raise ControlRefused(415, "content_type", "control API: writes need Content-Type: application/json, "
+                                                      f"got {content_type or 'none'!r}")
 
 
 def control_routes(sim: SimExchange) -> dict[tuple[str, str], ControlHandler]:

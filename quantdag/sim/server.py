@@ -11,7 +11,9 @@ Requests pass, in order: the ban check (418 while banned), fault injection (see
 ``Retry-After``; repeated violations can escalate to a ban), then the endpoint. Every API request is
 recorded in :attr:`SimExchange.requests` (monotonic arrival time, method, path, params, status,
 fault, weight) so tests can measure request rates and back-off. ``/sim/...`` control endpoints
-(faults, request log, clock, ban) are neither recorded, rate limited nor faulted.
+(faults, request log, clock, ban) are neither recorded, rate limited nor faulted; they answer only
+loopback ``Host``s, no foreign ``Origin``, JSON writes, and a bearer token when the server is bound
+beyond loopback (see :mod:`quantdag.sim.control`).
 
 Routing is a table of :class:`~quantdag.sim.routing.Route` entries keyed by (method, path); the signed
 order endpoints of :mod:`quantdag.sim.orders` (balances, orders, fills) are added with :meth:`SimExchange.add_route`.
@@ -23,6 +25,8 @@ import contextlib
 import json
 import logging
 import math
+import os
+import secrets
 import socket
 import struct
 import threading
@@ -34,7 +38,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from quantdag.errors import ConfigurationError
-from quantdag.sim.control import control_routes
+from quantdag.sim.control import TOKEN_ENV, ControlRefused, check_control_request, control_routes, is_loopback
 from quantdag.sim.faults import PAGE_FAULTS, Draw, Fault, FaultPlan
 from quantdag.sim.model import MarketModel
 from quantdag.sim.public_api import PublicApi
@@ -211,6 +215,9 @@ class SimExchange:
         Generate the model's history in :meth:`start`, so the first request is fast.
     log_limit:
         Most recent requests kept in :attr:`requests` (older ones are dropped).
+    token:
+        Bearer token the ``/sim/*`` control API requires. None: no token on a loopback ``host``; bound
+        beyond loopback, ``$QUANTDAG_SIM_TOKEN`` or else a random one (:attr:`token_generated`).
     """
 
     def __init__(
@@ -223,6 +230,7 @@ class SimExchange:
         limits: RateLimits | None = None,
         warm: bool = True,
         log_limit: int = 100_000,
+        token: str | None = None,
     ) -> None:
         if model is None or isinstance(model, int):
             model = MarketModel(seed=7 if model is None else model)
@@ -230,6 +238,14 @@ class SimExchange:
             raise ConfigurationError(f"model must be a MarketModel or a seed, got {model!r}")
         self.model = model
         self.host = host
+        if token is not None and (not isinstance(token, str) or not token.strip()):
+            raise ConfigurationError(f"token must be a non-empty string, got {token!r}")
+        self.token_generated = False
+        if token is None and not is_loopback(host):
+            token = os.environ.get(TOKEN_ENV, "").strip() or None
+            if token is None:
+                token, self.token_generated = secrets.token_urlsafe(32), True
+        self._token = token
         self._port = port
         self.limits = limits or RateLimits()
         self._warm = warm
@@ -267,6 +283,9 @@ class SimExchange:
                                         name=f"quantdag-sim:{self._port}", daemon=True)
         self._thread.start()
         log.info("simulated exchange listening on %s", self.url)
+        if self._token is not None and not is_loopback(self.host):
+            log.warning("simulated exchange bound beyond loopback (%s): its control API needs the bearer token",
+                        self.host)
         return self
 
     def stop(self) -> None:
@@ -291,6 +310,11 @@ class SimExchange:
     @property
     def running(self) -> bool:
         return self._server is not None
+
+    @property
+    def token(self) -> str | None:
+        """Bearer token the control API requires (None: none needed, the server is on loopback)."""
+        return self._token
 
     @property
     def port(self) -> int:
@@ -394,6 +418,12 @@ class SimExchange:
         if body and h.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
             params.update({k: v for k, v in reversed(parse_qsl(body.decode(errors="replace"))) if k not in params})
         if path.startswith("/sim/"):
+            try:
+                check_control_request(method, h.headers, body, port=self._port, bind_host=self.host, token=self._token)
+            except ControlRefused as exc:
+                log.warning("simulated exchange: control request %s %s refused: %s", method, path, exc)
+                self._send(h, exc.response())
+                return
             self._send(h, self._control_response(method, path, params, body))
             return
         with self._lock:
