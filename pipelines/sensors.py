@@ -92,4 +92,18 @@ def build_sensors(config: ProjectConfig, param_set_keys: list[str]) -> list[dg.S
             return dg.SkipReason(f"{key!r} is not enabled for paper trading")
         return dg.RunRequest(run_key=f"paper|{key}|{asset_event.timestamp}", partition_key=key)
 
-    return [run_failure_alert, register_param_sets, promote_best_params, paper_on_new_signals]
+    @dg.sensor(name="recover_crashed_runs", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+    def recover_crashed_runs(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        """Fail runs whose worker process died (kill -9, OOM) and free their duckdb pool slots.
+
+        The default run launcher cannot tell Dagster's run monitoring that a worker died, so without
+        this a crashed run would hold the pool's only slot and block every later run.
+        """
+        from pipelines.recovery import recover_orphaned_runs
+
+        done = recover_orphaned_runs(context.instance)
+        for r in done:
+            context.log.warning(f"recovered run {r.run_id} of {r.job_name}: {r.reason}")
+        return dg.SkipReason(f"recovered {len(done)} crashed run(s)" if done else "no crashed runs")
+
+    return [run_failure_alert, register_param_sets, promote_best_params, paper_on_new_signals, recover_crashed_runs]

@@ -80,3 +80,23 @@ def test_recover_orphaned_runs_leaves_a_live_run_alone(tmp_path):
     finally:
         live.kill()
         live.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_recover_crashed_runs_sensor_frees_the_slot_of_a_killed_run(tmp_path):
+    """What `make ui`'s daemon does every minute: the default launcher cannot report dead workers."""
+    from pipelines.definitions import build_defs
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(ROOT / "pipelines" / "dagster.yaml", home / "dagster.yaml")
+    victim = _start(home, sleep=120)
+    run_id = _wait_for_step(home, victim)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    sensor = build_defs(tmp_path / "data").resolve_sensor_def("recover_crashed_runs")
+    with dg.DagsterInstance.from_config(str(home)) as instance, dg.build_sensor_context(instance=instance) as ctx:
+        result = sensor.evaluate_tick(ctx)
+        assert "recovered 1 crashed run" in (result.skip_message or "")
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
+        assert _holders(instance) == set()
