@@ -1,7 +1,9 @@
 """``python -m quantdag.sim``: run the simulated exchange in the foreground until SIGTERM/SIGINT.
 
 Prints its base URL as the first line on stdout (so a parent process started with ``--port 0``
-can read where it listens) and logs to stderr.
+can read where it listens) and logs to stderr. Bound beyond loopback (``--host 0.0.0.0``), the
+``/sim/*`` control API needs ``Authorization: Bearer <token>``: the token is ``$QUANTDAG_SIM_TOKEN``
+or, when that is unset, a random one printed as the second stdout line ``token <token>``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from quantdag.sim.clock import SimClock
 from quantdag.sim.model import MarketModel
 from quantdag.sim.paths import MS_PER_DAY
 from quantdag.sim.server import RateLimits, SimExchange
+
+__all__ = ["build_parser", "main", "startup_lines"]
 
 log = logging.getLogger("quantdag.sim")
 
@@ -37,7 +41,8 @@ def _instant_ms(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m quantdag.sim", description="Run the simulated Binance-like exchange.")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1); beyond loopback the control API needs a token")
     p.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one (default 8765)")
     p.add_argument("--seed", type=int, default=7, help="market model seed (default 7)")
     p.add_argument("--genesis", type=_instant_ms, default=None,
@@ -49,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-window", type=float, default=60.0, help="weight window in seconds (default 60)")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return p
+
+
+def startup_lines(sim: SimExchange) -> list[str]:
+    """What goes to stdout at start: the base URL, then ``token <token>`` if the token was generated."""
+    lines = [sim.url]
+    if sim.token_generated:
+        lines.append(f"token {sim.token}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigurationError, OSError) as exc:
         log.error("cannot start the simulated exchange: %s", exc)
         return 2
-    print(sim.url, flush=True)
+    for line in startup_lines(sim):
+        print(line, flush=True)
     log.info("serving seed %d, markets %s, genesis %s", model.seed, ", ".join(model.symbols),
              datetime.fromtimestamp(model.genesis_ms / 1000, tz=UTC).date())
     try:

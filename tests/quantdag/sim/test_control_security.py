@@ -240,3 +240,14 @@ def test_check_control_request_beyond_loopback_ip_host_with_token_accepted() -> 
     assert refused.value.status == 403 and refused.value.reason == "host"
     with pytest.raises(ControlRefused, match="token"):
         check_control_request("GET", {"Host": "192.168.1.20:8765"}, b"", port=8765, bind_host="0.0.0.0", token="t0k")
+
+
+def test_cli_startup_lines_beyond_loopback_generated_token_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from quantdag.sim.__main__ import startup_lines
+
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    sim = SimExchange(_model(), host="0.0.0.0", port=8765, warm=False)  # never started: nothing is bound
+    assert startup_lines(sim) == ["http://0.0.0.0:8765", f"token {sim.token}"]
+    monkeypatch.setenv(TOKEN_ENV, "from-the-env")  # the operator knows it: not printed
+    assert startup_lines(SimExchange(_model(), host="0.0.0.0", port=8765, warm=False)) == ["http://0.0.0.0:8765"]
+    assert startup_lines(SimExchange(_model(), port=8765, warm=False)) == ["http://127.0.0.1:8765"]
