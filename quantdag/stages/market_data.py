@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import polars as pl
 
@@ -128,22 +130,48 @@ def _series_holes(
     return find_holes(series), series["ts"].min()
 
 
+@dataclass
+class CandlesReport(StageReport):
+    """A stage report plus the check counts computed inside the write's transaction (all zero)."""
+
+    violations: dict[str, int] = field(default_factory=dict)
+
+
+class CandleChecksFailed(DataError):
+    """The candles' checks found violations before the commit: nothing was written."""
+
+    def __init__(self, violations: dict[str, int]) -> None:
+        bad = {k: v for k, v in violations.items() if v}
+        super().__init__(f"candle checks failed, nothing written: {', '.join(f'{k}={v}' for k, v in bad.items())}")
+        self.violations = violations
+
+
 def normalize_candles(
-    wh: Warehouse, windows: Mapping[Market, Sequence[Window]], *, now_ms: int | None = None
-) -> StageReport:
+    wh: Warehouse,
+    windows: Mapping[Market, Sequence[Window]],
+    *,
+    now_ms: int | None = None,
+    checked_at: datetime | None = None,
+) -> CandlesReport:
     """Clean raw candles (or resample finer clean ones) into ``market.candles`` and ``market.gaps``.
 
     A window is cleaned up to the last candle that had closed when its raw rows were fetched,
     so a day still in progress is not mistaken for a gap. Resampled markets are built after the
     downloaded ones, from this run's fresh candles when their source is part of the run.
 
+    The checks of :func:`check_candles` run inside the write's transaction, before the commit
+    (``checked_at`` is the time "closed" is judged against, default now): a failing check rolls
+    everything back, so a failed partition leaves no rows behind.
+
     Raises
     ------
     DataError
         If the exchange sent candles that break OHLC invariants: nothing is written.
+    CandleChecksFailed
+        If a check finds violations in what would be written: nothing is written.
     """
     t0 = time.perf_counter()
-    report = StageReport()
+    report = CandlesReport()
     now = now_ms if now_ms is not None else int(time.time() * 1000)
     fresh: dict[tuple[str, str, str, Window], pl.DataFrame] = {}
     writes: list[tuple[Market, Window, pl.DataFrame, pl.DataFrame]] = []
@@ -202,6 +230,9 @@ def normalize_candles(
                 where={**m.where, "filled": False}, time_column="gap_start", start=first + timedelta(milliseconds=1)
             )
             Warehouse.replace(con, "market.gaps", holes, [after_first], order_by=GAP_KEY)
+        report.violations = _count_violations(lambda sql, params: _row(con, sql, params), windows, checked_at)
+        if any(report.violations.values()):
+            raise CandleChecksFailed(report.violations)  # rolls the transaction back
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -214,6 +245,28 @@ def _empty_candles() -> pl.DataFrame:
     return pl.DataFrame(schema=CANDLES_SCHEMA)
 
 
+def _row(con: Any, sql: str, params: Sequence[Any]) -> dict[str, Any]:
+    cur = con.execute(sql, list(params))
+    names = [d[0] for d in cur.description]
+    return dict(zip(names, cur.fetchall()[0]))
+
+
+def _count_violations(
+    row: Callable[[str, Sequence[Any]], dict[str, Any]], windows: Mapping[Market, Sequence[Window]], now: datetime | None
+) -> dict[str, int]:
+    now = now or datetime.now(timezone.utc)
+    totals: dict[str, int] = {}
+    sql, holes_sql = load_sql("check_market_candles"), load_sql("check_market_holes")
+    for m, wins in windows.items():
+        tf = timeframe_ms(m.timeframe)
+        rows = [row(sql, [m.exchange, m.symbol, m.timeframe, w[0], w[1], tf, now]) for w in wins]
+        rows.append(row(holes_sql, [m.exchange, m.symbol, m.timeframe, tf]))
+        for r in rows:
+            for k, v in r.items():
+                totals[k] = totals.get(k, 0) + int(v or 0)
+    return totals
+
+
 def check_candles(wh: Warehouse, windows: Mapping[Market, Sequence[Window]], *, now: datetime | None = None) -> dict[str, int]:
     """Violation counts of the stored candles in ``windows`` (all zero when healthy).
 
@@ -221,15 +274,6 @@ def check_candles(wh: Warehouse, windows: Mapping[Market, Sequence[Window]], *, 
     closed at ``now``, off-grid open times, and missing candles not recorded as gaps; then
     ``sql/check_market_holes.sql`` per market over its whole stored series: ``holes_unrecorded``
     counts the missing candles of holes between stored candles that ``market.gaps`` lacks.
+    :func:`normalize_candles` runs the same counts before its commit.
     """
-    now = now or datetime.now(timezone.utc)
-    totals: dict[str, int] = {}
-    sql, holes_sql = load_sql("check_market_candles"), load_sql("check_market_holes")
-    for m, wins in windows.items():
-        tf = timeframe_ms(m.timeframe)
-        rows = [wh.query(sql, [m.exchange, m.symbol, m.timeframe, w[0], w[1], tf, now]).row(0, named=True) for w in wins]
-        rows.append(wh.query(holes_sql, [m.exchange, m.symbol, m.timeframe, tf]).row(0, named=True))
-        for row in rows:
-            for k, v in row.items():
-                totals[k] = totals.get(k, 0) + int(v or 0)
-    return totals
+    return _count_violations(lambda sql, params: wh.query(sql, list(params)).row(0, named=True), windows, now)

@@ -97,3 +97,20 @@ def test_indicators_without_candles_write_nothing_and_do_not_fail(tmp_path):
     wh = Warehouse(tmp_path / "q.duckdb")
     report = build_indicators(wh, {MARKETS[0]: [_window()]})
     assert report.rows_written == 0
+
+
+def test_normalize_failing_check_rolls_back_so_the_run_writes_no_rows(tmp_path, client):
+    """The checks run before the commit: judged 'unclosed' (checked at the window's start), nothing stays."""
+    from quantdag.stages.market_data import CandleChecksFailed
+
+    wh = Warehouse(tmp_path / "q.duckdb")
+    w = _window()
+    wins = {m: [w] for m in MARKETS}
+    ingest_raw(wh, client, wins)
+    with pytest.raises(CandleChecksFailed, match=r"nothing written: unclosed=\d+") as err:
+        normalize_candles(wh, wins, checked_at=w[0])
+    assert err.value.violations["unclosed"] == 3 * 48
+    assert wh.query("SELECT count(*) AS n FROM market.candles")["n"][0] == 0
+    assert wh.query("SELECT count(*) AS n FROM market.gaps")["n"][0] == 0
+    report = normalize_candles(wh, wins)  # the same run, judged now: all checks zero, rows written
+    assert not any(report.violations.values()) and report.rows_written == 3 * 48
