@@ -12,6 +12,7 @@ from quantdag.execution.brokers.base import Broker, BrokerOrder
 from quantdag.execution.brokers.ccxt import CcxtBroker
 from quantdag.execution.brokers.paper import PaperBroker, Quote, paper_fill_price, ticker_source
 from quantdag.execution.ids import client_order_id
+from quantdag.execution.lease import AccountLocked, Lease
 from quantdag.execution.oms import OrderManager, ReconcileReport
 from quantdag.execution.risk import RiskEngine, RiskLimits, RiskState
 from quantdag.execution.state import TRANSITIONS, apply
@@ -29,7 +30,7 @@ from quantdag.execution.types import (
 )
 
 __all__ = [
-    "TRANSITIONS", "Balance", "Broker", "BrokerOrder", "CcxtBroker", "Fill", "Order", "OrderEvent",
+    "TRANSITIONS", "AccountLocked", "Balance", "Broker", "BrokerOrder", "CcxtBroker", "Fill", "Lease", "Order", "OrderEvent",
     "OrderManager", "OrderStatus", "OrderStore", "OrderType", "PaperBroker", "Position", "Quote",
     "ReconcileReport", "RiskEngine", "RiskLimits", "RiskState", "Side", "apply", "client_order_id",
     "paper_fill_price", "positions_from_fills", "ticker_source",

@@ -8,7 +8,11 @@ Typical run (what a Dagster ``paper_trade`` job calls)::
 
 Guarantees: a row in ``paper.orders`` (status ``submitted``, no exchange id) exists before an order
 is sent; the client order id is derived from (strategy, symbol, intent), so the same decision never
-produces a second order; an order whose submit timed out / got 5xx / 429 stays in flight and is
+produces a second order, even from two managers at once: an order is sent only by the manager whose
+insert created its row (:meth:`OrderStore.claim`), any other one polls it; one manager trades an
+account at a time (the account lease in ``paper.leases``: taken by ``with OrderManager(...)`` /
+:meth:`OrderManager.acquire_lease`, renewed every cycle and order, released on exit; others get
+:class:`~quantdag.execution.lease.AccountLocked` until it expires or its holder dies); an order whose submit timed out / got 5xx / 429 stays in flight and is
 resolved only by querying the broker, never by sending it again; fills, positions and the order row
 move in one transaction; reconciliation rebuilds positions from the fill ledger.
 """
@@ -28,6 +32,7 @@ import polars as pl
 from quantdag.execution.algos import ChildSlice
 from quantdag.execution.brokers.base import Broker, BrokerOrder
 from quantdag.execution.ids import client_order_id
+from quantdag.execution.lease import DEFAULT_TTL_S, AccountLocked, Lease
 from quantdag.execution.risk import RiskEngine
 from quantdag.execution.store import OrderStore
 from quantdag.execution.tca import Tca, analyse, interval_vwap
@@ -81,6 +86,9 @@ class OrderManager:
     persistent:
         Keep one DuckDB connection open until :meth:`close` (the file is locked against other
         processes meanwhile); use the manager as a context manager.
+    lease_ttl_s:
+        Time to live of the account lease (``with`` takes it, each cycle and order renews it): a
+        holder silent for this long loses the account to the next manager.
     """
 
     def __init__(
@@ -95,6 +103,7 @@ class OrderManager:
         clock: Callable[[], int] | None = None,
         hook: Callable[[str], None] | None = None,
         persistent: bool = True,
+        lease_ttl_s: float = DEFAULT_TTL_S,
     ) -> None:
         if not strategy:
             raise ConfigurationError("OrderManager needs a strategy name")
@@ -105,14 +114,39 @@ class OrderManager:
         self.min_notional = min_notional
         self._clock = clock or (lambda: int(time.time() * 1000))
         self._hook = hook or (lambda step: None)
-        self.store = OrderStore(warehouse, broker.name, hook=self._hook, persistent=persistent)
+        self.store = OrderStore(warehouse, broker.name, hook=self._hook, persistent=persistent,
+                                lease_ttl_s=lease_ttl_s)
         self.reconciled = False
+        self.leased = False
 
     def close(self) -> None:
-        self.store.close()
+        """Release the account lease (if held) and the store's connection."""
+        try:
+            if self.leased:
+                self.leased = False
+                self.store.release_lease()
+        finally:
+            self.store.close()
 
     def __enter__(self) -> OrderManager:
+        try:
+            self.acquire_lease()
+        except BaseException:
+            self.store.close()
+            raise
         return self
+
+    def acquire_lease(self) -> Lease:
+        """Take (or renew) the account's lease: this manager alone trades the account until it expires.
+
+        Raises
+        ------
+        AccountLocked
+            If another live manager holds it (the message names the account and the holder).
+        """
+        lease = self.store.acquire_lease(self._clock())
+        self.leased = True
+        return lease
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -143,7 +177,7 @@ class OrderManager:
         cid = client_order_id(self.strategy, symbol, intent)
         existing = self.store.get(cid)
         if existing is not None:
-            return existing
+            return self._poll_claimed(existing)
         now = self._clock()
         order = Order(cid, self.strategy, symbol, Side(side), float(qty), OrderType(type), limit_price,
                       parent_id=parent_id, intent=intent, ts_created=now, ts_updated=now)
@@ -151,10 +185,12 @@ class OrderManager:
         try:
             self.risk.check(order, position_qty=pos, price=price if price is not None else self.broker.price(symbol))
         except OrderRejected as exc:
-            self.store.write_ahead(state.apply(order, OrderEvent.REJECT, reason=str(exc), ts_updated=now))
+            self.store.claim(state.apply(order, OrderEvent.REJECT, reason=str(exc), ts_updated=now), now_ms=now)
             raise
         order = state.apply(order, OrderEvent.SUBMIT, ts_submitted=now, ts_updated=now)
-        self.store.write_ahead(order)
+        stored, mine = self.store.claim(order, now_ms=now)
+        if not mine:  # another manager wrote it ahead first: it alone sends it
+            return self._poll_claimed(stored)
         self._hook("after_write_ahead")
         try:
             bo = self.broker.submit(order)
@@ -169,6 +205,12 @@ class OrderManager:
             return self.resolve(order)
         self._hook("after_send")
         return self._sync(order, bo)
+
+    def _poll_claimed(self, order: Order) -> Order:
+        """An order whose row this call did not create (a re-run, or another manager's): never sent
+        again; brought up to date by a query if still open. Not declared lost here: its sender may
+        not have sent it yet (that is the reconcile's call)."""
+        return order if order.status.terminal else self.resolve(order, declare_lost=False)
 
     def cancel(self, client_order_id: str) -> Order:
         """Cancel an open order (risk never blocks cancels)."""
@@ -195,15 +237,18 @@ class OrderManager:
 
     # ---- resolution --------------------------------------------------------------------------
 
-    def resolve(self, order: Order) -> Order:
-        """Bring one non-terminal order up to date by querying the broker (never by resending)."""
+    def resolve(self, order: Order, *, declare_lost: bool = True) -> Order:
+        """Bring one non-terminal order up to date by querying the broker (never by resending).
+
+        An in-flight order the broker does not know is rejected as lost after ``lost_after_s``
+        (unless ``declare_lost`` is False)."""
         try:
             bo = self.broker.fetch_order(order.client_order_id, order.symbol)
         except ExchangeError as exc:
             log.warning("order %s still unresolved: %s", order.client_order_id, exc.kind)
             return order
         if bo is None:
-            if order.in_flight and self._clock() - (order.ts_submitted or 0) >= self.lost_after_ms:
+            if declare_lost and order.in_flight and self._clock() - (order.ts_submitted or 0) >= self.lost_after_ms:
                 order = state.apply(order, OrderEvent.REJECT, reason="not found at the broker after an ambiguous submit",
                                     ts_updated=self._clock())
                 self.store.update_order(order)
@@ -242,17 +287,27 @@ class OrderManager:
         self._hook("after_fills_stored")
         return order
 
+    def _poll_open(self) -> list[tuple[Order, Order]]:
+        """Query every non-terminal order at the broker and apply its state and fills: (before, after) pairs."""
+        return [(o, self.resolve(o)) for o in self.store.orders(OPEN)]
+
     def resolve_in_flight(self) -> list[Order]:
-        return [self.resolve(o) for o in self.store.orders(OPEN)]
+        return [after for _, after in self._poll_open()]
 
     def reconcile(self) -> ReconcileReport:
-        """Sync the store with the broker before anything new is sent; see the module docstring."""
+        """Sync the store with the broker before anything new is sent; see the module docstring.
+
+        Raises
+        ------
+        AccountLocked
+            If another live manager holds the account's lease (checked first; renewed if held here).
+        """
+        self.store.check_lease(self._clock())
         report = ReconcileReport()
         restore = getattr(self.broker, "restore", None)
         if callable(restore):  # an in-process broker (paper) rebuilds its account from the store
             restore(self.store.fills(), self.store.orders(OPEN))
-        for order in self.store.orders(OPEN):
-            after = self.resolve(order)
+        for order, after in self._poll_open():  # in-flight and open orders first, before any decision
             if after.status is not order.status or after.exchange_order_id != order.exchange_order_id:
                 report.resolved.append(order.client_order_id)
             if after.status.terminal is False and after.in_flight:
@@ -353,10 +408,18 @@ class OrderManager:
 
     def run_cycle(self, targets: Mapping[str, float], *, decision_ts_ms: int,
                   prices: Mapping[str, float] | None = None, quote: str = "USDT") -> dict[str, object]:
-        """One paper/live step for a scheduled job: reconcile, refresh risk, rebalance to ``targets``.
+        """One paper/live step for a scheduled job: take/renew the account lease, reconcile (every
+        open or in-flight order is queried and its fills applied first), refresh risk, rebalance to
+        ``targets``.
 
         Returns a JSON-safe summary (for Dagster output metadata); never contains credentials.
+
+        Raises
+        ------
+        AccountLocked
+            If another live manager holds the account's lease.
         """
+        self.acquire_lease()
         report = self.reconcile()
         px = dict(prices or {})
         for symbol in targets:
@@ -398,4 +461,4 @@ class OrderManager:
         return total
 
 
-__all__ = ["OrderManager", "ReconcileReport", "base_of", "quote_of"]
+__all__ = ["AccountLocked", "OrderManager", "ReconcileReport", "base_of", "quote_of"]

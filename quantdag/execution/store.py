@@ -9,14 +9,19 @@ Only the warehouse's public API is used, so its connection handling stays in one
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
+import duckdb
 import polars as pl
 
+from quantdag.errors import ConfigurationError
+from quantdag.execution.lease import DEFAULT_TTL_S, AccountLocked, Lease, new_holder_id
 from quantdag.execution.types import (
     Balance,
     Fill,
@@ -29,12 +34,18 @@ from quantdag.execution.types import (
 )
 from quantdag.store import Warehouse, begin
 
+log = logging.getLogger(__name__)
+
 _ORDER_COLS = (
     "client_order_id", "strategy", "symbol", "side", "qty", "type", "price", "status", "exchange_order_id",
     "filled_qty", "avg_price", "fee", "parent_id", "intent", "reason", "broker",
     "ts_created", "ts_submitted", "ts_acked", "ts_updated",
 )
 _TS_COLS = ("ts_created", "ts_submitted", "ts_acked", "ts_updated")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _dt(ms: int | None) -> datetime | None:
@@ -110,13 +121,19 @@ class OrderStore:
         Keep one connection open until :meth:`close` (fast: opening a DuckDB file costs tens of
         milliseconds) - the file is then locked against other processes while the store is open.
         False opens a connection per operation. Every commit is durable either way.
+    lease_ttl_s:
+        Time to live of the account lease this store takes (:meth:`acquire_lease`) and renews.
     """
 
     def __init__(self, warehouse: Warehouse, broker: str, *, hook: Callable[[str], None] | None = None,
-                 persistent: bool = True) -> None:
+                 persistent: bool = True, lease_ttl_s: float = DEFAULT_TTL_S) -> None:
+        if not lease_ttl_s > 0:
+            raise ConfigurationError(f"lease_ttl_s must be positive, got {lease_ttl_s!r}")
         self.wh = warehouse
         self.broker = broker
         self.persistent = persistent
+        self.holder = new_holder_id()
+        self.lease_ttl_ms = int(lease_ttl_s * 1000)
         self._hook = hook or (lambda step: None)
         self._con: Any = None
         self._lock = threading.RLock()
@@ -153,12 +170,35 @@ class OrderStore:
 
     def write_ahead(self, order: Order) -> Order:
         """Insert ``order`` unless its client order id is already stored; returns the stored order."""
-        with self._transaction() as con:
-            existing = self._get(con, order.client_order_id)
-            if existing is not None:
-                return existing
-            Warehouse.insert(con, "paper.orders", [_order_row(order, self.broker)])
-        return order
+        return self.claim(order)[0]
+
+    def claim(self, order: Order, *, now_ms: int | None = None) -> tuple[Order, bool]:
+        """Insert ``order`` unless its client order id is stored: ``(stored order, whether THIS call inserted it)``.
+
+        The check and the insert are one transaction (DuckDB admits one writing process at a time;
+        the primary key catches a concurrent insert in this process), so of any number of managers
+        claiming one id exactly one gets True: only that one may send the order. Renews this store's
+        account lease when it holds it.
+
+        Raises
+        ------
+        AccountLocked
+            If another live manager holds the account's lease (nothing is written).
+        """
+        now = _now_ms() if now_ms is None else now_ms
+        try:
+            with self._transaction() as con:
+                self._check_lease(con, now)
+                existing = self._get(con, order.client_order_id)
+                if existing is not None:
+                    return existing, False
+                Warehouse.insert(con, "paper.orders", [_order_row(order, self.broker)])
+        except (duckdb.ConstraintException, duckdb.TransactionException):
+            existing = self.get(order.client_order_id)  # a concurrent claim inserted it first
+            if existing is None:
+                raise
+            return existing, False
+        return order, True
 
     def update_order(self, order: Order) -> None:
         with self._transaction() as con:
@@ -269,6 +309,74 @@ class OrderStore:
 
         with self._transaction() as con:
             write_tca(con, rows)
+
+    # ---- the account lease --------------------------------------------------------------------
+
+    def _lease(self, con: Any) -> Lease | None:
+        row = con.execute("SELECT holder, epoch_ms(acquired_at), epoch_ms(expires_at) FROM paper.leases "
+                          "WHERE account = ?", [self.broker]).fetchone()
+        return None if row is None else Lease(self.broker, row[0], row[1], row[2])
+
+    def _check_lease(self, con: Any, now_ms: int) -> None:
+        """Raise :class:`AccountLocked` if another live manager holds the lease; renew it if this store does."""
+        lease = self._lease(con)
+        if lease is None:
+            return
+        if lease.holder != self.holder:
+            if lease.live(now_ms):
+                raise AccountLocked(self.broker, lease.holder, lease.expires_ms)
+            return
+        Warehouse.update(con, "paper.leases", {"expires_at": _dt(now_ms + self.lease_ttl_ms)},
+                         {"account": self.broker, "holder": self.holder})
+
+    def lease(self) -> Lease | None:
+        """The account's lease row, whoever holds it (possibly expired)."""
+        with self._connect() as con:
+            return self._lease(con)
+
+    def check_lease(self, now_ms: int | None = None) -> None:
+        """Raise :class:`AccountLocked` if another live manager holds the account; renew the lease if this store holds it."""
+        with self._transaction() as con:
+            self._check_lease(con, _now_ms() if now_ms is None else now_ms)
+
+    def acquire_lease(self, now_ms: int | None = None) -> Lease:
+        """Take the account's lease, or renew it if this store holds it; one transaction.
+
+        A lease that expired, or whose holder is a dead process of this host, is taken over.
+
+        Raises
+        ------
+        AccountLocked
+            If another live manager holds it.
+        """
+        now = _now_ms() if now_ms is None else now_ms
+        try:
+            with self._transaction() as con:
+                cur = self._lease(con)
+                if cur is not None and cur.holder != self.holder and cur.live(now):
+                    raise AccountLocked(self.broker, cur.holder, cur.expires_ms)
+                mine = cur is not None and cur.holder == self.holder
+                new = Lease(self.broker, self.holder, cur.acquired_ms if mine else now, now + self.lease_ttl_ms)
+                row = {"holder": new.holder, "acquired_at": _dt(new.acquired_ms), "expires_at": _dt(new.expires_ms)}
+                if cur is None:
+                    Warehouse.insert(con, "paper.leases", [{"account": self.broker, **row}])
+                else:
+                    Warehouse.update(con, "paper.leases", row, {"account": self.broker, "holder": cur.holder})
+        except (duckdb.ConstraintException, duckdb.TransactionException):
+            cur = self.lease()  # a concurrent acquirer won
+            if cur is None or cur.holder == self.holder:
+                raise
+            raise AccountLocked(self.broker, cur.holder, cur.expires_ms) from None
+        if cur is not None and not mine:
+            log.warning("account %s: took over the lease of %s (expired or dead)", self.broker, cur.holder)
+        return new
+
+    def release_lease(self) -> bool:
+        """Give up the account's lease if this store holds it; returns whether it did."""
+        with self._transaction() as con:
+            row = con.execute("DELETE FROM paper.leases WHERE account = ? AND holder = ?",
+                              [self.broker, self.holder]).fetchone()
+        return bool(row and row[0])
 
     # ---- balances ------------------------------------------------------------------------------
 
