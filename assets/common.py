@@ -6,19 +6,34 @@ import math
 import numbers
 import os
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
 
+from quantdag.errors import ExchangeUnavailable
 from quantdag.stages import StageReport
+from quantdag.store import WarehouseLocked
 from resources.mlflow import UI_QUERY
 
 #: Every DuckDB writer runs in this pool; the instance limits it to 1 (DuckDB: one writer process).
 DUCKDB_POOL = "duckdb"
 
-#: Transient faults (exchange outages, a lock held too long) get a few spaced retries.
-RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+#: Only these are worth retrying: an exchange outage that outlasted the client's own retries, and a
+#: DuckDB lock another process held too long. A deterministic failure (bad data, a read-only data
+#: dir, a bug) fails at once: a retry would only repeat it and delay the alert.
+TRANSIENT = (ExchangeUnavailable, WarehouseLocked)
+MAX_RETRIES, RETRY_WAIT_SECONDS = 2, 5.0
+
+
+@contextmanager
+def retry_transient() -> Iterator[None]:
+    """Turn a transient failure inside the block into a step retry; let every other error fail the step."""
+    try:
+        yield
+    except TRANSIENT as exc:
+        raise dg.RetryRequested(max_retries=MAX_RETRIES, seconds_to_wait=RETRY_WAIT_SECONDS) from exc
 
 
 def report_metadata(report: StageReport) -> Mapping[str, dg.MetadataValue]:

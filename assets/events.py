@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.common import DUCKDB_POOL, report_metadata
+from assets.common import DUCKDB_POOL, report_metadata, retry_transient
 from assets.partitions import SINGLE_RUN, Partitions
 from quantdag.config import ProjectConfig
 from quantdag.stages.events import build_events
@@ -23,7 +23,8 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
     )
     def market_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource, exchange: ExchangeResource) -> dg.MaterializeResult:
         """Events across all markets of the day, with severity, into ``market.events``."""
-        report = build_events(warehouse.get(), exchange.venue, parts.day_windows(context), events_config)
+        with retry_transient():
+            report = build_events(warehouse.get(), exchange.venue, parts.day_windows(context), events_config)
         return dg.MaterializeResult(metadata=report_metadata(report))
 
     events_config = config.event_config()

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.common import DUCKDB_POOL, report_metadata
+from assets.common import DUCKDB_POOL, report_metadata, retry_transient
 from assets.partitions import SINGLE_RUN, Partitions
 from quantdag.config import ProjectConfig
 from quantdag.stages.indicators import build_indicators, lookback_days_of
@@ -40,7 +40,8 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
     def indicators(context: dg.AssetExecutionContext, warehouse: WarehouseResource, exchange: ExchangeResource) -> dg.MaterializeResult:
         """The configured indicators (quantdag.yaml: indicators) per candle; NULL while warming up."""
         windows = {m.on(exchange.venue): w for m, w in parts.market_windows(context).items()}
-        report = build_indicators(warehouse.get(), windows, specs)
+        with retry_transient():
+            report = build_indicators(warehouse.get(), windows, specs)
         return dg.MaterializeResult(metadata=report_metadata(report))
 
     return [indicators]

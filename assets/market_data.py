@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.common import DUCKDB_POOL, RETRY, report_metadata
+from assets.common import DUCKDB_POOL, report_metadata, retry_transient
 from assets.partitions import SINGLE_RUN, Partitions
 from quantdag.stages.market_data import ingest_raw, normalize_candles
 from resources import ExchangeResource, WarehouseResource
@@ -25,14 +25,14 @@ def build(parts: Partitions) -> list[dg.AssetsDefinition]:
         backfill_policy=SINGLE_RUN,
         group_name="ingestion",
         pool=DUCKDB_POOL,
-        retry_policy=RETRY,
         kinds={"duckdb", "ccxt"},
         metadata={"table": "raw.candles"},
     )
     def raw_candles(context: dg.AssetExecutionContext, warehouse: WarehouseResource, exchange: ExchangeResource) -> dg.MaterializeResult:
         """Candles as the exchange sent them, with fetch time; downloads only what is missing."""
         windows = {m.on(exchange.venue): w for m, w in parts.market_windows(context).items()}
-        report = ingest_raw(warehouse.get(), exchange.client(), windows)
+        with retry_transient():
+            report = ingest_raw(warehouse.get(), exchange.client(), windows)
         return dg.MaterializeResult(metadata=report_metadata(report))
 
     @dg.asset(
@@ -52,7 +52,8 @@ def build(parts: Partitions) -> list[dg.AssetsDefinition]:
         """Clean candles: UTC, sorted, deduplicated, closed only, OHLC-valid, gaps filled and recorded."""
         wh = warehouse.get()
         windows = {m.on(exchange.venue): w for m, w in parts.market_windows(context).items()}
-        report = normalize_candles(wh, windows)  # checked before its commit: a violation writes nothing
+        with retry_transient():
+            report = normalize_candles(wh, windows)  # checked before its commit: a violation writes nothing
         yield dg.MaterializeResult(metadata=report_metadata(report))
         violations = report.violations
         for name in CANDLE_CHECKS:
