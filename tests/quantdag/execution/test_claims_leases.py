@@ -188,7 +188,7 @@ def test_lease_holder_silent_past_ttl_next_manager_takes_over(order_sim, account
 
 def test_lease_holder_killed_next_manager_takes_over_before_expiry(order_sim, account, tmp_path):
     db = tmp_path / "lease_kill.duckdb"
-    proc, holder = _holder(order_sim, db, 600.0)
+    proc, _ = _holder(order_sim, db, 600.0)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     proc.stdin.close()
@@ -198,3 +198,22 @@ def test_lease_holder_killed_next_manager_takes_over_before_expiry(order_sim, ac
         assert oms.store.lease().holder == oms.store.holder
         oms.reconcile()
         assert oms.submit("BTC/USDT", "buy", 0.001, intent="after-kill").status is OrderStatus.FILLED
+
+
+def test_submit_row_written_ahead_by_another_manager_is_polled_not_sent_not_declared_lost(order_sim, account, tmp_path):
+    from quantdag.execution import client_order_id
+
+    db = tmp_path / "theirs.duckdb"
+    oms = make_oms(order_sim, db, persistent=False)  # lost_after_s=0: an unknown in-flight order would be lost at once
+    oms.reconcile()
+    cid = client_order_id(oms.strategy, "BTC/USDT", "theirs")
+    theirs = OrderStore(Warehouse(db), "sim", persistent=False)  # another manager, about to send it
+    now = int(time.time() * 1000)
+    assert theirs.claim(Order(cid, oms.strategy, "BTC/USDT", Side.BUY, 0.001, OrderType.MARKET, None,
+                              OrderStatus.SUBMITTED, intent="theirs", ts_created=now, ts_submitted=now,
+                              ts_updated=now))[1]
+    order_sim.clear_requests()
+    got = oms.submit("BTC/USDT", "buy", 0.001, intent="theirs")
+    assert got.client_order_id == cid and got.status is OrderStatus.SUBMITTED and got.in_flight
+    assert _posts_by_cid(order_sim, {cid}) == {}  # polled, never sent
+    assert oms.store.get(cid).status is OrderStatus.SUBMITTED  # its sender may still send it: not declared lost
