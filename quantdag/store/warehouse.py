@@ -38,8 +38,42 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 
 
-class WarehouseLocked(QuantdagError):
-    """Another process held the DuckDB file's write lock for longer than the retry budget."""
+class WarehouseError(QuantdagError):
+    """The DuckDB file cannot be used: the message names the file and says what to do."""
+
+
+class WarehouseLocked(WarehouseError):
+    """Another process held the DuckDB file's write lock for longer than the retry budget (transient)."""
+
+
+class WarehouseCorrupt(WarehouseError):
+    """The DuckDB file is damaged (not a database, truncated, or a block fails its checksum)."""
+
+
+_CORRUPT_HINT = "restore it from a backup, or move it aside and re-run the pipeline (make demo) to rebuild it from the exchange"
+
+
+def _typed(path: Path, exc: duckdb.Error) -> BaseException:
+    """A storage failure as :class:`WarehouseError`; any other database error (bad SQL, a constraint) unchanged."""
+    low = str(exc).lower()
+    storage = isinstance(exc, duckdb.IOException) or "corrupt" in low or "permission denied" in low
+    return storage_error(path, exc) if storage else exc
+
+
+def storage_error(path: Path, exc: BaseException) -> WarehouseError:
+    """The typed error for a failure to open or use ``path``, with what to do about it."""
+    text = str(exc)
+    low = text.lower()
+    if "not a valid duckdb database" in low or "corrupt" in low or "could not read enough bytes" in low:
+        return WarehouseCorrupt(f"the warehouse {path} is damaged ({text}); {_CORRUPT_HINT}")
+    if "is a directory" in low:
+        return WarehouseError(f"the warehouse path {path} is a directory, not a DuckDB file; point data_dir elsewhere")
+    if "permission denied" in low or "read-only file system" in low or isinstance(exc, PermissionError):
+        return WarehouseError(
+            f"cannot write the warehouse {path}: {text}; make its folder writable or set QUANTDAG_DATA_DIR (or "
+            "data_dir in quantdag.yaml) to a writable folder"
+        )
+    return WarehouseError(f"cannot use the warehouse {path}: {text}")
 
 
 def load_sql(name: str) -> str:
@@ -158,16 +192,20 @@ class Warehouse:
                 con = duckdb.connect(str(self.path), read_only=self.read_only)
                 con.execute("SET TimeZone = 'UTC'")
                 return con
+            except OSError as exc:  # the folder cannot be created
+                raise storage_error(self.path.parent, exc) from exc
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                    if "lock" in str(exc).lower():
-                        raise WarehouseLocked(
-                            f"{self.path} stayed locked by another process for {self.lock_timeout:.0f}s: {exc}"
-                        ) from exc
-                    raise
+                if "lock" not in str(exc).lower():
+                    raise storage_error(self.path, exc) from exc
+                if time.monotonic() >= deadline:
+                    raise WarehouseLocked(
+                        f"{self.path} stayed locked by another process for {self.lock_timeout:.0f}s: {exc}"
+                    ) from exc
                 log.info("warehouse %s is locked, retrying in %.2fs", self.path.name, delay)
                 time.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, 2.0)
+            except duckdb.Error as exc:  # e.g. a block failing its checksum while the file is opened
+                raise _typed(self.path, exc) from exc
 
     def open(self) -> duckdb.DuckDBPyConnection:
         """A connection with the schema in place, owned by the caller, who must ``close()`` it.
@@ -185,6 +223,9 @@ class Warehouse:
         try:
             if not self.read_only and not self._schema_ready:
                 self._create_schema(con)
+        except duckdb.Error as exc:
+            con.close()
+            raise _typed(self.path, exc) from exc
         except BaseException:
             con.close()
             raise
@@ -196,6 +237,8 @@ class Warehouse:
         con = self.open()
         try:
             yield con
+        except duckdb.Error as exc:  # a damaged block surfaces only when read
+            raise _typed(self.path, exc) from exc
         finally:
             con.close()
 
