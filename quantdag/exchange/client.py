@@ -25,7 +25,7 @@ import polars as pl
 from quantdag.data.frames import RAW_SCHEMA
 from quantdag.errors import ConfigurationError, ExchangeError
 from quantdag.exchange.retry import RetryPolicy, call_with_retry
-from quantdag.exchange.secrets import Credentials, install_log_masking, load_credentials, scrub
+from quantdag.exchange.secrets import Credentials, install_log_masking, load_credentials, masked_print, scrub
 from quantdag.timeframes import timeframe_ms
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,7 @@ class ExchangeClient:
             if creds.password:
                 options["password"] = creds.password
         ex: ccxt.Exchange = getattr(ccxt, cfg.exchange_id)(options)
+        ex.log = masked_print  # ccxt prints requests (headers, signed URLs) there when verbose, whenever it is set
         if cfg.sandbox:
             ex.set_sandbox_mode(True)
         if cfg.api_url:
