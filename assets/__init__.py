@@ -17,7 +17,7 @@ from quantdag.strategies import Strategy
 def build_assets(config: ProjectConfig, parts: Partitions, configured: dict[str, Strategy]) -> list[dg.AssetsDefinition]:
     """Every asset of the pipeline, in stage order."""
     return [
-        *market_data.build(parts),
+        *market_data.build(config, parts),
         *indicators.build(config, parts),
         *events.build(config, parts),
         *signals.build(config, parts, configured),

@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.common import DUCKDB_POOL, report_metadata, retry_transient
 from assets.partitions import SINGLE_RUN, Partitions
+from quantdag.config import ProjectConfig
 from quantdag.stages.market_data import ingest_raw, normalize_candles
 from resources import ExchangeResource, WarehouseResource
 
@@ -17,7 +18,7 @@ CANDLE_CHECKS = {
 }
 
 
-def build(parts: Partitions) -> list[dg.AssetsDefinition]:
+def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]:
     """``raw_candles`` and ``candles`` over the configured universe."""
 
     @dg.asset(
@@ -32,7 +33,7 @@ def build(parts: Partitions) -> list[dg.AssetsDefinition]:
         """Candles as the exchange sent them, with fetch time; downloads only what is missing."""
         windows = {m.on(exchange.venue): w for m, w in parts.market_windows(context).items()}
         with retry_transient():
-            report = ingest_raw(warehouse.get(), exchange.client(), windows)
+            report = ingest_raw(warehouse.get(), exchange.client(), windows, max_refetches=config.exchange.gap_refetches)
         return dg.MaterializeResult(metadata=report_metadata(report))
 
     @dg.asset(

@@ -45,12 +45,13 @@ def build_defs(
     parts = build_partitions(config, list_strategies())
     jobs = build_jobs(parts)
     assets = build_assets(config, parts, configured)
+    resources = make_resources(config, data_dir, sim_url=sim_url)
     return dg.Definitions(
         assets=assets,
         jobs=list(jobs.values()),
         schedules=build_schedules(config, jobs),
-        sensors=build_sensors(config, list(configured)),
-        resources=make_resources(config, data_dir, sim_url=sim_url),
+        sensors=build_sensors(config, list(configured), warehouse_path=resources["warehouse"].path),
+        resources=resources,
     )
 
 

@@ -66,9 +66,12 @@ def missing_days(defs: dg.Definitions, name: str, days: list[str], instance: dg.
     return sorted(todo)
 
 
-def run_job(defs: dg.Definitions, name: str, days: list[str], instance: dg.DagsterInstance) -> float:
-    """Run job ``name`` as one backfill over the days still missing; 0 s when nothing is."""
-    days = missing_days(defs, name, days, instance)
+def run_job(
+    defs: dg.Definitions, name: str, days: list[str], instance: dg.DagsterInstance, *, only_missing: bool = True
+) -> float:
+    """Run job ``name`` as one backfill over the days still missing (or all ``days``); 0 s when none."""
+    if only_missing:
+        days = missing_days(defs, name, days, instance)
     if not days:
         return 0.0
     job = defs.resolve_job_def(name)
@@ -132,6 +135,18 @@ def run_partitioned(
             continue
         _fail_loudly(result, f"{job_name} for {key!r}")
     return time.perf_counter() - t0
+
+
+def refetch_days(data_dir: Path, config: ProjectConfig, days: list[str]) -> list[str]:
+    """Days of ``days`` with candles still to be asked for again (``raw.refetches``), oldest first."""
+    from quantdag.stages.market_data import pending_refetch_days
+    from quantdag.store import Warehouse
+
+    path = data_dir / "quantdag.duckdb"
+    if not path.exists():
+        return []
+    pending = pending_refetch_days(Warehouse(path, read_only=True), config.markets, max_refetches=config.exchange.gap_refetches)
+    return sorted({d for ds in pending.values() for d in ds} & set(days))
 
 
 def _num(v: float | None, fmt: str = ".2f") -> str:
@@ -246,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"recovered: run {r.run_id} of {r.job_name} ({r.reason}) marked failed, its pool slots freed")
         for job in ("daily_data_job", "events_job"):
             timings.append((job, run_job(defs, job, days, instance)))
+        heal = refetch_days(data_dir, config, days)  # candles an exchange page left out, asked for again
+        if heal:
+            timings.append(("daily_data_job (heal)", run_job(defs, "daily_data_job", heal, instance, only_missing=False)))
         changed = any(seconds > 0 for _, seconds in timings)
         blocked: dict[str, str] = {}
         timings.append(("backtest_job", run_backtests(defs, instance, keys, data_changed=changed, blocked=blocked)))

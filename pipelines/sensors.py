@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 
@@ -41,7 +43,7 @@ def _status(on: bool) -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING if on else dg.DefaultSensorStatus.STOPPED
 
 
-def build_sensors(config: ProjectConfig, param_set_keys: list[str]) -> list[dg.SensorDefinition]:
+def build_sensors(config: ProjectConfig, param_set_keys: list[str], warehouse_path: str | None = None) -> list[dg.SensorDefinition]:
     """Sensors whose default status follows ``automation``; ``param_set_keys`` are the configured sets."""
     auto = config.automation
     paper = frozenset(config.strategies.paper)
@@ -106,4 +108,32 @@ def build_sensors(config: ProjectConfig, param_set_keys: list[str]) -> list[dg.S
             context.log.warning(f"recovered run {r.run_id} of {r.job_name}: {r.reason}")
         return dg.SkipReason(f"recovered {len(done)} crashed run(s)" if done else "no crashed runs")
 
-    return [run_failure_alert, register_param_sets, promote_best_params, paper_on_new_signals, recover_crashed_runs]
+    @dg.sensor(name="heal_market_data", job_name="daily_data_job", minimum_interval_seconds=3600,
+               default_status=_status(auto.daily_schedules))
+    def heal_market_data(context: dg.SensorEvaluationContext):
+        """Re-run the data job on days whose candles an exchange page left out (bounded by ``gap_refetches``)."""
+        from pipelines.demo import range_tags
+        from quantdag.markets import contiguous
+        from quantdag.stages.market_data import pending_refetch_days
+        from quantdag.store import Warehouse, WarehouseError
+
+        if warehouse_path is None or not os.path.exists(warehouse_path):
+            return dg.SkipReason("no warehouse yet")
+        try:  # read-only and short: a writer holding the file just means "next tick"
+            pending = pending_refetch_days(Warehouse(warehouse_path, read_only=True, lock_timeout=1.0), config.markets,
+                                           max_refetches=config.exchange.gap_refetches)
+        except WarehouseError as exc:
+            return dg.SkipReason(f"warehouse busy: {exc}")
+        days = sorted({date.fromisoformat(d) for ds in pending.values() for d in ds})
+        if not days:
+            return dg.SkipReason("no candles waiting to be fetched again")
+        job = context.repository_def.get_job("daily_data_job")
+        requests = []
+        for a, b in contiguous(days):
+            span = [(a + timedelta(days=i)).isoformat() for i in range((b - a).days + 1)]
+            hour = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H")  # at most one attempt per hour
+            requests.append(dg.RunRequest(run_key=f"heal|{a}|{b}|{hour}", tags=range_tags(job.partitions_def, span)))
+        return requests
+
+    return [run_failure_alert, register_param_sets, promote_best_params, paper_on_new_signals, recover_crashed_runs,
+            heal_market_data]

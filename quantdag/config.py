@@ -51,6 +51,7 @@ class ExchangeSettings(_Section):
     timeout_ms: int = Field(10_000, gt=0)
     max_retries: int = Field(5, ge=0)
     max_ban_wait: float = Field(120.0, gt=0)
+    gap_refetches: int = Field(3, ge=0, description="times candles missing inside a fetched page are asked for again")
 
     @property
     def venue(self) -> str:

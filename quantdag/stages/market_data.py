@@ -44,23 +44,50 @@ def _raw_slice(m: Market, w: Window, timeframe: str | None = None) -> Slice:
     return Slice(where=where, start=w[0], end=w[1], epoch_ms=True)
 
 
+#: Times an interior gap in a fetched window is asked for again (across runs) before it is accepted.
+MAX_REFETCHES = 3
+
+
+def _missing_runs(ts: Sequence[int], start: int, end: int, tf: int) -> list[tuple[int, int]]:
+    """Runs ``(first, last)`` of grid open times in ``[start, end)`` absent from ``ts``."""
+    have = set(ts)
+    runs: list[tuple[int, int]] = []
+    for t in range(start, end, tf):
+        if t in have:
+            continue
+        if runs and runs[-1][1] == t - tf:
+            runs[-1] = (runs[-1][0], t)
+        else:
+            runs.append((t, t))
+    return runs
+
+
+def _dt(epoch_ms: int) -> datetime:
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
+
+
 def ingest_raw(
     wh: Warehouse,
     client: ExchangeClient,
     windows: Mapping[Market, Sequence[Window]],
     *,
     now_ms: int | None = None,
+    max_refetches: int = MAX_REFETCHES,
 ) -> StageReport:
     """Download what is missing from ``raw.candles`` for each market window, incrementally.
 
     Per window, the download starts after the last *closed* candle already stored, so a
     complete day is never fetched twice and re-running it rewrites identical rows. Markets that
     are resampled from a finer timeframe are not downloaded here.
+
+    Candles the exchange left out *inside* what is stored (a transient omission in a page) are
+    asked for again, up to ``max_refetches`` times across runs, before normalization may fill
+    them as gaps: ``raw.refetches`` counts the attempts per gap; a healed gap's row goes away.
     """
     t0 = time.perf_counter()
     report = StageReport()
     now = now_ms if now_ms is not None else int(time.time() * 1000)
-    writes: list[tuple[pl.DataFrame, Slice]] = []
+    writes: list[tuple[pl.DataFrame, Slice, pl.DataFrame, Slice]] = []
     for m, wins in windows.items():
         if m.resample_from is not None:
             report.add(m, fetched=0, resampled=1)
@@ -77,15 +104,57 @@ def ingest_raw(
             fetched = empty_raw_frame()
             if since < end:
                 fetched = client.fetch_candles(m.symbol, m.timeframe, since, ms(w[1]))
-            report.add(m, fetched=fetched.height, kept=existing.height)
-            writes.append((pl.concat([existing.select(fetched.columns), fetched]), s))
+            gaps_slice = Slice(where=m.where, time_column="gap_start", start=w[0], end=w[1])
+            tried = {int(r["gap_start"].timestamp() * 1000): r["attempts"] for r in wh.read("raw.refetches", [gaps_slice]).iter_rows(named=True)}
+            frame = pl.concat([existing.select(fetched.columns), fetched])
+            have = frame.filter(pl.col("ts") + tf <= pl.col("fetched_at").dt.epoch("ms"))["ts"].to_list()
+            refetched, records = [], []
+            for first, final in _missing_runs(have, min(have), max(have), tf) if have else []:  # interior gaps only
+                attempts = tried.get(first, 0)
+                got = empty_raw_frame()
+                if attempts < max_refetches:
+                    got = client.fetch_candles(m.symbol, m.timeframe, first, final + tf)
+                    refetched.append(got)
+                    attempts += 1
+                still = _missing_runs(got["ts"].to_list(), first, final + tf, tf)
+                for a, b in still:  # what the exchange still does not have, with the attempts spent on it
+                    records.append({**m.where, "gap_start": _dt(a), "gap_end": _dt(b), "missing": (b - a) // tf + 1,
+                                    "attempts": attempts if attempts else max_refetches, "last_attempt_at": _dt(now)})
+            if refetched:
+                frame = pl.concat([frame, *refetched])
+            healed = sum(g.height for g in refetched)
+            report.add(m, fetched=fetched.height, kept=existing.height, refetched=healed,
+                       refetch_pending=sum(1 for r in records if r["attempts"] < max_refetches))
+            refetch_rows = pl.DataFrame(records, schema=REFETCH_SCHEMA) if records else pl.DataFrame(schema=REFETCH_SCHEMA)
+            writes.append((frame, s, refetch_rows, gaps_slice))
     with wh.transaction() as con:
-        for frame, s in writes:
+        for frame, s, refetch_rows, gaps_slice in writes:
             report.rows_written += Warehouse.replace(
                 con, "raw.candles", frame, [s], order_by=(*CANDLE_KEY, "fetched_at")
             )
+            Warehouse.replace(con, "raw.refetches", refetch_rows, [gaps_slice], order_by=("gap_start",))
     report.seconds = time.perf_counter() - t0
     return report
+
+
+REFETCH_SCHEMA = {
+    "exchange": pl.Utf8, "symbol": pl.Utf8, "timeframe": pl.Utf8, "gap_start": pl.Datetime("ms", "UTC"),
+    "gap_end": pl.Datetime("ms", "UTC"), "missing": pl.Int64, "attempts": pl.Int32, "last_attempt_at": pl.Datetime("ms", "UTC"),
+}  # fmt: skip
+
+
+def pending_refetch_days(wh: Warehouse, markets: Sequence[Market], *, max_refetches: int = MAX_REFETCHES) -> dict[Market, list[str]]:
+    """Per market, the UTC days holding gaps still to be asked for again (the runs that heal them)."""
+    out: dict[Market, list[str]] = {}
+    for m in markets:
+        rows = wh.query(
+            "SELECT DISTINCT strftime(gap_start, '%Y-%m-%d') AS day FROM raw.refetches "
+            "WHERE exchange = ? AND symbol = ? AND timeframe = ? AND attempts < ? ORDER BY 1",
+            [m.exchange, m.symbol, m.timeframe, max_refetches],
+        )
+        if rows.height:
+            out[m] = rows["day"].to_list()
+    return out
 
 
 def _prev_close(wh: Warehouse, m: Market, before: datetime) -> float | None:

@@ -100,3 +100,30 @@ def test_recover_crashed_runs_sensor_frees_the_slot_of_a_killed_run(tmp_path):
         assert "recovered 1 crashed run" in (result.skip_message or "")
         assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
         assert _holders(instance) == set()
+
+
+def test_heal_market_data_sensor_reruns_the_days_with_candles_to_fetch_again(tmp_path):
+    from datetime import date, datetime, timedelta, timezone
+
+    import polars as pl
+
+    from pipelines.definitions import build_defs
+    from quantdag.store import Slice, Warehouse
+
+    defs = build_defs(tmp_path)
+    sensor = defs.resolve_sensor_def("heal_market_data")
+    with dg.instance_for_test() as instance, dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def()) as ctx:
+        assert "no warehouse" in sensor.evaluate_tick(ctx).skip_message
+    day = date.today() - timedelta(days=3)
+    gap = datetime(day.year, day.month, day.day, 5, tzinfo=timezone.utc)
+    row = pl.DataFrame([{"exchange": "sim", "symbol": "ETH/USDT", "timeframe": "1h", "gap_start": gap, "gap_end": gap,
+                         "missing": 1, "attempts": 1, "last_attempt_at": gap}],
+                       schema_overrides={"gap_start": pl.Datetime("ms", "UTC"), "gap_end": pl.Datetime("ms", "UTC"),
+                                         "last_attempt_at": pl.Datetime("ms", "UTC"), "attempts": pl.Int32})
+    Warehouse(tmp_path / "quantdag.duckdb").replace_slices("raw.refetches", row, [Slice(where={"exchange": "sim"}, time_column=None)])
+    with dg.instance_for_test() as instance, dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def()) as ctx:
+        requests = sensor.evaluate_tick(ctx).run_requests
+    assert len(requests) == 1
+    tags = requests[0].tags
+    assert tags["dagster/asset_partition_range_start"].startswith(day.isoformat())
+    assert tags["dagster/asset_partition_range_end"].startswith(day.isoformat())

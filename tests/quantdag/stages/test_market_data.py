@@ -114,3 +114,55 @@ def test_normalize_failing_check_rolls_back_so_the_run_writes_no_rows(tmp_path, 
     assert wh.query("SELECT count(*) AS n FROM market.gaps")["n"][0] == 0
     report = normalize_candles(wh, wins)  # the same run, judged now: all checks zero, rows written
     assert not any(report.violations.values()) and report.rows_written == 3 * 48
+
+
+def test_ingest_candles_missing_from_pages_are_refetched_and_the_next_run_heals_them_all(tmp_path, client, sim):
+    """50 % of a page's interior candles lost on every fetch of run 1; run 2 (exchange healthy) heals them."""
+    from quantdag.stages.market_data import pending_refetch_days
+
+    w = _window()
+    wins = {m: [w] for m in MARKETS}
+    clean = Warehouse(tmp_path / "clean.duckdb")
+    ingest_raw(clean, client, wins)
+    normalize_candles(clean, wins)
+
+    wh = Warehouse(tmp_path / "q.duckdb")
+    sim.inject("missing_candles", count=1000, fraction=0.5, path="/api/v3/klines")
+    try:
+        first = ingest_raw(wh, client, wins)
+    finally:
+        sim.faults = None
+    normalize_candles(wh, wins)
+    filled = wh.query("SELECT count(*) AS n FROM market.candles WHERE filled")["n"][0]
+    assert filled > 0 and sum(c.get("refetch_pending", 0) for c in first.per_market.values()) > 0
+    assert set(pending_refetch_days(wh, MARKETS)) == set(MARKETS)
+
+    second = ingest_raw(wh, client, wins)  # a re-run of the same partitions: the gaps are asked for again
+    normalize_candles(wh, wins)
+    # interior gaps come back through raw.refetches, trailing ones through the usual resume after the last candle
+    assert 0 < sum(c["refetched"] for c in second.per_market.values()) <= filled
+    assert wh.query("SELECT count(*) AS n FROM raw.refetches")["n"][0] == 0 and pending_refetch_days(wh, MARKETS) == {}
+    key = ("exchange", "symbol", "timeframe", "ts")
+    assert wh.table_hash("market.candles", key) == clean.table_hash("market.candles", key)
+
+
+def test_ingest_gap_the_exchange_confirms_is_accepted_after_the_bounded_refetches(tmp_path, client, sim):
+    """The first page loses candles, then the exchange answers every re-fetch with nothing: 2 tries, then accepted."""
+    from quantdag.stages.market_data import pending_refetch_days
+
+    w = _window(1)
+    wins = {MARKETS[0]: [w]}
+    wh = Warehouse(tmp_path / "q.duckdb")
+    sim.inject("missing_candles", count=1, fraction=0.5, path="/api/v3/klines")
+    sim.inject("empty_page", count=100_000, path="/api/v3/klines")
+    try:
+        for _ in range(3):
+            ingest_raw(wh, client, wins, max_refetches=2)
+        row = wh.query("SELECT max(attempts) AS a, min(attempts) AS lo, count(*) AS n FROM raw.refetches").row(0, named=True)
+        assert row["n"] > 0 and row["a"] == row["lo"] == 2  # never more than the bound
+        assert pending_refetch_days(wh, [MARKETS[0]], max_refetches=2) == {}
+        before = len(sim.requests)
+        ingest_raw(wh, client, wins, max_refetches=2)
+        assert len(sim.requests) == before  # accepted as a real gap: not asked for again
+    finally:
+        sim.faults = None
