@@ -44,6 +44,10 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class TruncatedBody(ccxt.NetworkError):
+    """A response body cut off mid-JSON: the connection, not the exchange, failed (retried per request)."""
+
+
 @dataclass(frozen=True)
 class ExchangeConfig:
     """Which exchange to talk to and how.
@@ -223,10 +227,7 @@ class ExchangeClient:
             if cursor > now:
                 break  # nothing has opened yet
             what = f"fetch_ohlcv {symbol} {timeframe} since {_iso(cursor)}"
-            rows = self._call(
-                lambda: self.ccxt.fetch_ohlcv(symbol, timeframe, since=cursor, limit=self.config.page_limit),
-                what,
-            )
+            rows = self._call(lambda: self._fetch_page(symbol, timeframe, cursor), what)
             page = self._parse_page(rows, what=what, tf=tf, fetched_at=now)
             page = page.filter(pl.col("ts") >= cursor)
             if page.is_empty():
@@ -295,6 +296,18 @@ class ExchangeClient:
                 "fetched_at": pl.Series([fetched_at] * len(rows), dtype=pl.Int64).cast(pl.Datetime("ms", "UTC")),
             }
         )
+
+    def _fetch_page(self, symbol: str, timeframe: str, since: int) -> Any:
+        """One OHLCV page; a body cut off mid-JSON is a transient fault, retried like a dropped connection."""
+        rows = self.ccxt.fetch_ohlcv(symbol, timeframe, since=since, limit=self.config.page_limit)
+        if not rows:
+            body = getattr(self.ccxt, "last_http_response", None)
+            if isinstance(body, str) and body.lstrip()[:1] in ("[", "{"):
+                try:
+                    json.loads(body)
+                except ValueError:
+                    raise TruncatedBody(f"the body ends mid-JSON after {len(body)} characters") from None
+        return rows
 
     def _check_body_is_json(self, what: str) -> None:
         """ccxt turns an unparseable body into an empty result; make that a typed error instead."""

@@ -135,14 +135,23 @@ def test_persistent_server_errors_give_up_after_bounded_retries(client, sim):
     assert len([r for r in sim.requests_since(seq) if r.path == "/api/v3/klines"]) == 5
 
 
-def test_malformed_json_is_a_typed_error_not_retried(client, sim):
+def test_truncated_json_page_is_retried_alone_and_the_fetch_completes(client, sim):
+    """#14: a body cut off mid-JSON is a transient fault: that one request is retried, not the backfill."""
+    start, end = _window(1)
+    golden = client.fetch_candles("BTC/USDT", "1h", start, end)
     sim.inject("malformed_json", count=1, path="/api/v3/klines")
     seq = sim.last_seq
-    with pytest.raises(ExchangeError) as info:
+    got = client.fetch_candles("BTC/USDT", "1h", start, end)
+    assert got.drop("fetched_at").equals(golden.drop("fetched_at"))
+    assert len([r for r in sim.requests_since(seq) if r.path == "/api/v3/klines"]) == 2
+
+
+def test_truncated_json_every_time_gives_up_as_unavailable_naming_the_call(client, sim):
+    sim.inject("malformed_json", count=50, path="/api/v3/klines")
+    seq = sim.last_seq
+    with pytest.raises(ExchangeUnavailable, match=r"fetch_ohlcv BTC/USDT 1h.*TruncatedBody"):
         client.fetch_candles("BTC/USDT", "1h", *_window(1))
-    assert not isinstance(info.value, ExchangeUnavailable)
-    assert "fetch_ohlcv BTC/USDT 1h" in str(info.value)
-    assert len([r for r in sim.requests_since(seq) if r.path == "/api/v3/klines"]) == 1
+    assert len([r for r in sim.requests_since(seq) if r.path == "/api/v3/klines"]) == 5
 
 
 def test_maintenance_page_with_200_is_a_typed_error(client, sim):
