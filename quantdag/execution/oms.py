@@ -49,6 +49,7 @@ from quantdag.execution.types import (
     quote_of,
 )
 from quantdag.store.warehouse import Warehouse
+from quantdag.tracking.alerts import send_alert
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class ReconcileReport:
     lost: list[str] = field(default_factory=list)  # in flight, not at the broker -> rejected
     new_fills: int = 0
     foreign_open_orders: list[str] = field(default_factory=list)  # open at the broker, unknown here
+    foreign_fills: list[Fill] = field(default_factory=list)  # venue fills of orders never sent here (not booked)
     positions: dict[str, Position] = field(default_factory=dict)
 
 
@@ -291,6 +293,16 @@ class OrderManager:
         """Query every non-terminal order at the broker and apply its state and fills: (before, after) pairs."""
         return [(o, self.resolve(o)) for o in self.store.orders(OPEN)]
 
+    def _owners(self, symbol: str, exchange_ids: set[str | None]) -> dict[str | None, str]:
+        """Client order id (the venue's, "" if none) of each order behind fills we cannot place, asked
+        of the broker by exchange id (brokers without that lookup: nothing known)."""
+        lookup = getattr(self.broker, "fetch_order_by_id", None)
+        out: dict[str | None, str] = {}
+        for eid in sorted(e for e in exchange_ids if e is not None):
+            bo = lookup(eid, symbol) if callable(lookup) else None
+            out[eid] = bo.client_order_id if bo is not None else ""
+        return out
+
     def resolve_in_flight(self) -> list[Order]:
         return [after for _, after in self._poll_open()]
 
@@ -315,9 +327,10 @@ class OrderManager:
             if after.status is OrderStatus.REJECTED and order.in_flight:
                 report.lost.append(order.client_order_id)
         orders = self.store.orders()
+        symbols = {o.symbol for o in orders} | set(self.store.positions())
         by_exchange_id = {o.exchange_order_id: o for o in orders if o.exchange_order_id}
         known_ids = {o.client_order_id for o in orders}
-        for symbol in sorted({o.symbol for o in orders}):
+        for symbol in sorted(symbols):
             try:
                 trades = self.broker.fills_since(symbol, self.store.last_fill_ms(symbol))
                 for bo in self.broker.open_orders(symbol):
@@ -326,10 +339,27 @@ class OrderManager:
             except ExchangeError as exc:
                 log.warning("reconcile %s: broker unreachable (%s)", symbol, exc.kind)
                 continue
-            mine = [Fill(t.trade_id, by_exchange_id[t.exchange_order_id].client_order_id, t.symbol, t.side, t.qty,
+            owner = {eid: o.client_order_id for eid, o in by_exchange_id.items()}
+            try:
+                owner.update(self._owners(symbol, {t.exchange_order_id for t in trades} - set(owner)))
+            except ExchangeError as exc:  # cannot tell whose they are: neither booked nor called foreign yet
+                log.warning("reconcile %s: unknown fills' orders unavailable (%s)", symbol, exc.kind)
+                trades = [t for t in trades if t.exchange_order_id in owner]
+            mine = [Fill(t.trade_id, owner[t.exchange_order_id], t.symbol, t.side, t.qty,
                          t.price, t.fee, t.fee_asset, t.ts, t.exchange_order_id)
-                    for t in trades if t.exchange_order_id in by_exchange_id]
+                    for t in trades if owner.get(t.exchange_order_id) in known_ids]
             report.new_fills += len(self.store.record(None, mine))
+            foreign = [Fill(t.trade_id, owner.get(t.exchange_order_id) or None, t.symbol, t.side, t.qty, t.price,
+                            t.fee, t.fee_asset, t.ts, t.exchange_order_id)
+                       for t in trades if owner.get(t.exchange_order_id) not in known_ids]
+            report.foreign_fills += foreign
+            new_foreign = self.store.record_foreign(foreign, self._clock())
+            if new_foreign:
+                send_alert(f"{self.broker.name}: {len(new_foreign)} fill(s) of orders this manager never sent "
+                           f"({symbol}): " + ", ".join(f"{f.side} {f.qty:g} @ {f.price:g} (order "
+                                                        f"{f.exchange_order_id}, client id {f.client_order_id})"
+                                                        for f in new_foreign[:5]),
+                           context={"broker": self.broker.name, "symbol": symbol, "kind": "foreign_fills"})
         report.positions = self.store.rebuild_positions()
         try:
             self.store.save_balances(self.broker.balances().values(), self._clock())
@@ -438,6 +468,7 @@ class OrderManager:
             "still_in_flight": len(report.in_flight) + sum(o.in_flight for o in orders),
             "new_fills_found": report.new_fills,
             "foreign_open_orders": len(report.foreign_open_orders),
+            "foreign_fills": len(report.foreign_fills),
             "orders_sent": len(orders),
             "orders_by_status": {str(s): sum(o.status is s for o in orders) for s in {o.status for o in orders}},
             "positions": {k: p.qty for k, p in positions.items()},

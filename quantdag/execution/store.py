@@ -304,6 +304,28 @@ class OrderStore:
             Warehouse.insert(con, "paper.positions", [_position_row(p, self.broker) for p in positions.values()])
         return positions
 
+    def record_foreign(self, fills: Sequence[Fill], now_ms: int) -> list[Fill]:
+        """Store fills of orders this manager never sent in ``paper.foreign_fills`` (never in the
+        ledger); one transaction; returns those not seen before (known trade ids are skipped)."""
+        with self._transaction() as con:
+            known = {(r[0], r[1]) for r in con.execute(
+                "SELECT symbol, trade_id FROM paper.foreign_fills WHERE broker = ?", [self.broker]).fetchall()}
+            new: list[Fill] = []
+            for f in fills:
+                if (f.symbol, f.trade_id) not in known:
+                    known.add((f.symbol, f.trade_id))
+                    new.append(f)
+            Warehouse.insert(con, "paper.foreign_fills",
+                             [{**_fill_row(f, self.broker), "ts_seen": _dt(now_ms)}
+                              for f in new])
+        return new
+
+    def foreign_fills(self) -> list[Fill]:
+        frame = self._query(
+            "SELECT trade_id, client_order_id, exchange_order_id, symbol, side, qty, price, fee, fee_asset, "
+            "epoch_ms(ts) AS ts FROM paper.foreign_fills WHERE broker = ? ORDER BY ts, trade_id", [self.broker])
+        return [_fill_from(r) for r in frame.iter_rows(named=True)]
+
     def save_tca(self, rows: list[Any]) -> None:
         from quantdag.execution.tca import write_tca
 

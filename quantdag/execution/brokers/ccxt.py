@@ -83,6 +83,19 @@ class CcxtBroker:
             raise
         return self._parse(raw, client_order_id)
 
+    def fetch_order_by_id(self, exchange_order_id: str, symbol: str) -> BrokerOrder | None:
+        """The venue's view of an order known only by its exchange id (e.g. behind a fill we cannot
+        place); its ``client_order_id`` is the venue's (empty if it has none). None if not found."""
+        self._markets()
+        try:
+            raw = self.client._call(lambda: self.ex.fetch_order(exchange_order_id, symbol),
+                                    f"fetch_order id {exchange_order_id}")
+        except ExchangeError as exc:
+            if exc.kind == "OrderNotFound":
+                return None
+            raise
+        return self._parse(raw, "")
+
     def cancel(self, client_order_id: str, symbol: str) -> BrokerOrder | None:
         self._markets()
         try:
