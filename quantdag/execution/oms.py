@@ -33,11 +33,12 @@ from quantdag.execution.algos import ChildSlice
 from quantdag.execution.brokers.base import Broker, BrokerOrder
 from quantdag.execution.ids import client_order_id
 from quantdag.execution.lease import DEFAULT_TTL_S, AccountLocked, Lease
-from quantdag.execution.risk import RiskEngine
+from quantdag.execution.risk import RiskEngine, RiskState
 from quantdag.execution.store import OrderStore
 from quantdag.execution.tca import Tca, analyse, interval_vwap
 from quantdag.execution.types import (
     OPEN,
+    Balance,
     Fill,
     Order,
     OrderEvent,
@@ -63,6 +64,30 @@ class ReconcileReport:
     foreign_open_orders: list[str] = field(default_factory=list)  # open at the broker, unknown here
     foreign_fills: list[Fill] = field(default_factory=list)  # venue fills of orders never sent here (not booked)
     positions: dict[str, Position] = field(default_factory=dict)
+    balance_mismatches: list[BalanceMismatch] = field(default_factory=list)  # venue totals != baseline + ledger
+
+
+BALANCE_HALT = "balance mismatch with the venue: "
+
+
+@dataclass(frozen=True)
+class BalanceMismatch:
+    """One asset whose venue total differs from what the store explains (baseline + ledger flows)."""
+
+    asset: str
+    stored: float
+    venue: float
+
+
+def ledger_flows(fills: list[Fill]) -> dict[str, float]:
+    """Net change of each asset the fill ledger explains: base +/- qty, quote -/+ notional, fees out."""
+    out: dict[str, float] = {}
+    for f in fills:
+        base, quote = base_of(f.symbol), quote_of(f.symbol)
+        out[base] = out.get(base, 0.0) + f.signed_qty
+        out[quote] = out.get(quote, 0.0) - f.side.sign * f.notional
+        out[f.fee_asset] = out.get(f.fee_asset, 0.0) - f.fee
+    return out
 
 
 class OrderManager:
@@ -91,6 +116,10 @@ class OrderManager:
     lease_ttl_s:
         Time to live of the account lease (``with`` takes it, each cycle and order renews it): a
         holder silent for this long loses the account to the next manager.
+    balance_abs_tol, balance_rel_tol:
+        Reconcile compares each asset's venue total with baseline + ledger flows; a difference above
+        ``max(abs_tol, rel_tol * |amount|)`` is a mismatch (alert, risk HALTED until a matching
+        reconcile or :meth:`resume`). Set ``abs_tol`` to about a lot step for a venue that rounds.
     """
 
     def __init__(
@@ -106,6 +135,8 @@ class OrderManager:
         hook: Callable[[str], None] | None = None,
         persistent: bool = True,
         lease_ttl_s: float = DEFAULT_TTL_S,
+        balance_abs_tol: float = 1e-8,
+        balance_rel_tol: float = 1e-8,
     ) -> None:
         if not strategy:
             raise ConfigurationError("OrderManager needs a strategy name")
@@ -114,6 +145,10 @@ class OrderManager:
         self.risk = risk or RiskEngine()
         self.lost_after_ms = int(lost_after_s * 1000)
         self.min_notional = min_notional
+        if not (balance_abs_tol >= 0 and balance_rel_tol >= 0):
+            raise ConfigurationError(f"balance tolerances must be >= 0, got {balance_abs_tol!r}, {balance_rel_tol!r}")
+        self.balance_abs_tol = balance_abs_tol
+        self.balance_rel_tol = balance_rel_tol
         self._clock = clock or (lambda: int(time.time() * 1000))
         self._hook = hook or (lambda step: None)
         self.store = OrderStore(warehouse, broker.name, hook=self._hook, persistent=persistent,
@@ -362,11 +397,47 @@ class OrderManager:
                            context={"broker": self.broker.name, "symbol": symbol, "kind": "foreign_fills"})
         report.positions = self.store.rebuild_positions()
         try:
-            self.store.save_balances(self.broker.balances().values(), self._clock())
+            venue = self.broker.balances()
         except ExchangeError as exc:
-            log.warning("reconcile: balances unavailable (%s)", exc.kind)
+            log.warning("reconcile: balances unavailable (%s); not checked", exc.kind)
+        else:
+            self.store.save_balances(venue.values(), self._clock())
+            report.balance_mismatches = self._check_balances(venue)
         self.reconciled = True
         return report
+
+    def _check_balances(self, venue: Mapping[str, Balance]) -> list[BalanceMismatch]:
+        """Venue totals against baseline + ledger flows; a mismatch alerts and halts risk-adding
+        orders, a match lifts a halt this check put in place."""
+        flows = ledger_flows(self.store.fills())
+        totals = {a: b.total for a, b in venue.items()}
+        baseline = self.store.balance_baseline()
+        if baseline is None:
+            baseline = self.store.set_balance_baseline(
+                {a: totals.get(a, 0.0) - flows.get(a, 0.0) for a in set(totals) | set(flows)}, self._clock())
+        out = []
+        for asset in sorted(set(totals) | set(flows) | set(baseline)):
+            stored = baseline.get(asset, 0.0) + flows.get(asset, 0.0)
+            seen = totals.get(asset, 0.0)
+            if abs(stored - seen) > max(self.balance_abs_tol, self.balance_rel_tol * max(abs(stored), abs(seen))):
+                out.append(BalanceMismatch(asset, stored, seen))
+        if out:
+            reason = BALANCE_HALT + ", ".join(f"{m.asset} stored {m.stored:.10g} venue {m.venue:.10g}" for m in out)
+            halted = self.risk.state is RiskState.HALTED
+            repeat = halted and self.risk.reason == reason
+            if not halted or (self.risk.reason or "").startswith(BALANCE_HALT):  # keep a kill switch's reason
+                self.risk.halt(reason)
+            if not repeat:  # the same mismatch seen again is not alerted again
+                send_alert(f"{self.broker.name}: {reason}; risk-adding orders halted",
+                           context={"broker": self.broker.name, "kind": "balance_mismatch"})
+        elif self.risk.state is RiskState.HALTED and (self.risk.reason or "").startswith(BALANCE_HALT):
+            log.warning("%s: balances match the venue again; resuming", self.broker.name)
+            self.risk.resume()
+        return out
+
+    def resume(self) -> None:
+        """Lift a halt (balance mismatch or kill switch) by hand; the next reconcile checks again."""
+        self.risk.resume()
 
     # ---- targets -----------------------------------------------------------------------------
 
@@ -469,6 +540,8 @@ class OrderManager:
             "new_fills_found": report.new_fills,
             "foreign_open_orders": len(report.foreign_open_orders),
             "foreign_fills": len(report.foreign_fills),
+            "balance_mismatches": [{"asset": m.asset, "stored": m.stored, "venue": m.venue}
+                                   for m in report.balance_mismatches],
             "orders_sent": len(orders),
             "orders_by_status": {str(s): sum(o.status is s for o in orders) for s in {o.status for o in orders}},
             "positions": {k: p.qty for k, p in positions.items()},
@@ -492,4 +565,4 @@ class OrderManager:
         return total
 
 
-__all__ = ["AccountLocked", "OrderManager", "ReconcileReport", "base_of", "quote_of"]
+__all__ = ["AccountLocked", "BalanceMismatch", "OrderManager", "ReconcileReport", "ledger_flows", "base_of", "quote_of"]

@@ -407,6 +407,23 @@ class OrderStore:
             con.execute("DELETE FROM paper.balances WHERE broker = ?", [self.broker])
             Warehouse.insert(con, "paper.balances", [_balance_row(b, self.broker, ts_ms) for b in balances])
 
+    def balance_baseline(self) -> dict[str, float] | None:
+        """Per asset, what the account held beyond its ledger when first reconciled (None: never set)."""
+        frame = self._query("SELECT asset, qty FROM paper.balance_baseline WHERE broker = ?", [self.broker])
+        return {r["asset"]: r["qty"] for r in frame.iter_rows(named=True)} if frame.height else None
+
+    def set_balance_baseline(self, baseline: dict[str, float], ts_ms: int) -> dict[str, float]:
+        """Store ``baseline`` unless one is stored (one transaction); returns the stored one."""
+        with self._transaction() as con:
+            rows = con.execute("SELECT asset, qty FROM paper.balance_baseline WHERE broker = ?",
+                               [self.broker]).fetchall()
+            if rows:
+                return {a: q for a, q in rows}
+            Warehouse.insert(con, "paper.balance_baseline",
+                             [{"broker": self.broker, "asset": a, "qty": q, "ts": _dt(ts_ms)}
+                              for a, q in sorted(baseline.items())])
+        return dict(baseline)
+
     def balances(self) -> dict[str, Balance]:
         frame = self._query("SELECT asset, free, used, total FROM paper.balances WHERE broker = ?", [self.broker])
         return {r["asset"]: Balance(**r) for r in frame.iter_rows(named=True)}
