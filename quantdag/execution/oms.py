@@ -103,9 +103,12 @@ class OrderManager:
         Name used in client order ids and the ``strategy`` column.
     risk:
         Pre-trade checks (default: none beyond the broker's).
-    lost_after_s:
-        An in-flight order the broker does not know is declared lost (rejected, never resent) once
-        it is this old; younger ones stay in flight (a real venue can be slow to show an order).
+    lost_after_s, lost_after_answers, lost_window_s:
+        An in-flight order the broker does not know is declared lost (rejected, never resent) only
+        once it is ``lost_after_s`` old AND the broker answered "not found" ``lost_after_answers``
+        times, the first at least ``lost_window_s`` before the last (a real venue can be slow to show
+        a new order). The answers are counted in ``paper.not_found`` (they survive restarts); fills
+        of an order that shows up after all are still booked by :meth:`reconcile`.
     min_notional:
         Rebalance deltas worth less are skipped.
     hook:
@@ -135,6 +138,8 @@ class OrderManager:
         hook: Callable[[str], None] | None = None,
         persistent: bool = True,
         lease_ttl_s: float = DEFAULT_TTL_S,
+        lost_after_answers: int = 3,
+        lost_window_s: float = 60.0,
         balance_abs_tol: float = 1e-8,
         balance_rel_tol: float = 1e-8,
     ) -> None:
@@ -144,6 +149,11 @@ class OrderManager:
         self.strategy = strategy
         self.risk = risk or RiskEngine()
         self.lost_after_ms = int(lost_after_s * 1000)
+        if lost_after_answers < 1 or lost_window_s < 0:
+            raise ConfigurationError(f"lost_after_answers must be >= 1 and lost_window_s >= 0, got "
+                                     f"{lost_after_answers!r}, {lost_window_s!r}")
+        self.lost_after_answers = lost_after_answers
+        self.lost_window_ms = int(lost_window_s * 1000)
         self.min_notional = min_notional
         if not (balance_abs_tol >= 0 and balance_rel_tol >= 0):
             raise ConfigurationError(f"balance tolerances must be >= 0, got {balance_abs_tol!r}, {balance_rel_tol!r}")
@@ -285,10 +295,15 @@ class OrderManager:
             log.warning("order %s still unresolved: %s", order.client_order_id, exc.kind)
             return order
         if bo is None:
-            if declare_lost and order.in_flight and self._clock() - (order.ts_submitted or 0) >= self.lost_after_ms:
-                order = state.apply(order, OrderEvent.REJECT, reason="not found at the broker after an ambiguous submit",
-                                    ts_updated=self._clock())
-                self.store.update_order(order)
+            if declare_lost and order.in_flight:
+                now = self._clock()
+                answers, first = self.store.note_not_found(order.client_order_id, now)
+                if (now - (order.ts_submitted or 0) >= self.lost_after_ms and answers >= self.lost_after_answers
+                        and now - first >= self.lost_window_ms):
+                    order = state.apply(order, OrderEvent.REJECT,
+                                        reason=f"not found at the broker after an ambiguous submit ({answers} answers "
+                                               f"over {(now - first) / 1000:.0f} s)", ts_updated=now)
+                    self.store.update_order(order)
             return order
         return self._sync(order, bo)
 

@@ -326,6 +326,27 @@ class OrderStore:
             "epoch_ms(ts) AS ts FROM paper.foreign_fills WHERE broker = ? ORDER BY ts, trade_id", [self.broker])
         return [_fill_from(r) for r in frame.iter_rows(named=True)]
 
+    def note_not_found(self, client_order_id: str, now_ms: int) -> tuple[int, int]:
+        """Count one more "not found" answer for an order; one transaction. Returns ``(answers so
+        far, ms of the first)``."""
+        with self._transaction() as con:
+            row = con.execute("SELECT answers, epoch_ms(first_at) FROM paper.not_found WHERE broker = ? "
+                              "AND client_order_id = ?", [self.broker, client_order_id]).fetchone()
+            if row is None:
+                Warehouse.insert(con, "paper.not_found", [{
+                    "broker": self.broker, "client_order_id": client_order_id, "answers": 1,
+                    "first_at": _dt(now_ms), "last_at": _dt(now_ms)}])
+                return 1, now_ms
+            Warehouse.update(con, "paper.not_found", {"answers": row[0] + 1, "last_at": _dt(now_ms)},
+                             {"broker": self.broker, "client_order_id": client_order_id})
+            return row[0] + 1, row[1]
+
+    def not_found(self, client_order_id: str) -> tuple[int, int] | None:
+        """``(answers, ms of the first)`` of the "not found" answers counted for an order, if any."""
+        frame = self._query("SELECT answers, epoch_ms(first_at) AS f FROM paper.not_found WHERE broker = ? "
+                            "AND client_order_id = ?", [self.broker, client_order_id])
+        return (frame["answers"][0], frame["f"][0]) if frame.height else None
+
     def save_tca(self, rows: list[Any]) -> None:
         from quantdag.execution.tca import write_tca
 

@@ -47,4 +47,6 @@ def make_client(sim: SimExchange, timeout_ms: int = 1000, retries: int = 5) -> E
 def make_oms(sim: SimExchange, db_path, **kw) -> OrderManager:
     client = make_client(sim, timeout_ms=kw.pop("timeout_ms", 1000))
     kw.setdefault("lost_after_s", 0.0)
+    kw.setdefault("lost_after_answers", 1)  # tests of other things: the first "not found" is final
+    kw.setdefault("lost_window_s", 0.0)
     return OrderManager(Warehouse(db_path), CcxtBroker(client, name="sim"), strategy=kw.pop("strategy", "test"), **kw)

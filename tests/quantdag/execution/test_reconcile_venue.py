@@ -122,3 +122,45 @@ def test_reconcile_stored_ledger_edited_halts_until_a_matching_reconcile(order_s
                     [o.client_order_id, o.client_order_id])
     assert oms.reconcile().balance_mismatches == []
     assert oms.risk.state is RiskState.ACTIVE  # a matching reconcile lifts the balance halt
+
+
+def test_reconcile_order_not_found_once_stays_in_flight_lost_only_after_n_answers_over_window(
+        order_sim, account, tmp_path):
+    import time
+
+    from quantdag.sim.orders import ORDER_PATH
+
+    db = tmp_path / "nf.duckdb"
+    t0 = int(time.time() * 1000)
+    now = {"t": t0}
+
+    def manager():
+        return make_oms(order_sim, db, persistent=False, timeout_ms=500, clock=lambda: now["t"],
+                        lost_after_answers=3, lost_window_s=60.0)
+
+    oms = manager()
+    oms.reconcile()
+    order_sim.inject("timeout", path=ORDER_PATH, delay_s=0.8)  # the order never reaches the venue
+    order = oms.submit("BTC/USDT", Side.BUY, 0.001, intent="slow-venue")
+    cid = order.client_order_id
+    assert order.in_flight and order.status is OrderStatus.SUBMITTED  # one "not found": not lost
+    assert oms.store.not_found(cid) == (1, t0)
+    now["t"] = t0 + 30_000
+    report = manager().reconcile()  # a restart: the count is in the store
+    assert report.lost == [] and report.in_flight == [cid]
+    assert oms.store.not_found(cid) == (2, t0)
+    now["t"] = t0 + 45_000
+    report = manager().reconcile()  # three answers, but over 45 s only
+    assert report.lost == [] and report.in_flight == [cid]
+    now["t"] = t0 + 61_000
+    report = manager().reconcile()  # the 4th answer, 61 s after the first
+    assert report.lost == [cid]
+    lost = oms.store.get(cid)
+    assert lost.status is OrderStatus.REJECTED and "not found" in lost.reason and "4 answers" in lost.reason
+    assert cid not in account.count_by_client_id()
+    # the venue shows it after all (booked late under our client id): its fills are still ours
+    _direct_order(order_sim, "BTC/USDT", "buy", 0.001, cid)
+    late = manager().reconcile()
+    assert late.foreign_fills == [] and late.new_fills >= 1
+    assert {f.client_order_id for f in oms.store.fills()} == {cid}
+    assert late.positions["BTC/USDT"].qty == pytest.approx(0.001)
