@@ -45,15 +45,27 @@ def _holders(instance: dg.DagsterInstance) -> set[str]:
     return {slot.run_id for slot in instance.event_log_storage.get_concurrency_info("duckdb").claimed_slots}
 
 
-@pytest.mark.slow
-def test_killed_run_is_failed_on_restart_and_the_next_run_gets_the_pool_slot(tmp_path):
+def _home(tmp_path: Path) -> Path:
+    """A Dagster home with the shipped instance settings (pool ``duckdb`` limited to 1)."""
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(ROOT / "pipelines" / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def _killed_run(home: Path) -> str:
+    """The id of a run SIGKILLed while its step held the pool slot."""
     victim = _start(home, sleep=120)
     run_id = _wait_for_step(home, victim)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
+    return run_id
+
+
+@pytest.mark.slow
+def test_killed_run_is_failed_on_restart_and_the_next_run_gets_the_pool_slot(tmp_path):
+    home = _home(tmp_path)
+    run_id = _killed_run(home)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED  # the crash left it holding the slot
         assert _holders(instance) == {run_id}
@@ -68,9 +80,7 @@ def test_killed_run_is_failed_on_restart_and_the_next_run_gets_the_pool_slot(tmp
 
 
 def test_recover_orphaned_runs_leaves_a_live_run_alone(tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(ROOT / "pipelines" / "dagster.yaml", home / "dagster.yaml")
+    home = _home(tmp_path)
     live = _start(home, sleep=20)
     try:
         run_id = _wait_for_step(home, live)
@@ -87,13 +97,8 @@ def test_recover_crashed_runs_sensor_frees_the_slot_of_a_killed_run(tmp_path):
     """What `make ui`'s daemon does every minute: the default launcher cannot report dead workers."""
     from pipelines.definitions import build_defs
 
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(ROOT / "pipelines" / "dagster.yaml", home / "dagster.yaml")
-    victim = _start(home, sleep=120)
-    run_id = _wait_for_step(home, victim)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=30)
+    home = _home(tmp_path)
+    run_id = _killed_run(home)
     sensor = build_defs(tmp_path / "data").resolve_sensor_def("recover_crashed_runs")
     with dg.DagsterInstance.from_config(str(home)) as instance, dg.build_sensor_context(instance=instance) as ctx:
         result = sensor.evaluate_tick(ctx)
