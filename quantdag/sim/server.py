@@ -435,9 +435,12 @@ class SimExchange:
             response = self._respond(h, record, request)
             if response is not None:
                 record.status = response.status
+                # recorded before the answer leaves: a client that reads the log right after it sees it
+                record.duration_s = time.monotonic() - t0
                 self._send(h, response)
         finally:
-            record.duration_s = time.monotonic() - t0
+            if record.duration_s is None:  # no answer sent (dropped connection, held timeout)
+                record.duration_s = time.monotonic() - t0
 
     def _respond(self, h: _Handler, record: RequestRecord, req: SimRequest) -> SimResponse | None:
         now = time.monotonic()
