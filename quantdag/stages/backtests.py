@@ -64,6 +64,7 @@ def run_backtests(
     settings: BacktestSettings | None = None,
     *,
     accept_holes: bool = False,
+    strategy: Strategy | None = None,
 ) -> list[BacktestOutcome]:
     """Backtest parameter set ``key`` on each market from its stored candles and signals.
 
@@ -85,7 +86,7 @@ def run_backtests(
     StrategyError
         If the parameter set failed its look-ahead check.
     """
-    strategy = resolve_param_set(wh, key)
+    strategy = strategy or resolve_param_set(wh, key)
     require_no_lookahead(wh, key)
     settings = settings or BacktestSettings()
     stored = [(m, read_candles(wh, m)) for m in markets]
@@ -129,10 +130,11 @@ def store_backtests(
     *,
     mlflow_run_ids: Mapping[str, str] | None = None,
     dagster_run_id: str | None = None,
+    strategy: Strategy | None = None,
 ) -> StageReport:
     """Replace ``backtest.runs``/``trades``/``equity`` of ``key`` on ``markets`` in one transaction."""
     t0 = time.perf_counter()
-    strategy = resolve_param_set(wh, key)
+    strategy = strategy or resolve_param_set(wh, key)
     report = StageReport()
     ids = mlflow_run_ids or {}
     runs, trades, equity = [], [], []
@@ -201,13 +203,16 @@ def backtest_param_set(
 ) -> BacktestStage:
     """The whole stage: backtest ``key`` on ``markets``, log each run, store everything, check it.
 
+    The parameter set is resolved once and handed to each step (each public step resolves it
+    itself when called alone).
+
     ``start_run(name, tags)`` opens one tracking run per market (the asset passes its MLflow
     resource); each is named ``<strategy params> · <SYMBOL:TF>`` and holds the run's parameters,
     metrics, equity curve and report. Without it nothing is logged.
     """
     settings = settings or BacktestSettings()
     strategy = resolve_param_set(wh, key)
-    outcomes = run_backtests(wh, key, markets, settings, accept_holes=accept_holes)
+    outcomes = run_backtests(wh, key, markets, settings, accept_holes=accept_holes, strategy=strategy)
     run_ids: dict[str, str] = {}
     if start_run is not None:
         for o in outcomes:
@@ -215,8 +220,10 @@ def backtest_param_set(
             with start_run(f"{param_set_label(strategy)} · {o.market.key}", tags) as run:
                 log_backtest(o.result, strategy_params=strategy.params, market=o.market.where)
                 run_ids[o.market.key] = run.info.run_id
-    report = store_backtests(wh, key, outcomes, markets, mlflow_run_ids=run_ids, dagster_run_id=dagster_run_id)
-    checks = check_backtests(wh, key, markets, settings=settings, accept_holes=accept_holes)
+    report = store_backtests(
+        wh, key, outcomes, markets, mlflow_run_ids=run_ids, dagster_run_id=dagster_run_id, strategy=strategy
+    )
+    checks = check_backtests(wh, key, markets, settings=settings, accept_holes=accept_holes, strategy=strategy)
     return BacktestStage(strategy, outcomes, report, run_ids, checks)
 
 
@@ -255,13 +262,14 @@ def check_backtests(
     *,
     settings: BacktestSettings | None = None,
     accept_holes: bool = False,
+    strategy: Strategy | None = None,
 ) -> dict[str, CheckVerdict]:
     """:data:`BACKTEST_CHECKS` of parameter set ``key``'s stored runs on ``markets``.
 
     ``settings`` are the configured backtest settings (costs may be off only if they say so);
     ``accept_holes`` whether holes were accepted.
     """
-    s = resolve_param_set(wh, key)
+    s = strategy or resolve_param_set(wh, key)
     settings = settings or BacktestSettings()
     sql = load_sql("check_backtest_runs")
     totals = {"runs": 0, "holes": 0, "hole_candles": 0, "zero_cost_runs": 0}
@@ -275,7 +283,7 @@ def check_backtests(
             totals["holes"] == 0 or accept_holes,
             {"holes": totals["holes"], "hole_candles": totals["hole_candles"], "accept_holes": accept_holes},
         ),
-        "signals_match_candles": signals_match_candles(wh, key, markets),
+        "signals_match_candles": signals_match_candles(wh, s, markets),
         "costs_on": CheckVerdict(
             totals["zero_cost_runs"] == 0 or off,
             {"runs": totals["runs"], "zero_cost_runs": totals["zero_cost_runs"], "fee": settings.fee,

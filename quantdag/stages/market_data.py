@@ -145,15 +145,17 @@ REFETCH_SCHEMA = {
 
 def pending_refetch_days(wh: Warehouse, markets: Sequence[Market], *, max_refetches: int = MAX_REFETCHES) -> dict[Market, list[str]]:
     """Per market, the UTC days holding gaps still to be asked for again (the runs that heal them)."""
+    rows = wh.query(
+        "SELECT DISTINCT exchange, symbol, timeframe, strftime(gap_start, '%Y-%m-%d') AS day FROM raw.refetches "
+        "WHERE attempts < ? ORDER BY day",
+        [max_refetches],
+    )
     out: dict[Market, list[str]] = {}
-    for m in markets:
-        rows = wh.query(
-            "SELECT DISTINCT strftime(gap_start, '%Y-%m-%d') AS day FROM raw.refetches "
-            "WHERE exchange = ? AND symbol = ? AND timeframe = ? AND attempts < ? ORDER BY 1",
-            [m.exchange, m.symbol, m.timeframe, max_refetches],
-        )
-        if rows.height:
-            out[m] = rows["day"].to_list()
+    by_where = {(m.exchange, m.symbol, m.timeframe): m for m in markets}
+    for r in rows.iter_rows(named=True):
+        m = by_where.get((r["exchange"], r["symbol"], r["timeframe"]))
+        if m is not None:
+            out.setdefault(m, []).append(r["day"])
     return out
 
 

@@ -64,12 +64,14 @@ class PaperAccount:
         )
 
 
-def target_fractions(wh: Warehouse, key: str, markets: Sequence[Market]) -> tuple[dict[str, float], int]:
+def target_fractions(
+    wh: Warehouse, key: str, markets: Sequence[Market], *, strategy: Strategy | None = None
+) -> tuple[dict[str, float], int]:
     """Each market's target position fraction from its stored signals, and the decision time (ms).
 
     A parameter set that failed its look-ahead check never trades (:class:`StrategyError`).
     """
-    strategy = resolve_param_set(wh, key)
+    strategy = strategy or resolve_param_set(wh, key)
     require_no_lookahead(wh, key)
     out: dict[str, float] = {}
     decision = 0
@@ -98,7 +100,7 @@ def paper_cycle(
 ) -> dict[str, object]:
     """Rebalance the paper account of parameter set ``key`` to its latest signals; a JSON-safe summary."""
     strategy = resolve_param_set(wh, key)
-    fractions, decision_ts = target_fractions(wh, key, markets)
+    fractions, decision_ts = target_fractions(wh, key, markets, strategy=strategy)
     source = price_source or (lambda symbol: prices[symbol])
     broker = PaperBroker(source, balances={account.quote: account.capital}, name=broker_name(strategy))
     per_market = account.capital * (1.0 - account.cash_buffer) / max(1, len(markets))

@@ -35,6 +35,7 @@ class LookaheadVerdict:
     ok: bool
     market: str
     n_candles: int
+    code_hash: str
     column: str | None = None
     candle_ts: datetime | None = None
     detail: str = ""
@@ -99,16 +100,19 @@ def code_hash(strategy: Strategy) -> str:
 
 def lookahead_verdict(wh: Warehouse, key: str, strategy: Strategy, market: Market, candles: pl.DataFrame) -> LookaheadVerdict:
     """The stored verdict for this code, or a new check on the latest :data:`LOOKAHEAD_CANDLES` candles."""
-    prior = wh.query("SELECT * FROM signals.lookahead WHERE param_set = ? AND code_hash = ?", [key, code_hash(strategy)])
+    source = code_hash(strategy)
+    prior = wh.query("SELECT * FROM signals.lookahead WHERE param_set = ? AND code_hash = ?", [key, source])
     if prior.height:
         r = prior.row(0, named=True)
-        return LookaheadVerdict(r["ok"], r["market"], r["n_candles"], r["column_name"], r["candle_ts"], r["detail"] or "", True)
+        return LookaheadVerdict(
+            r["ok"], r["market"], r["n_candles"], source, r["column_name"], r["candle_ts"], r["detail"] or "", True
+        )
     sample = candles.tail(LOOKAHEAD_CANDLES)
     report = check_lookahead(strategy, sample, prefixes=LOOKAHEAD_PREFIXES, perturbations=LOOKAHEAD_PERTURBATIONS)
     first = report.first
     if first is None:
-        return LookaheadVerdict(True, market.key, sample.height)
-    return LookaheadVerdict(False, market.key, sample.height, first.column, first.ts, report.summary())
+        return LookaheadVerdict(True, market.key, sample.height, source)
+    return LookaheadVerdict(False, market.key, sample.height, source, first.column, first.ts, report.summary())
 
 
 def require_no_lookahead(wh: Warehouse, key: str) -> None:
@@ -190,7 +194,7 @@ def build_signals(
             row = pl.DataFrame(
                 [{
                     "param_set": key, "strategy": strategy.name, "params_hash": strategy.params_hash,
-                    "code_hash": code_hash(strategy), "checked_at": datetime.now(timezone.utc), "market": verdict.market,
+                    "code_hash": verdict.code_hash, "checked_at": datetime.now(timezone.utc), "market": verdict.market,
                     "n_candles": verdict.n_candles, "ok": verdict.ok, "column_name": verdict.column,
                     "candle_ts": verdict.candle_ts, "detail": verdict.detail or None,
                 }],
@@ -217,8 +221,7 @@ SIGNAL_CHECKS = {
 }
 
 
-def _signal_counts(wh: Warehouse, key: str, markets: Sequence[Market]) -> dict[str, int]:
-    s = resolve_param_set(wh, key)
+def _signal_counts(wh: Warehouse, s: Strategy, markets: Sequence[Market]) -> dict[str, int]:
     sql = load_sql("check_signals")
     totals = {"candles": 0, "signal_rows": 0, "candles_without_one_signal": 0, "signals_without_candle": 0}
     for m in markets:
@@ -233,9 +236,9 @@ def _signals_verdict(counts: dict[str, int]) -> CheckVerdict:
     return CheckVerdict(bad == 0, {**counts, "violations": bad})
 
 
-def signals_match_candles(wh: Warehouse, key: str, markets: Sequence[Market]) -> CheckVerdict:
-    """Every stored candle of ``markets`` has exactly one signal row of ``key``, every row a candle."""
-    return _signals_verdict(_signal_counts(wh, key, markets))
+def signals_match_candles(wh: Warehouse, strategy: Strategy, markets: Sequence[Market]) -> CheckVerdict:
+    """Every stored candle of ``markets`` has exactly one signal row of ``strategy``, every row a candle."""
+    return _signals_verdict(_signal_counts(wh, strategy, markets))
 
 
 def check_signals(wh: Warehouse, key: str, markets: Sequence[Market], *, signals_withheld: bool = False) -> dict[str, CheckVerdict]:
@@ -247,4 +250,4 @@ def check_signals(wh: Warehouse, key: str, markets: Sequence[Market], *, signals
     """
     if signals_withheld:
         return {"signals_match_candles": CheckVerdict(True, {"checked": False, "reason": "look-ahead check failed"})}
-    return {"signals_match_candles": signals_match_candles(wh, key, markets)}
+    return {"signals_match_candles": signals_match_candles(wh, resolve_param_set(wh, key), markets)}

@@ -47,20 +47,20 @@ def strategy_from_key(key: str, known: Mapping[str, tuple[str, Mapping[str, Any]
     if known and key in known:
         name, params = known[key]
         strategy = create_strategy(name, dict(params))
-    else:
-        name = strategy_name_of(key)
-        if name not in list_strategies():
-            raise ConfigurationError(
-                f"parameter set {key!r}: no registered strategy {name!r}; registered: {', '.join(list_strategies())}"
-            )
-        strategy = create_strategy(name)
         if key != name and key != strategy.key:
-            raise ConfigurationError(
-                f"parameter set {key!r}: its parameters are unknown (not in the configuration, the warehouse's "
-                f"signals.param_sets or a sweep); add them under strategies.param_sets in quantdag.yaml"
-            )
+            raise ConfigurationError(f"parameter set {key!r}: its parameters hash to {strategy.key!r}, not to the key")
+        return strategy
+    name = strategy_name_of(key)
+    if name not in list_strategies():
+        raise ConfigurationError(
+            f"parameter set {key!r}: no registered strategy {name!r}; registered: {', '.join(list_strategies())}"
+        )
+    strategy = create_strategy(name)
     if key != name and key != strategy.key:
-        raise ConfigurationError(f"parameter set {key!r}: its parameters hash to {strategy.key!r}, not to the key")
+        raise ConfigurationError(
+            f"parameter set {key!r}: its parameters are unknown (not in the configuration, the warehouse's "
+            f"signals.param_sets or a sweep); add them under strategies.param_sets in quantdag.yaml"
+        )
     return strategy
 
 
