@@ -83,6 +83,8 @@ def ingest_raw(
     Candles the exchange left out *inside* what is stored (a transient omission in a page) are
     asked for again, up to ``max_refetches`` times across runs, before normalization may fill
     them as gaps: ``raw.refetches`` counts the attempts per gap; a healed gap's row goes away.
+    So does the tail of a closed window that the exchange left empty (its resume download is the
+    attempt): after ``max_refetches`` it is accepted and no longer downloaded on every run.
     """
     t0 = time.perf_counter()
     report = StageReport()
@@ -101,14 +103,24 @@ def ingest_raw(
             )
             since = int(closed["ts"].max()) + tf if closed.height else ms(w[0])
             end = min(ms(w[1]), now)
-            fetched = empty_raw_frame()
-            if since < end:
-                fetched = client.fetch_candles(m.symbol, m.timeframe, since, ms(w[1]))
             gaps_slice = Slice(where=m.where, time_column="gap_start", start=w[0], end=w[1])
             tried = {int(r["gap_start"].timestamp() * 1000): r["attempts"] for r in wh.read("raw.refetches", [gaps_slice]).iter_rows(named=True)}
+            # a closed window's tail the exchange keeps answering empty counts as a gap like any other:
+            # asked for at most max_refetches times, then accepted (not fetched again on every run)
+            window_closed = ms(w[1]) <= now
+            tail_tries = tried.get(since, 0) if window_closed else 0
+            fetched = empty_raw_frame()
+            if since < end and tail_tries < max_refetches:
+                fetched = client.fetch_candles(m.symbol, m.timeframe, since, ms(w[1]))
+                tail_tries += 1
             frame = pl.concat([existing.select(fetched.columns), fetched])
             have = frame.filter(pl.col("ts") + tf <= pl.col("fetched_at").dt.epoch("ms"))["ts"].to_list()
             refetched, records = [], []
+            tail_start = max(have) + tf if have else ms(w[0])
+            if window_closed and tail_start < ms(w[1]):
+                records.append({**m.where, "gap_start": _dt(tail_start), "gap_end": _dt(ms(w[1]) - tf),
+                                "missing": (ms(w[1]) - tail_start) // tf, "attempts": max(tail_tries, 1),
+                                "last_attempt_at": _dt(now)})  # fmt: skip
             for first, final in _missing_runs(have, min(have), max(have), tf) if have else []:  # interior gaps only
                 attempts = tried.get(first, 0)
                 got = empty_raw_frame()
