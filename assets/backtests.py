@@ -1,14 +1,15 @@
-"""Backtests: each parameter set's signals through the engine, stored and logged to MLflow."""
+"""Backtests: each parameter set's signals through the engine, stored and logged to MLflow; a run may
+cover many parameter sets (a single-run backfill: one process, one connection, one MLflow run per backtest)."""
 
 import io
 import json
 
 import dagster as dg
 
-from assets.common import DUCKDB_POOL, metrics_table, mlflow_run_link, report_metadata
-from assets.partitions import Partitions
+from assets.common import DUCKDB_POOL, metrics_table, mlflow_experiment_link, mlflow_run_link, report_metadata
+from assets.partitions import SINGLE_RUN, Partitions
 from quantdag.config import ProjectConfig
-from quantdag.stages.backtests import BACKTEST_CHECKS, backtest_param_set
+from quantdag.stages.backtests import BACKTEST_CHECKS, backtest_param_sets
 from resources import ExchangeResource, MlflowResource, WarehouseResource
 
 EXPERIMENT = "backtests"
@@ -41,6 +42,7 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
 
     @dg.asset(
         partitions_def=parts.param_sets,
+        backfill_policy=SINGLE_RUN,
         group_name="backtests",
         pool=DUCKDB_POOL,
         deps=["signals"],
@@ -57,27 +59,37 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
         exchange: ExchangeResource,
         mlflow: MlflowResource,
     ) -> dg.MaterializeResult:
-        """Backtest of one parameter set on every research market, next-open fills, costs on."""
+        """Backtest of each parameter set of the run on every research market, next-open fills, costs on."""
         markets = [m.on(exchange.venue) for m in config.research_markets]
-        done = backtest_param_set(
-            warehouse.get(), context.partition_key, markets, settings=config.backtest_settings(),
+        keys = context.partition_keys
+        batch = backtest_param_sets(
+            warehouse.get(), keys, markets, settings=config.backtest_settings(),
             accept_holes=config.universe.accept_holes, dagster_run_id=context.run_id,
-            start_run=lambda name, tags: mlflow.start_run(context, EXPERIMENT, run_name=name, tags=tags),
+            start_run=lambda name, tags: mlflow.start_run(
+                context, EXPERIMENT, run_name=name, tags={**tags, "dagster_partition": tags["param_set"]}
+            ),
         )
-        outcomes, run_ids, strategy, report = done.outcomes, done.run_ids, done.strategy, done.report
         check_results = [
             dg.AssetCheckResult(check_name=name, passed=v.passed, severity=dg.AssetCheckSeverity.ERROR, metadata=v.metadata)
-            for name, v in done.checks.items()
+            for name, v in batch.checks.items()
         ]
-        meta = dict(report_metadata(report))
-        meta["metrics"] = metrics_table({o.market.key: o.result.metrics for o in outcomes},
-                                        ("total_return", "sharpe", "max_drawdown", "n_trades"))
-        if run_ids:
-            experiment_id = mlflow.experiment_id(EXPERIMENT)
-            meta.update({f"mlflow_run {m}": mlflow_run_link(experiment_id, r) for m, r in run_ids.items()})
-        meta["params"] = dg.MetadataValue.json(json.loads(strategy.params_json))
-        if outcomes:
-            meta["equity_chart"] = dg.MetadataValue.md(_equity_chart(outcomes))
+        done = batch.stages
+        meta = dict(report_metadata(batch.report))
+        experiment_id = mlflow.experiment_id(EXPERIMENT)
+        meta["metrics"] = metrics_table(
+            {f"{k} {o.market.key}": {**o.result.metrics, "mlflow_run_id": d.run_ids.get(o.market.key)}
+             for k, d in done.items() for o in d.outcomes},
+            ("total_return", "sharpe", "max_drawdown", "n_trades", "mlflow_run_id"),
+        )  # fmt: skip
+        if len(done) == 1:  # one parameter set: its runs as links and its equity curves as a chart
+            (d,) = done.values()
+            meta.update({f"mlflow_run {m}": mlflow_run_link(experiment_id, r) for m, r in d.run_ids.items()})
+            meta["params"] = dg.MetadataValue.json(json.loads(d.strategy.params_json))
+            if d.outcomes:
+                meta["equity_chart"] = dg.MetadataValue.md(_equity_chart(d.outcomes))
+        else:
+            meta["param_sets"] = dg.MetadataValue.int(len(done))
+            meta["mlflow_experiment"] = mlflow_experiment_link(experiment_id)
         return dg.MaterializeResult(metadata=meta, check_results=check_results)
 
     return [backtests]

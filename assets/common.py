@@ -75,6 +75,12 @@ def mlflow_run_link(experiment_id: str, run_id: str) -> dg.MetadataValue:
     return dg.MetadataValue.url(f"{root}/#/experiments/{experiment_id}/runs/{run_id}?{UI_QUERY}")
 
 
+def mlflow_experiment_link(experiment_id: str) -> dg.MetadataValue:
+    """A link to an experiment's page in the MLflow UI (see :func:`mlflow_run_link`)."""
+    run_url = mlflow_run_link(experiment_id, "_").value
+    return dg.MetadataValue.url(run_url.split("/runs/")[0] + f"?{UI_QUERY}")
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -91,7 +97,8 @@ def _cell(name: str, value: Any) -> Any:
 
 
 def metrics_table(per_market: Mapping[str, Mapping[str, Any]], names: Sequence[str]) -> dg.MetadataValue:
-    """Metrics ``names`` per market (``"SYMBOL:TF"``, as :func:`report_metadata`), one row each.
+    """Metrics ``names`` per market (``"SYMBOL:TF"``, as :func:`report_metadata`), one row each
+    (a text value, such as a run id, makes a string column).
 
     Fractions (:data:`PERCENT_METRICS`) are percentages in a column ``<name> %`` (0.1234 -> 12.34);
     other floats are rounded to 3 decimals; a NaN or infinite value is empty.
@@ -101,7 +108,8 @@ def metrics_table(per_market: Mapping[str, Mapping[str, Any]], names: Sequence[s
         dg.TableRecord({"market": market, **{label[n]: _cell(n, metrics.get(n)) for n in names}})
         for market, metrics in per_market.items()
     ]
-    kinds = {n: "int" if n not in PERCENT_METRICS and all(_is_int(m.get(n)) for m in per_market.values()) else "float"
+    kinds = {n: "string" if any(isinstance(m.get(n), str) for m in per_market.values())
+             else "int" if n not in PERCENT_METRICS and all(_is_int(m.get(n)) for m in per_market.values()) else "float"
              for n in names}  # fmt: skip
     schema = dg.TableSchema(columns=[
         dg.TableColumn("market", "string", description="SYMBOL:TF"),

@@ -1,11 +1,12 @@
-"""Signals: one partition per strategy parameter set, over every research market's candles."""
+"""Signals: one partition per strategy parameter set, over every research market's candles; a run may
+cover many parameter sets (a single-run backfill), computed in one process over one connection."""
 
 import dagster as dg
 
 from assets.common import DUCKDB_POOL, report_metadata
-from assets.partitions import Partitions
+from assets.partitions import SINGLE_RUN, Partitions
 from quantdag.config import ProjectConfig
-from quantdag.stages.signals import SIGNAL_CHECKS, build_signals, check_signals
+from quantdag.stages.signals import SIGNAL_CHECKS, signal_param_sets
 from quantdag.strategies import Strategy
 from resources import ExchangeResource, WarehouseResource
 
@@ -15,6 +16,7 @@ def build(config: ProjectConfig, parts: Partitions, configured: dict[str, Strate
 
     @dg.asset(
         partitions_def=parts.param_sets,
+        backfill_policy=SINGLE_RUN,
         group_name="signals",
         pool=DUCKDB_POOL,
         deps=[dg.AssetDep("candles", partition_mapping=dg.AllPartitionMapping())],
@@ -29,22 +31,18 @@ def build(config: ProjectConfig, parts: Partitions, configured: dict[str, Strate
         ],
     )
     def signals(context: dg.AssetExecutionContext, warehouse: WarehouseResource, exchange: ExchangeResource):
-        """Entry/exit (and target) signals of one parameter set, computed on closed candles only."""
+        """Entry/exit (and target) signals of each parameter set of the run, computed on closed candles only."""
         markets = [m.on(exchange.venue) for m in config.research_markets]
-        report = build_signals(warehouse.get(), context.partition_key, markets, configured=configured)
-        verdict = report.lookahead
-        yield dg.MaterializeResult(metadata=report_metadata(report))
-        withheld = verdict is not None and not verdict.ok
-        for name, v in check_signals(warehouse.get(), context.partition_key, markets, signals_withheld=withheld).items():
-            yield dg.AssetCheckResult(check_name=name, passed=v.passed, severity=dg.AssetCheckSeverity.ERROR, metadata=v.metadata)
-        if verdict is None:  # no candles yet: nothing was checked, nothing can be backtested
-            yield dg.AssetCheckResult(check_name="no_lookahead", passed=True, metadata={"checked": False})
-            return
-        meta = {"market": verdict.market, "candles_checked": verdict.n_candles, "reused_verdict": verdict.cached}
-        if not verdict.ok:
-            meta.update({"column": verdict.column, "candle": str(verdict.candle_ts),
-                         "detail": dg.MetadataValue.md(f"```\n{verdict.detail}\n```")})
-            context.log.error(f"{context.partition_key} looks ahead: column {verdict.column!r} at candle {verdict.candle_ts}")
-        yield dg.AssetCheckResult(check_name="no_lookahead", passed=verdict.ok, severity=dg.AssetCheckSeverity.ERROR, metadata=meta)
+        batch = signal_param_sets(warehouse.get(), context.partition_keys, markets, configured=configured)
+        yield dg.MaterializeResult(metadata=report_metadata(batch.report))
+        for name, v in batch.checks.items():
+            meta = dict(v.metadata)
+            if "detail" in meta:
+                meta["detail"] = dg.MetadataValue.md(f"```\n{meta['detail']}\n```")
+            if "looking_ahead" in meta:
+                meta["looking_ahead"] = dg.MetadataValue.json(meta["looking_ahead"])
+                for key, where in v.metadata["looking_ahead"].items():
+                    context.log.error(f"{key} looks ahead: column {where}")
+            yield dg.AssetCheckResult(check_name=name, passed=v.passed, severity=dg.AssetCheckSeverity.ERROR, metadata=meta)
 
     return [signals]

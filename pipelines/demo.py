@@ -23,8 +23,7 @@ from quantdag.config import ProjectConfig
 
 log = logging.getLogger("quantdag.demo")
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
+from pipelines.batches import RANGE_END, RANGE_START, contiguous_ranges, range_tags_of  # noqa: F401 (re-exported)
 #: Dagster's console logger at WARNING: the demo prints its own summary.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -91,17 +90,36 @@ def run_job(
 def run_backtests(
     defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[str], *, data_changed: bool, blocked: dict[str, str]
 ) -> float:
-    """Register the configured parameter sets, then signal and backtest each one.
+    """Register the configured parameter sets, then signal and backtest them, many per run.
 
     A parameter set already backtested is rerun only when the data changed. One whose signals
-    fail a blocking check (look-ahead) is not backtested: it lands in ``blocked`` with the reason.
+    fail the blocking look-ahead check is not backtested: it lands in ``blocked`` with the reason,
+    and the other parameter sets of its run are run again without it.
     """
     from assets.partitions import param_sets
+    from quantdag.stages.signals import lookahead_failures
 
     instance.add_dynamic_partitions(param_sets.name, [k for k in keys if not instance.has_dynamic_partition(param_sets.name, k)])
     done = instance.get_materialized_partitions(dg.AssetKey("backtests"))
     todo = [k for k in keys if (data_changed or k not in done) and k not in blocked]
-    return run_partitioned(defs, instance, "backtest_job", todo, blocked=blocked)
+    order = instance.get_dynamic_partitions(param_sets.name)
+    job = defs.resolve_job_def("backtest_job")
+    wh = defs.resources["warehouse"].get()
+    t0 = time.perf_counter()
+    queue = contiguous_ranges(order, todo)
+    while queue:
+        batch = queue.pop(0)
+        result = job.execute_in_process(
+            run_config=QUIET, instance=instance, tags={**range_tags_of(batch), **launch_tags()}, raise_on_error=False
+        )
+        if result.success:
+            continue
+        peeking = lookahead_failures(wh, batch) if _failed_checks(result) else {}
+        if not peeking:
+            _fail_loudly(result, f"backtest_job for {batch[0]}..{batch[-1]}")
+        blocked.update({k: f"signals.no_lookahead: {why}" for k, why in peeking.items()})
+        queue[:0] = contiguous_ranges(order, [k for k in batch if k not in peeking])
+    return time.perf_counter() - t0
 
 
 def _failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
@@ -115,24 +133,14 @@ def _failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
     return out
 
 
-def run_partitioned(
-    defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str, keys: list[str], *, blocked: dict[str, str] | None = None
-) -> float:
-    """Run ``job_name`` once per partition key (in process); fail loudly.
-
-    With ``blocked``, a run stopped by a failed blocking check is recorded there instead (the
-    check did its job: e.g. a strategy that looks ahead is never backtested).
-    """
+def run_partitioned(defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str, keys: list[str]) -> float:
+    """Run ``job_name`` once per partition key (in process); fail loudly."""
     job = defs.resolve_job_def(job_name)
     t0 = time.perf_counter()
     for key in keys:
         result = job.execute_in_process(
             run_config=QUIET, instance=instance, partition_key=key, tags=launch_tags(), raise_on_error=False
         )
-        checks = _failed_checks(result)
-        if blocked is not None and not result.success and checks:
-            blocked[key] = "; ".join(checks)
-            continue
         _fail_loudly(result, f"{job_name} for {key!r}")
     return time.perf_counter() - t0
 

@@ -1,6 +1,9 @@
-"""Daily schedules: yesterday's data at 00:15 UTC, its events, backtests, paper marks and drift."""
+"""Daily schedules: yesterday's data at 00:15 UTC, its events, backtests (many parameter sets per run),
+paper marks and drift."""
 
 from __future__ import annotations
+
+import os
 
 import dagster as dg
 
@@ -12,7 +15,9 @@ def _status(on: bool) -> dg.DefaultScheduleStatus:
     return dg.DefaultScheduleStatus.RUNNING if on else dg.DefaultScheduleStatus.STOPPED
 
 
-def build_schedules(config: ProjectConfig, jobs: dict[str, dg.UnresolvedAssetJobDefinition]) -> list[dg.ScheduleDefinition]:
+def build_schedules(
+    config: ProjectConfig, jobs: dict[str, dg.UnresolvedAssetJobDefinition], warehouse_path: str | None = None
+) -> list[dg.ScheduleDefinition]:
     """Schedules whose default status follows ``automation`` (paper ones only with ``paper_trading``)."""
     auto = config.automation
     paper = frozenset(config.strategies.paper)
@@ -30,8 +35,32 @@ def build_schedules(config: ProjectConfig, jobs: dict[str, dg.UnresolvedAssetJob
     @dg.schedule(job=jobs["backtest_job"], cron_schedule="0 1 * * *", execution_timezone="UTC",
                  name="daily_backtest_schedule", default_status=daily)
     def daily_backtest_schedule(context: dg.ScheduleEvaluationContext):
-        """Every parameter set re-signalled and re-backtested on the day's new candles."""
-        yield from requests(context, "%Y-%m-%d", paper_only=False)
+        """Every parameter set re-signalled and re-backtested on the day's new candles, in one run.
+
+        A parameter set whose last look-ahead check failed gets a run of its own, so it is checked
+        again (its code may have been fixed) without stopping everyone else's backtests.
+        """
+        from pipelines.batches import contiguous_ranges, range_tags_of
+
+        stamp = context.scheduled_execution_time.strftime("%Y-%m-%d")
+        order = param_sets.get_partition_keys(dynamic_partitions_store=context.instance)
+        peeking = set(_peeking(order))
+        for batch in contiguous_ranges(order, [k for k in order if k not in peeking]):
+            yield dg.RunRequest(run_key=f"{stamp}|{batch[0]}..{batch[-1]}", tags=range_tags_of(batch))
+        for key in sorted(peeking):
+            yield dg.RunRequest(run_key=f"{stamp}|{key}", partition_key=key)
+
+    def _peeking(keys: list[str]) -> list[str]:
+        """Keys whose stored look-ahead verdict failed (none if the warehouse is absent or busy)."""
+        from quantdag.stages.signals import lookahead_failures
+        from quantdag.store import Warehouse, WarehouseError
+
+        if warehouse_path is None or not os.path.exists(warehouse_path) or not keys:
+            return []
+        try:  # read-only and short: a writer holding the file means everyone runs together
+            return list(lookahead_failures(Warehouse(warehouse_path, read_only=True, lock_timeout=1.0), keys))
+        except WarehouseError:
+            return []
 
     @dg.schedule(job=jobs["paper_trade_job"], cron_schedule="5 * * * *", execution_timezone="UTC",
                  name="paper_mark_to_market_schedule", default_status=trading)

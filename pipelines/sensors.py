@@ -82,17 +82,27 @@ def build_sensors(config: ProjectConfig, param_set_keys: list[str], warehouse_pa
             dynamic_partitions_requests=[param_sets.build_add_request([key])],
         )
 
-    @dg.asset_sensor(asset_key=dg.AssetKey("signals"), job_name="paper_trade_job", name="paper_on_new_signals",
-                     default_status=_status(auto.paper_trading))
-    def paper_on_new_signals(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
-        """New signals of a paper-enabled parameter set → one paper-trading step for it."""
+    @dg.sensor(job_name="paper_trade_job", name="paper_on_new_signals", minimum_interval_seconds=30,
+               default_status=_status(auto.paper_trading))
+    def paper_on_new_signals(context: dg.SensorEvaluationContext):
+        """New signals of a paper-enabled parameter set → one paper-trading step for it.
+
+        Every ``signals`` materialization since the cursor counts, not only the latest: one backtest
+        run signals many parameter sets, each its own partition's materialization.
+        """
         from quantdag.strategies.keys import strategy_name_of
 
-        mat = asset_event.asset_materialization
-        key = mat.partition if mat else None
-        if not key or strategy_name_of(key) not in paper:
-            return dg.SkipReason(f"{key!r} is not enabled for paper trading")
-        return dg.RunRequest(run_key=f"paper|{key}|{asset_event.timestamp}", partition_key=key)
+        after = int(context.cursor) if context.cursor else None
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("signals"), after_storage_id=after), limit=1000, ascending=True
+        ).records
+        if not records:
+            return dg.SkipReason("no new signals")
+        context.update_cursor(str(records[-1].storage_id))
+        latest = {r.partition_key: r for r in records if r.partition_key and strategy_name_of(r.partition_key) in paper}
+        if not latest:
+            return dg.SkipReason(f"no new signals of a paper-enabled strategy ({sorted(paper)})")
+        return [dg.RunRequest(run_key=f"paper|{key}|{r.timestamp}", partition_key=key) for key, r in latest.items()]
 
     @dg.sensor(name="recover_crashed_runs", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
     def recover_crashed_runs(context: dg.SensorEvaluationContext) -> dg.SkipReason:

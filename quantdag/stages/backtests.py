@@ -65,6 +65,7 @@ def run_backtests(
     *,
     accept_holes: bool = False,
     strategy: Strategy | None = None,
+    candles: Mapping[Market, pl.DataFrame] | None = None,
 ) -> list[BacktestOutcome]:
     """Backtest parameter set ``key`` on each market from its stored candles and signals.
 
@@ -74,7 +75,8 @@ def run_backtests(
 
     A hole in a market's candles (missing candles between stored ones, e.g. days never
     materialised; :mod:`quantdag.data.holes`) is refused unless ``accept_holes`` is true, in
-    which case the candles either side of it are backtested as consecutive.
+    which case the candles either side of it are backtested as consecutive. ``candles`` (market ->
+    its stored candles) spares a batch re-reading them.
 
     Raises
     ------
@@ -89,7 +91,7 @@ def run_backtests(
     strategy = strategy or resolve_param_set(wh, key)
     require_no_lookahead(wh, key)
     settings = settings or BacktestSettings()
-    stored = [(m, read_candles(wh, m)) for m in markets]
+    stored = [(m, candles[m] if candles is not None and m in candles else read_candles(wh, m)) for m in markets]
     if not accept_holes:
         found = [h for h in (find_holes(c) for _, c in stored) if h.height]
         if found:
@@ -100,25 +102,25 @@ def run_backtests(
                 "(daily_data_job), or accept holes (universe.accept_holes: true / accept_holes=True)"
             )
     out: list[BacktestOutcome] = []
-    for m, candles in stored:
+    for m, bars in stored:
         sig = read_signals(wh, strategy, m)
-        if candles.height == 0:
+        if bars.height == 0:
             continue
-        if sig.height != candles.height or not sig["ts"].equals(candles["ts"]):
+        if sig.height != bars.height or not sig["ts"].equals(bars["ts"]):
             raise DataError(
-                f"{key} on {m}: {sig.height} signals for {candles.height} candles; materialize signals first"
+                f"{key} on {m}: {sig.height} signals for {bars.height} candles; materialize signals first"
             )
         s = settings.replace(timeframe=m.timeframe)
         if sig["target"].null_count() < sig.height:
-            result = run(candles, target=sig["target"].fill_null(0.0), settings=s)
+            result = run(bars, target=sig["target"].fill_null(0.0), settings=s)
         elif sig["short_entry"].null_count() < sig.height:
             result = run(
-                candles, sig["entry"], sig["exit"], short_entries=sig["short_entry"].fill_null(False),
+                bars, sig["entry"], sig["exit"], short_entries=sig["short_entry"].fill_null(False),
                 short_exits=sig["short_exit"].fill_null(False), settings=s.replace(direction="both"),
             )
         else:
-            result = run(candles, sig["entry"], sig["exit"], settings=s)
-        out.append(BacktestOutcome(m, result, candles.height, strategy))
+            result = run(bars, sig["entry"], sig["exit"], settings=s)
+        out.append(BacktestOutcome(m, result, bars.height, strategy))
     return out
 
 
@@ -200,6 +202,7 @@ def backtest_param_set(
     accept_holes: bool = False,
     start_run: StartRun | None = None,
     dagster_run_id: str | None = None,
+    candles: Mapping[Market, pl.DataFrame] | None = None,
 ) -> BacktestStage:
     """The whole stage: backtest ``key`` on ``markets``, log each run, store everything, check it.
 
@@ -208,15 +211,16 @@ def backtest_param_set(
 
     ``start_run(name, tags)`` opens one tracking run per market (the asset passes its MLflow
     resource); each is named ``<strategy params> · <SYMBOL:TF>`` and holds the run's parameters,
-    metrics, equity curve and report. Without it nothing is logged.
+    metrics, equity curve and report, tagged with the parameter set (``param_set``). Without it
+    nothing is logged.
     """
     settings = settings or BacktestSettings()
     strategy = resolve_param_set(wh, key)
-    outcomes = run_backtests(wh, key, markets, settings, accept_holes=accept_holes, strategy=strategy)
+    outcomes = run_backtests(wh, key, markets, settings, accept_holes=accept_holes, strategy=strategy, candles=candles)
     run_ids: dict[str, str] = {}
     if start_run is not None:
         for o in outcomes:
-            tags = {"strategy": strategy.name, "params_hash": strategy.params_hash, "market": o.market.key}
+            tags = {"strategy": strategy.name, "params_hash": strategy.params_hash, "market": o.market.key, "param_set": key}
             with start_run(f"{param_set_label(strategy)} · {o.market.key}", tags) as run:
                 log_backtest(o.result, strategy_params=strategy.params, market=o.market.where)
                 run_ids[o.market.key] = run.info.run_id
@@ -225,6 +229,70 @@ def backtest_param_set(
     )
     checks = check_backtests(wh, key, markets, settings=settings, accept_holes=accept_holes, strategy=strategy)
     return BacktestStage(strategy, outcomes, report, run_ids, checks)
+
+
+def backtest_param_sets(
+    wh: Warehouse,
+    keys: Sequence[str],
+    markets: Sequence[Market],
+    *,
+    settings: BacktestSettings | None = None,
+    accept_holes: bool = False,
+    start_run: StartRun | None = None,
+    dagster_run_id: str | None = None,
+) -> BacktestBatch:
+    """:func:`backtest_param_set` of every key in ``keys``, over one warehouse connection and one
+    read of each market's candles (a Dagster run over many parameter-set partitions).
+
+    Each key is stored in its own transaction, so a failure part-way leaves the keys before it
+    complete and the failing one untouched; a re-run replaces them all.
+    """
+    t0 = time.perf_counter()
+    with wh.session():
+        candles = {m: read_candles(wh, m) for m in markets}
+        stages = {
+            key: backtest_param_set(
+                wh, key, markets, settings=settings, accept_holes=accept_holes, start_run=start_run,
+                dagster_run_id=dagster_run_id, candles=candles,
+            )
+            for key in keys
+        }
+    report = StageReport()
+    for stage in stages.values():
+        report.merge(stage.report)
+    report.seconds = time.perf_counter() - t0
+    return BacktestBatch(stages, report, combine_checks({k: st.checks for k, st in stages.items()}))
+
+
+@dataclass
+class BacktestBatch:
+    """What :func:`backtest_param_sets` did: each key's stage, the total report, the combined checks."""
+
+    stages: dict[str, BacktestStage]
+    report: StageReport
+    checks: dict[str, CheckVerdict]
+
+
+def combine_checks(per_key: Mapping[str, Mapping[str, CheckVerdict]]) -> dict[str, CheckVerdict]:
+    """One verdict per check over several keys: passes if every key's passes; integer counts are
+    summed, flags kept when all keys agree, and failing keys listed (``failed``)."""
+    out: dict[str, CheckVerdict] = {}
+    names = dict.fromkeys(n for checks in per_key.values() for n in checks)
+    for name in names:
+        verdicts = {k: checks[name] for k, checks in per_key.items() if name in checks}
+        meta: dict[str, Any] = {}
+        for v in verdicts.values():
+            for field_name, value in v.metadata.items():
+                if isinstance(value, int) and not isinstance(value, bool):
+                    meta[field_name] = meta.get(field_name, 0) + value
+                elif field_name not in meta:
+                    meta[field_name] = value
+        failed = [k for k, v in verdicts.items() if not v.passed]
+        meta["param_sets"] = len(verdicts)
+        if failed:
+            meta["failed"] = failed
+        out[name] = CheckVerdict(not failed, meta)
+    return out
 
 
 #: Fewer trades than this and a run is listed, not ranked (the configuration's ``leaderboard.min_trades``).

@@ -29,6 +29,15 @@ class StageReport:
         for k, v in counts.items():
             slot[k] = slot.get(k, 0) + int(v)
 
+    def merge(self, other: StageReport) -> None:
+        """Add ``other``'s rows, seconds and per-market counts to this report (a batch's total)."""
+        self.rows_written += other.rows_written
+        self.seconds += other.seconds
+        for market, counts in other.per_market.items():
+            slot = self.per_market.setdefault(market, {})
+            for k, v in counts.items():
+                slot[k] = slot.get(k, 0) + int(v)
+
 
 def ms(dt: datetime) -> int:
     """Epoch milliseconds of a timezone-aware datetime."""

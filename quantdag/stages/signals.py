@@ -137,7 +137,12 @@ def require_no_lookahead(wh: Warehouse, key: str) -> None:
 
 
 def build_signals(
-    wh: Warehouse, key: str, markets: Sequence[Market], *, configured: Mapping[str, Strategy] | None = None
+    wh: Warehouse,
+    key: str,
+    markets: Sequence[Market],
+    *,
+    configured: Mapping[str, Strategy] | None = None,
+    candles: Mapping[Market, pl.DataFrame] | None = None,
 ) -> SignalsReport:
     """Signals of parameter set ``key`` on every market's full stored history, into ``signals.signals``.
 
@@ -145,7 +150,7 @@ def build_signals(
     ``signals.param_sets``, which the later stages read it back from. The strategy's code is first
     checked for look-ahead on the first market with candles (once per version of its source); one
     that peeks gets no signals at all, and its verdict in ``signals.lookahead`` names the column
-    and the candle.
+    and the candle. ``candles`` (market -> its stored candles) spares a batch re-reading them.
     """
     t0 = time.perf_counter()
     strategy = resolve_param_set(wh, key, configured)
@@ -158,25 +163,25 @@ def build_signals(
     report = SignalsReport()
     writes: list[tuple[Market, pl.DataFrame]] = []
     for m in markets:
-        candles = read_candles(wh, m)
-        if candles.height == 0:
+        bars = candles[m] if candles is not None and m in candles else read_candles(wh, m)
+        if bars.height == 0:
             report.add(m, candles=0, entries=0, exits=0)
             writes.append((m, pl.DataFrame()))
             continue
         if report.lookahead is None:
-            report.lookahead = lookahead_verdict(wh, key, strategy, m, candles)
+            report.lookahead = lookahead_verdict(wh, key, strategy, m, bars)
         if not report.lookahead.ok:
-            report.add(m, candles=candles.height, entries=0, exits=0)
+            report.add(m, candles=bars.height, entries=0, exits=0)
             writes.append((m, pl.DataFrame()))
             continue
-        sig = strategy.signals(candles)
+        sig = strategy.signals(bars)
         keep = ["ts", *(c for c in SIGNAL_TABLE_COLUMNS if c in sig.columns)]
         frame = sig.select(keep).with_columns(
             pl.lit(strategy.name).alias("strategy"),
             pl.lit(strategy.params_hash).alias("params_hash"),
             *(pl.lit(v).alias(k) for k, v in m.where.items()),
         )
-        report.add(m, candles=candles.height, entries=int(frame["entry"].sum()), exits=int(frame["exit"].sum()))
+        report.add(m, candles=bars.height, entries=int(frame["entry"].sum()), exits=int(frame["exit"].sum()))
         writes.append((m, frame))
     params_row = pl.DataFrame(
         {
@@ -211,6 +216,78 @@ def build_signals(
             )
     report.seconds = time.perf_counter() - t0
     return report
+
+
+@dataclass
+class SignalsBatch:
+    """Signals of several parameter sets (one Dagster run over many partitions): per-key reports
+    and the checks over all of them."""
+
+    reports: dict[str, SignalsReport]
+    checks: dict[str, CheckVerdict]
+    report: StageReport
+
+
+def signal_param_sets(
+    wh: Warehouse, keys: Sequence[str], markets: Sequence[Market], *, configured: Mapping[str, Strategy] | None = None
+) -> SignalsBatch:
+    """:func:`build_signals` of every key in ``keys`` (one transaction each) and their checks.
+
+    One warehouse connection and one read of each market's candles serve the whole batch. A key
+    whose strategy looks ahead gets no signals; the batch's ``no_lookahead`` verdict fails naming
+    it (and every other one that peeks), while the other keys' signals are stored.
+    """
+    t0 = time.perf_counter()
+    total = StageReport()
+    reports: dict[str, SignalsReport] = {}
+    with wh.session():
+        candles = {m: read_candles(wh, m) for m in markets}
+        for key in keys:
+            reports[key] = build_signals(wh, key, markets, configured=configured, candles=candles)
+            total.merge(reports[key])
+        withheld = [k for k, r in reports.items() if r.lookahead is not None and not r.lookahead.ok]
+        match = [signals_match_candles(wh, resolve_param_set(wh, k, configured), markets) for k in keys if k not in withheld]
+    counts = {n: sum(v.metadata[n] for v in match) for n in ("candles", "signal_rows", "candles_without_one_signal",
+                                                              "signals_without_candle")}  # fmt: skip
+    checks = {
+        "signals_match_candles": CheckVerdict(all(v.passed for v in match), {**counts, "param_sets": len(match),
+                                              "withheld_for_lookahead": len(withheld)}),  # fmt: skip
+        "no_lookahead": lookahead_check(reports),
+    }
+    total.seconds = time.perf_counter() - t0
+    return SignalsBatch(reports, checks, total)
+
+
+def lookahead_check(reports: Mapping[str, SignalsReport]) -> CheckVerdict:
+    """The ``no_lookahead`` verdict of a batch: passes if no key's strategy looks ahead.
+
+    A failure's metadata names the first offender's market, column, candle and the check's detail,
+    and lists every offending key (``looking_ahead``: key -> "column at candle").
+    """
+    verdicts = {k: r.lookahead for k, r in reports.items() if r.lookahead is not None}
+    if not verdicts:  # no candles yet: nothing was checked, nothing can be backtested
+        return CheckVerdict(True, {"checked": False})
+    bad = {k: v for k, v in verdicts.items() if not v.ok}
+    first = next(iter(bad.values()), next(iter(verdicts.values())))
+    meta: dict[str, object] = {"market": first.market, "candles_checked": first.n_candles, "param_sets": len(verdicts),
+                               "reused_verdicts": sum(v.cached for v in verdicts.values())}  # fmt: skip
+    if bad:
+        meta.update({"column": first.column, "candle": str(first.candle_ts), "detail": first.detail,
+                     "looking_ahead": {k: f"{v.column} at {v.candle_ts}" for k, v in bad.items()}})  # fmt: skip
+    return CheckVerdict(not bad, meta)
+
+
+def lookahead_failures(wh: Warehouse, keys: Sequence[str]) -> dict[str, str]:
+    """Keys of ``keys`` whose latest look-ahead verdict failed: key -> "column 'x', candle T, market M"."""
+    if not keys:
+        return {}
+    rows = wh.query(
+        "SELECT param_set, column_name, candle_ts, market FROM signals.lookahead WHERE NOT ok AND param_set IN "
+        f"({', '.join('?' * len(keys))})",
+        list(keys),
+    )
+    return {r["param_set"]: f"column {r['column_name']!r}, candle {r['candle_ts']}, market {r['market']}"
+            for r in rows.iter_rows(named=True)}  # fmt: skip
 
 
 # ---- checks (computed from the stored tables by SQL, independently of the Python that wrote them) ----

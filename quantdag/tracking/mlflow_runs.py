@@ -1,8 +1,7 @@
 """What an MLflow run of a backtest holds: parameters, metrics, the equity curve, artifacts.
 
 Called inside an active MLflow run (the pipeline's resource opens it and tags it with the
-Dagster run, asset and partition). Metrics go in batches so a long equity curve costs a few
-requests, not one per candle.
+Dagster run, asset and partition). A backtest's run is one ``log_batch`` plus its artifacts.
 """
 
 from __future__ import annotations
@@ -42,9 +41,14 @@ def log_backtest(
     *,
     strategy_params: dict[str, Any],
     market: dict[str, str],
-    equity_points: int = 2000,
 ) -> None:
-    """Log ``result`` into the active MLflow run.
+    """Log ``result`` into the active MLflow run: one ``log_batch`` and one artifact upload.
+
+    Parameters (``param.<name>``, ``setting.<name>``, exchange/symbol/timeframe) and the summary
+    metrics go in a single request; the equity curve, trades and the HTML report are artifacts
+    (``equity.parquet``, ``trades.parquet``, ``report.html``). The curve is not logged as a step
+    metric: thousands of metric rows cost MLflow's SQL store about half a second per run and
+    duplicated what the artifact holds exactly.
 
     Parameters
     ----------
@@ -52,36 +56,29 @@ def log_backtest(
         The strategy's parameters (logged as ``param.<name>``).
     market:
         exchange/symbol/timeframe (logged as params).
-    equity_points:
-        At most this many points of the equity curve as the step metric ``equity`` (evenly
-        thinned: the full curve is in the ``equity.parquet`` artifact).
     """
     import mlflow
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric, Param
 
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("log_backtest needs an active MLflow run")
-    client = mlflow.MlflowClient()
     params = {
         **_clean_params(strategy_params, "param."),
         **_clean_params(result.settings.as_dict(), "setting."),
         **market,
     }
-    mlflow.log_params(params)
     now = int(time.time() * 1000)
-    metrics = [Metric(k, float(v), now, 0) for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)]
-    eq = result.equity
-    step = max(1, eq.height // equity_points)
-    thinned = eq.gather_every(step)
-    ts_ms = thinned["ts"].dt.epoch("ms").to_list()
-    metrics += [Metric("equity", float(v), int(t), i) for i, (v, t) in enumerate(zip(thinned["equity"].to_list(), ts_ms))]
-    for i in range(0, len(metrics), _BATCH):
-        client.log_batch(run.info.run_id, metrics=metrics[i : i + _BATCH])
+    metrics = [Metric(k, float(v), now, 0) for k, v in result.metrics.items()
+               if isinstance(v, (int, float)) and math.isfinite(v)]  # fmt: skip
+    client = mlflow.MlflowClient()
+    for i in range(0, max(len(metrics), 1), _BATCH):
+        client.log_batch(run.info.run_id, metrics=metrics[i : i + _BATCH],
+                         params=[Param(k, v) for k, v in params.items()] if i == 0 else [])  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         result.trades.write_parquet(d / "trades.parquet")
-        eq.write_parquet(d / "equity.parquet")
+        result.equity.write_parquet(d / "equity.parquet")
         result.report(d / "report.html", title=f"{market.get('symbol', '')} {market.get('timeframe', '')}")
         mlflow.log_artifacts(tmp)
 

@@ -59,10 +59,15 @@ def test_backtest_mlflow_run_has_params_metrics_equity_curve_and_artifacts(resea
     assert run.data.metrics["final_equity"] == pytest.approx(row["final_equity"])
     assert run.data.tags["dagster_partition"] == research["key"]
     assert run.data.tags["dagster_asset_key"] == "backtests"
-    curve = client.get_metric_history(row["mlflow_run_id"], "equity")
-    assert len(curve) == 240
     artifacts = {a.path for a in client.list_artifacts(row["mlflow_run_id"])}
     assert {"trades.parquet", "equity.parquet", "report.html"} <= artifacts
+    curve = pl.read_parquet(client.download_artifacts(row["mlflow_run_id"], "equity.parquet"))
+    assert curve.height == 240  # the whole curve, exactly as stored in backtest.equity
+    stored = research["wh"].query(
+        "SELECT ts, equity FROM backtest.equity WHERE symbol = ? AND strategy = ? ORDER BY ts", [row["symbol"], row["strategy"]]
+    )
+    assert curve.select("ts", "equity").equals(stored)
+    assert client.get_metric_history(row["mlflow_run_id"], "equity") == []  # not thousands of metric rows
 
 
 def test_rerun_of_backtest_job_gives_identical_trades_equity_and_signals(research):
@@ -174,17 +179,36 @@ def test_paper_trade_job_places_orders_from_signals_and_reruns_without_duplicate
 def test_paper_sensor_requests_runs_only_for_enabled_strategies(research):
     defs = research["defs"]
     sensor = defs.resolve_sensor_def("paper_on_new_signals")
+    cursor = None
     with dg.instance_for_test() as instance:
         for key, expect in ((research["key"], True), (create_strategy("rsi").key, False)):
             instance.add_dynamic_partitions("param_sets", [key])
             instance.report_runless_asset_event(dg.AssetMaterialization("signals", partition=key))
             with (
-                dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def()) as ctx,
+                dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def(), cursor=cursor) as ctx,
                 dg.partition_loading_context(dynamic_partitions_store=instance),
             ):
                 result = sensor.evaluate_tick(ctx)
+            cursor = result.cursor
             got = [r.partition_key for r in result.run_requests]
             assert got == ([key] if expect else [])
+
+
+def test_paper_sensor_sees_every_parameter_set_of_a_batched_signals_run(research):
+    """One run materializes many parameter sets' signals: each enabled one gets its paper step."""
+    defs = research["defs"]
+    sensor = defs.resolve_sensor_def("paper_on_new_signals")
+    keys = [create_strategy("sma_cross", {"fast": f, "slow": 40}).key for f in (5, 10, 15)] + [create_strategy("rsi").key]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("param_sets", keys)
+        for key in keys:
+            instance.report_runless_asset_event(dg.AssetMaterialization("signals", partition=key))
+        with (
+            dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def()) as ctx,
+            dg.partition_loading_context(dynamic_partitions_store=instance),
+        ):
+            result = sensor.evaluate_tick(ctx)
+    assert sorted(r.partition_key for r in result.run_requests) == sorted(keys[:3])
 
 
 def test_paper_drift_check_pends_until_next_candle_then_compares_with_backtest_fill(research):

@@ -138,12 +138,14 @@ def test_register_param_sets_sensor_adds_every_default_once():
         assert not again.dynamic_partitions_requests
 
 
-def test_daily_backtest_schedule_requests_every_param_set():
+def test_daily_backtest_schedule_requests_every_param_set_in_one_run():
+    from pipelines.batches import RANGE_END, RANGE_START
 
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("param_sets", ["rsi {}", "macd {}"])
+        instance.add_dynamic_partitions("param_sets", ["rsi {}", "macd {}", "sma_cross {}"])
         result = tick_schedule(defs, "daily_backtest_schedule", instance, _today_at(1, 0))
-    assert sorted(r.partition_key for r in result.run_requests) == ["macd {}", "rsi {}"]
+    (request,) = result.run_requests
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("rsi {}", "sma_cross {}")
 
 
 def test_run_failure_sensor_logs_scrubbed_alert():
