@@ -121,7 +121,41 @@ def _bayes(
     return pl.concat(rows).unique(subset=list(cls.param_defs()), keep="first", maintain_order=True)
 
 
-def optimize_strategy(
+@dataclass(frozen=True)
+class SweepPlan:
+    """A validated search, before any backtest: what :func:`run_plan` evaluates in one process and
+    :mod:`quantdag.optimize.shards` splits into shards.
+
+    ``combos`` is the canonical enumeration (the grid in grid order, or the random sample drawn
+    once from ``seed``); for ``"bayes"`` it holds only the space's base point, as the trials are
+    asked of Optuna as they run.
+    """
+
+    cls: type[Strategy]
+    search: str
+    objective: str
+    min_trades: int
+    settings: BacktestSettings
+    search_space: dict[str, Any]
+    combos: list[dict[str, Any]]
+    market: CandleArrays
+    n_candles: int
+    n_trials: int
+    seed: int
+    pbo_blocks: int
+    pbo_max_combos: int
+    names: tuple[str, ...]
+
+    def pbo_sample(self, n_results: int | None = None) -> np.ndarray:
+        """Indices (into the results, in order) of the combinations whose return series PBO uses:
+        at most ``pbo_max_combos``, evenly spread; empty when PBO cannot be measured."""
+        n = len(self.combos) if n_results is None else n_results
+        if n < 2 or self.n_candles < 2 * self.pbo_blocks:
+            return np.empty(0, dtype=np.int64)
+        return np.unique(np.linspace(0, n - 1, min(self.pbo_max_combos, n)).round().astype(np.int64))
+
+
+def plan_sweep(
     candles: pl.DataFrame,
     strategy_name: str,
     *,
@@ -133,30 +167,16 @@ def optimize_strategy(
     seed: int = 0,
     pbo_blocks: int = 16,
     pbo_max_combos: int = 200,
-    n_jobs: int | None = None,
     settings: BacktestSettings | None = None,
     fit_history: bool = False,
     **kwargs: Any,
-) -> OptimizationResult:
-    """Search a strategy's parameters, pick the best by ``objective``, and measure overfitting.
-
-    ``search="grid"`` sweeps ``grid`` (default: the strategy's own search grid); ``"random"``
-    samples ``n_trials`` valid sets from the parameter schema (seeded); ``"bayes"`` runs
-    ``n_trials`` Optuna TPE trials (constraint violations and ``min_trades`` misses are pruned).
-    The DSR uses every evaluated combination as a trial. PBO (CSCV) needs every trial's return
-    series: it is computed on at most ``pbo_max_combos`` evenly spread combinations (a sample when
-    there are more; ``pbo.n_trials`` says how many), each re-run through the engine.
-
-    ``fit_history=True`` drops the combinations whose warm-up needs more candles than there are
-    (logged, and counted as ``search_space["dropped_too_long"]``) instead of refusing the sweep.
+) -> SweepPlan:
+    """Validate a search and enumerate its combinations (see :func:`optimize_strategy`).
 
     Raises
     ------
-    ConfigurationError
-        Unknown search, metric, strategy, parameter or setting; empty or infeasible space;
-        no combination with ``min_trades`` -- all but the last before any backtest.
-    DataError
-        Bad candles or too few for the slowest combination.
+    ConfigurationError, DataError
+        As :func:`optimize_strategy`, all before any backtest.
     """
     if search not in SEARCHES:
         raise ConfigurationError(f"search must be one of {SEARCHES}, got {search!r}")
@@ -189,20 +209,93 @@ def optimize_strategy(
             search_space["dropped_too_long"] = len(combos) - len(fits)
             combos = fits
     market = check_candles(candles, cls, combos, validated=True)
-    if search == "bayes":
-        results = _bayes(candles, market, cls, s, objective, min_trades, n_trials, seed)
-    else:
-        results = sweep_combos(candles, cls, combos, s, n_jobs=n_jobs, checked=market)
-    ranked = rank_results(results, objective, min_trades)
+    return SweepPlan(cls, search, objective, min_trades, s, search_space, combos, market, candles.height, n_trials, seed,
+                     pbo_blocks, pbo_max_combos, tuple(cls.param_defs()))  # fmt: skip
+
+
+def optimize_strategy(
+    candles: pl.DataFrame,
+    strategy_name: str,
+    *,
+    search: str = "grid",
+    grid: Mapping[str, Any] | None = None,
+    objective: str = "sharpe",
+    min_trades: int = 1,
+    n_trials: int = 100,
+    seed: int = 0,
+    pbo_blocks: int = 16,
+    pbo_max_combos: int = 200,
+    n_jobs: int | None = None,
+    settings: BacktestSettings | None = None,
+    fit_history: bool = False,
+    **kwargs: Any,
+) -> OptimizationResult:
+    """Search a strategy's parameters, pick the best by ``objective``, and measure overfitting.
+
+    ``search="grid"`` sweeps ``grid`` (default: the strategy's own search grid); ``"random"``
+    samples ``n_trials`` valid sets from the parameter schema (seeded); ``"bayes"`` runs
+    ``n_trials`` Optuna TPE trials (constraint violations and ``min_trades`` misses are pruned).
+    The DSR uses every evaluated combination as a trial. PBO (CSCV) needs every trial's return
+    series: it is computed on at most ``pbo_max_combos`` evenly spread combinations (a sample when
+    there are more; ``pbo.n_trials`` says how many), each re-run through the engine.
+
+    ``fit_history=True`` drops the combinations whose warm-up needs more candles than there are
+    (logged, and counted as ``search_space["dropped_too_long"]``) instead of refusing the sweep.
+
+    The same search split into shards (:mod:`quantdag.optimize.shards`) merges to this result,
+    bit for bit (grid and random search).
+
+    Raises
+    ------
+    ConfigurationError
+        Unknown search, metric, strategy, parameter or setting; empty or infeasible space;
+        no combination with ``min_trades`` -- all but the last before any backtest.
+    DataError
+        Bad candles or too few for the slowest combination.
+    """
+    plan = plan_sweep(
+        candles, strategy_name, search=search, grid=grid, objective=objective, min_trades=min_trades, n_trials=n_trials,
+        seed=seed, pbo_blocks=pbo_blocks, pbo_max_combos=pbo_max_combos, settings=settings, fit_history=fit_history,
+        **kwargs,
+    )  # fmt: skip
+    return run_plan(candles, plan, n_jobs=n_jobs)
+
+
+def run_plan(candles: pl.DataFrame, plan: SweepPlan, *, n_jobs: int | None = None) -> OptimizationResult:
+    """Evaluate ``plan`` in this process: the one-shard case of :mod:`quantdag.optimize.shards`
+    for grid and random search; Optuna's TPE in memory for ``"bayes"``."""
+    if plan.search == "bayes":
+        results = _bayes(candles, plan.market, plan.cls, plan.settings, plan.objective, plan.min_trades, plan.n_trials, plan.seed)
+        return finish_sweep(candles, plan, results, pbo_blocks=returns_blocks(candles, plan, results, plan.pbo_sample(results.height)))
+    from quantdag.optimize.shards import evaluate_shard, merge_shards
+
+    return merge_shards(candles, plan, [evaluate_shard(candles, plan, n_jobs=n_jobs)])
+
+
+def finish_sweep(candles: pl.DataFrame, plan: SweepPlan, results: pl.DataFrame, *, pbo_blocks: np.ndarray | None) -> OptimizationResult:
+    """Rank every evaluated combination, pick the best, and measure overfitting: the DSR from the
+    best's return series (one engine run) and every trial's Sharpe, the PBO from ``pbo_blocks``
+    (:func:`~quantdag.optimize.robustness.block_stats` of the sampled combinations; None: no PBO).
+
+    Raises
+    ------
+    NoEligibleCombination
+        If no combination has ``min_trades`` trades and a finite objective.
+    """
+    cls, names = plan.cls, plan.names
+    ranked = rank_results(results, plan.objective, plan.min_trades)
     if ranked.height == 0:
         raise NoEligibleCombination(
-            f"{cls.name}: none of {results.height} combinations has >= {min_trades} trades and a finite {objective}"
+            f"{cls.name}: none of {results.height} combinations has >= {plan.min_trades} trades and a finite {plan.objective}"
         )
-    names = tuple(cls.param_defs())
     top = ranked.row(0, named=True)
     best = {"params": {k: top[k] for k in names}, "metrics": {k: v for k, v in top.items() if k not in names}}
-    dsr, pbo = _overfitting(candles, cls, s, results, best["params"], pbo_blocks, pbo_max_combos, names)
-    return OptimizationResult(cls.name, search, objective, min_trades, s, search_space, results, best, dsr, pbo, names)
+    ppy = float(results["periods_per_year"][0])
+    trial_sr = results["sharpe"].cast(pl.Float64).to_numpy() / math.sqrt(ppy)
+    dsr = deflated_sharpe_from_returns(strategy_returns(candles, cls.name, best["params"], plan.settings), results.height, trial_sr)
+    pbo = None if pbo_blocks is None or pbo_blocks.shape[2] == 0 else pbo_cscv(blocks=pbo_blocks, n_blocks=plan.pbo_blocks)
+    return OptimizationResult(cls.name, plan.search, plan.objective, plan.min_trades, plan.settings, plan.search_space,
+                              results, best, dsr, pbo, names)  # fmt: skip
 
 
 def strategy_returns(candles: pl.DataFrame, name: str, params: Mapping[str, Any], s: BacktestSettings) -> np.ndarray:
@@ -213,19 +306,14 @@ def strategy_returns(candles: pl.DataFrame, name: str, params: Mapping[str, Any]
     return equity_returns(res.equity_array if hasattr(res, "equity_array") else res.equity["equity"].to_numpy(), s.init_cash)
 
 
-def _overfitting(candles, cls, s, results, best_params, n_blocks, max_combos, names) -> tuple[DSRResult | None, PBOResult | None]:
-    ppy = float(results["periods_per_year"][0])
-    trial_sr = results["sharpe"].cast(pl.Float64).to_numpy() / math.sqrt(ppy)
-    dsr = deflated_sharpe_from_returns(strategy_returns(candles, cls.name, best_params, s), results.height, trial_sr)
-    pbo = None
-    if results.height >= 2 and candles.height >= 2 * n_blocks:
-        idx = np.unique(np.linspace(0, results.height - 1, min(max_combos, results.height)).round().astype(int))
-        from quantdag.optimize.robustness import block_stats
+def returns_blocks(candles: pl.DataFrame, plan: SweepPlan, results: pl.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """``(3, pbo_blocks, len(rows))``: the block statistics of the return series of ``results``'
+    rows ``rows``, each re-run through the engine, one series at a time (no combos x candles matrix)."""
+    from quantdag.optimize.robustness import block_stats
 
-        blocks = np.empty((3, n_blocks, idx.shape[0]))
-        for j, i in enumerate(idx):  # one return series at a time: no (combos x candles) matrix
-            row = results.row(int(i), named=True)
-            r = strategy_returns(candles, cls.name, {k: row[k] for k in names}, s)
-            blocks[:, :, j] = block_stats(r[:, None], n_blocks)[:, :, 0]
-        pbo = pbo_cscv(blocks=blocks, n_blocks=n_blocks)
-    return dsr, pbo
+    blocks = np.empty((3, plan.pbo_blocks, rows.shape[0]))
+    for j, i in enumerate(rows):
+        row = results.row(int(i), named=True)
+        r = strategy_returns(candles, plan.cls.name, {k: row[k] for k in plan.names}, plan.settings)
+        blocks[:, :, j] = block_stats(r[:, None], plan.pbo_blocks)[:, :, 0]
+    return blocks
