@@ -123,3 +123,25 @@ def test_optimize_bad_inputs(kraken):
         optimize_strategy(kraken, "sma_cross", search="anneal")
     with pytest.raises(ConfigurationError, match="no combination"):
         optimize_strategy(kraken, "sma_cross", grid={"fast": [50], "slow": [20]})
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_pbo_logits_in_batches_equal_the_one_split_at_a_time_reference_bit_for_bit(seed):
+    import itertools
+    import random
+
+    from quantdag.optimize.robustness import _logits, _logits_reference, block_stats
+
+    rng = np.random.default_rng(seed)
+    n_blocks = int(rng.choice([2, 4, 8, 10, 16]))
+    r = rng.normal(0.0, 0.01, (int(rng.integers(4 * n_blocks, 2500)), int(rng.integers(2, 220))))
+    if seed % 3 == 0:
+        r[:, : r.shape[1] // 2] = 0.0  # undefined Sharpe ratios (-inf) and ties in the ranks
+    if seed % 4 == 1:
+        r = np.round(r, 3)
+    blocks = block_stats(r, n_blocks)
+    splits = list(itertools.combinations(range(n_blocks), n_blocks // 2))
+    if len(splits) > 600:
+        pick = random.Random(seed)
+        splits = sorted({tuple(sorted(pick.sample(range(n_blocks), n_blocks // 2))) for _ in range(600)})
+    assert np.array_equal(_logits(blocks, splits, n_blocks, batch=97), _logits_reference(blocks, splits, n_blocks))
