@@ -17,7 +17,7 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
         backfill_policy=SINGLE_RUN,
         group_name="events",
         pool=DUCKDB_POOL,
-        deps=[dg.AssetDep("candles", partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date"))],
+        deps=["candles"],
         kinds={"duckdb", "polars"},
         metadata={"table": "market.events"},
     )

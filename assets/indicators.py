@@ -15,21 +15,12 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
     Called after the strategy files are imported, so user indicators they register resolve here.
     """
     specs = config.indicator_specs()
-    lookback = dg.MultiPartitionMapping(
-        {
-            "date": dg.DimensionPartitionMapping(
-                "date",
-                dg.TimeWindowPartitionMapping(
-                    start_offset=-lookback_days_of(parts.markets, specs),
-                    allow_nonexistent_upstream_partitions=True,
-                ),
-            ),
-            "market": dg.DimensionPartitionMapping("market", dg.IdentityPartitionMapping()),
-        }
+    lookback = dg.TimeWindowPartitionMapping(
+        start_offset=-lookback_days_of(parts.markets, specs), allow_nonexistent_upstream_partitions=True
     )
 
     @dg.asset(
-        partitions_def=parts.day_market,
+        partitions_def=parts.daily,
         backfill_policy=SINGLE_RUN,
         group_name="indicators",
         pool=DUCKDB_POOL,

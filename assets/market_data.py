@@ -22,7 +22,7 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
     """``raw_candles`` and ``candles`` over the configured universe."""
 
     @dg.asset(
-        partitions_def=parts.day_market,
+        partitions_def=parts.daily,
         backfill_policy=SINGLE_RUN,
         group_name="ingestion",
         pool=DUCKDB_POOL,
@@ -37,7 +37,7 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
         return dg.MaterializeResult(metadata=report_metadata(report))
 
     @dg.asset(
-        partitions_def=parts.day_market,
+        partitions_def=parts.daily,
         backfill_policy=SINGLE_RUN,
         group_name="normalization",
         pool=DUCKDB_POOL,

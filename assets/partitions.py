@@ -1,15 +1,21 @@
-"""Partitions of the pipeline, built from the configuration: UTC day × market, parameter sets, strategies."""
+"""Partitions of the pipeline, built from the configuration: UTC days, parameter sets, strategies.
+
+A market-data partition is one UTC day of every configured market. Per-market partitions (day ×
+market) cost Dagster a materialization event per market per day per asset: 33,000 events, minutes
+of bookkeeping, for a year of ten markets whose engine work takes seconds. A market added to the
+configuration is found missing by the warehouse (``pipelines.demo.missing_days``), not by the
+partitions.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 
 import dagster as dg
 
 from quantdag.config import ProjectConfig
-from quantdag.markets import Market, Window, day_windows, market_by_key
+from quantdag.markets import Market, Window, day_windows
 
 #: Strategy parameter sets: adding one is adding a key (see ``quantdag.strategies.keys``).
 param_sets = dg.DynamicPartitionsDefinition(name="param_sets")
@@ -28,18 +34,21 @@ class Partitions:
 
     markets: tuple[Market, ...]
     daily: dg.DailyPartitionsDefinition
-    market: dg.StaticPartitionsDefinition
-    day_market: dg.MultiPartitionsDefinition
     strategies: dg.StaticPartitionsDefinition
     param_sets: dg.DynamicPartitionsDefinition = param_sets
+    #: strategy × shard (``"<shard>|<strategy>"``) when ``optimization.shards`` > 1, else None
+    sweep_shards: dg.MultiPartitionsDefinition | None = None
+
+    def sweep_shard(self, key: str) -> tuple[str, int]:
+        """The strategy and shard number of a ``sweep_shards`` partition key."""
+        assert self.sweep_shards is not None
+        dims = self.sweep_shards.get_partition_key_from_str(key).keys_by_dimension
+        return dims["strategy"], int(dims["shard"])
 
     def market_windows(self, context: dg.AssetExecutionContext) -> dict[Market, list[Window]]:
-        """Per market, the UTC windows this run covers (one per run of consecutive days)."""
-        by_market: dict[Market, list[date]] = defaultdict(list)
-        for key in context.partition_keys:
-            dims = self.day_market.get_partition_key_from_str(key).keys_by_dimension
-            by_market[market_by_key(self.markets, dims["market"])].append(_day(dims["date"]))
-        return {m: day_windows(days) for m, days in sorted(by_market.items(), key=lambda kv: kv[0].key)}
+        """Per market (every configured one), the UTC windows this run covers (one per run of consecutive days)."""
+        windows = self.day_windows(context)
+        return {m: windows for m in sorted(self.markets, key=lambda m: m.key)}
 
     def day_windows(self, context: dg.AssetExecutionContext) -> list[Window]:
         """UTC windows of a daily-partitioned run (one per run of consecutive days)."""
@@ -47,14 +56,15 @@ class Partitions:
 
 
 def build_partitions(config: ProjectConfig, strategies: list[str]) -> Partitions:
-    """Partitions of ``config``'s universe; one optimization partition per registered strategy."""
+    """Partitions of ``config``'s universe; one optimization partition per registered strategy (× shard if sharded)."""
     markets = config.markets
     daily = dg.DailyPartitionsDefinition(start_date=config.universe.start().isoformat(), timezone="UTC")
-    market = dg.StaticPartitionsDefinition([m.key for m in markets])
+    by_strategy = dg.StaticPartitionsDefinition(strategies)
+    n_shards = config.optimization.shards
+    shards = dg.StaticPartitionsDefinition([str(k) for k in range(n_shards)])
     return Partitions(
         markets=markets,
         daily=daily,
-        market=market,
-        day_market=dg.MultiPartitionsDefinition({"date": daily, "market": market}),
-        strategies=dg.StaticPartitionsDefinition(strategies),
+        strategies=by_strategy,
+        sweep_shards=dg.MultiPartitionsDefinition({"strategy": by_strategy, "shard": shards}) if n_shards > 1 else None,
     )

@@ -13,6 +13,7 @@ import shutil
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import dagster as dg
 
 from pipelines.recovery import launch_tags, recover_orphaned_runs
 from quantdag.config import ProjectConfig
+from quantdag.markets import Market
 
 log = logging.getLogger("quantdag.demo")
 
@@ -53,8 +55,11 @@ def _fail_loudly(result: dg.ExecuteInProcessResult, what: str) -> None:
     raise SystemExit(f"{what} failed; see the errors above and `make ui` (run {result.run_id})")
 
 
-def missing_days(defs: dg.Definitions, name: str, days: list[str], instance: dg.DagsterInstance) -> list[str]:
-    """Days of ``days`` on which some asset of job ``name`` has a partition not yet materialized."""
+def missing_days(
+    defs: dg.Definitions, name: str, days: list[str], instance: dg.DagsterInstance, markets: Sequence[Market] = ()
+) -> list[str]:
+    """Days of ``days`` on which some asset of job ``name`` has a partition not yet materialized, or
+    (for a job that writes ``candles``) some market of ``markets`` has no candle in the warehouse."""
     job = defs.resolve_job_def(name)
     wanted = set(days)
     keys = [k for k in job.partitions_def.get_partition_keys() if k.split("|")[0] in wanted]
@@ -62,15 +67,33 @@ def missing_days(defs: dg.Definitions, name: str, days: list[str], instance: dg.
     for asset_key in job.asset_layer.executable_asset_keys:
         done = instance.get_materialized_partitions(asset_key)
         todo.update(k.split("|")[0] for k in keys if k not in done)
+    if markets and dg.AssetKey("candles") in job.asset_layer.executable_asset_keys:
+        from quantdag.stages.market_data import uncovered_days
+        from quantdag.store import Warehouse
+
+        path = Path(defs.resources["warehouse"].path)
+        if path.exists():
+            venue = defs.resources["exchange"].venue
+            on_venue = [m.on(venue) for m in markets]
+            todo.update(uncovered_days(Warehouse(path, read_only=True), on_venue, sorted(wanted - todo)))
     return sorted(todo)
 
 
 def run_job(
-    defs: dg.Definitions, name: str, days: list[str], instance: dg.DagsterInstance, *, only_missing: bool = True
+    defs: dg.Definitions,
+    name: str,
+    days: list[str],
+    instance: dg.DagsterInstance,
+    *,
+    only_missing: bool = True,
+    markets: Sequence[Market] = (),
 ) -> float:
-    """Run job ``name`` as one backfill over the days still missing (or all ``days``); 0 s when none."""
+    """Run job ``name`` as one backfill over the days still missing (or all ``days``); 0 s when none.
+
+    ``markets``: the configured markets, whose candles must be in the warehouse for a day to count as done.
+    """
     if only_missing:
-        days = missing_days(defs, name, days, instance)
+        days = missing_days(defs, name, days, instance, markets)
     if not days:
         return 0.0
     job = defs.resolve_job_def(name)
@@ -268,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in recover_orphaned_runs(instance):  # a killed demo left runs holding the duckdb pool slot
             print(f"recovered: run {r.run_id} of {r.job_name} ({r.reason}) marked failed, its pool slots freed")
         for job in ("daily_data_job", "events_job"):
-            timings.append((job, run_job(defs, job, days, instance)))
+            timings.append((job, run_job(defs, job, days, instance, markets=config.markets)))
         heal = refetch_days(data_dir, config, days)  # candles an exchange page left out, asked for again
         if heal:
             timings.append(("daily_data_job (heal)", run_job(defs, "daily_data_job", heal, instance, only_missing=False)))

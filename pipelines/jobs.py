@@ -11,13 +11,13 @@ def build_jobs(parts: Partitions) -> dict[str, dg.UnresolvedAssetJobDefinition]:
     """Every job of the pipeline, by name."""
     by_group = lambda name, *groups, **kw: dg.define_asset_job(name, selection=dg.AssetSelection.groups(*groups), **kw)  # noqa: E731
     jobs = [
-        by_group("ingestion_job", "ingestion", partitions_def=parts.day_market),
-        by_group("normalization_job", "normalization", partitions_def=parts.day_market),
-        by_group("indicators_job", "indicators", partitions_def=parts.day_market),
+        by_group("ingestion_job", "ingestion", partitions_def=parts.daily),
+        by_group("normalization_job", "normalization", partitions_def=parts.daily),
+        by_group("indicators_job", "indicators", partitions_def=parts.daily),
         by_group("events_job", "events"),
         # The main job: download, clean and compute indicators for a day (or a backfilled range) of every market.
         by_group(
-            "daily_data_job", "ingestion", "normalization", "indicators", partitions_def=parts.day_market,
+            "daily_data_job", "ingestion", "normalization", "indicators", partitions_def=parts.daily,
             description="Fetch, clean and compute indicators for every market of the partition's day.",
         ),
         # Signals and backtests of one strategy parameter set (a dynamic partition).
@@ -27,6 +27,8 @@ def build_jobs(parts: Partitions) -> dict[str, dg.UnresolvedAssetJobDefinition]:
         ),
         # A parameter sweep of one strategy (partition) with DSR and PBO, logged to MLflow.
         by_group("optimization_job", "optimization", partitions_def=parts.strategies),
+        # One shard of a strategy's sweep (strategy × shard), when optimization.shards > 1: run every shard, then optimization_job merges.
+        *([by_group("optimization_shards_job", "optimization_shards", partitions_def=parts.sweep_shards)] if parts.sweep_shards else []),
         # One paper-trading step of a parameter set (requested by the `paper_on_new_signals` sensor).
         dg.define_asset_job("paper_trade_job", selection=dg.AssetSelection.assets("paper_trades"), partitions_def=parts.param_sets),
         # The daily backtest-paper drift check of a parameter set.

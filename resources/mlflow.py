@@ -39,6 +39,39 @@ UI_QUERY = "workflowType=machine_learning"
 #: The folder of a data dir that holds artifacts (:meth:`MlflowResource.at`).
 ARTIFACTS_DIR = "mlartifacts"
 
+#: Experiment ids this process has looked up (and tagged/relocated): (tracking uri, artifact root, name) -> id.
+_EXPERIMENT_IDS: dict[tuple[str, str, str], str] = {}
+#: Ids of the SQLAlchemy engines already switched to WAL with synchronous=NORMAL.
+_TUNED_ENGINES: set[int] = set()
+
+
+def _tune_sqlite(client: Any) -> None:
+    """Put a SQLite store in WAL mode with ``synchronous=NORMAL`` (once per engine).
+
+    MLflow's SQL store commits every call (about 9 per backtest run) and SQLite's default rollback
+    journal syncs the disk several times per commit: ~6 ms each, over half of a backtest's
+    logging. In WAL mode with NORMAL sync a commit is an append; the database cannot be corrupted
+    by a crash, and only a power cut can lose the last commits (the results themselves are in
+    DuckDB, with the run ids). WAL mode is stored in the file; NORMAL is set on every connection.
+    """
+    from sqlalchemy import event
+
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    engine = getattr(store, "engine", None)
+    if engine is None or engine.dialect.name != "sqlite" or id(engine) in _TUNED_ENGINES:
+        return
+
+    @event.listens_for(engine, "connect")
+    def _normal_sync(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    engine.dispose()  # pooled connections predate the listener
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+    _TUNED_ENGINES.add(id(engine))
+
 
 def _local_path(uri: str) -> Path | None:
     """The filesystem path of a ``file:`` URI or a bare path; None for any other scheme."""
@@ -74,25 +107,35 @@ class MlflowResource(dg.ConfigurableResource):
             db.parent.mkdir(parents=True, exist_ok=True)
             SqlAlchemyStore(self.tracking_uri, self.artifact_root)
         mlflow.set_tracking_uri(self.tracking_uri)
-        return mlflow.MlflowClient(self.tracking_uri)
+        client = mlflow.MlflowClient(self.tracking_uri)
+        _tune_sqlite(client)
+        return client
 
     def experiment_id(self, name: str) -> str:
         """The id of experiment ``name``: created with this store's artifact root and tagged as model
-        development if missing, else tagged and relocated if need be (see the module's doc)."""
+        development if missing, else tagged and relocated if need be (see the module's doc).
+        Looked up once per process (a backtest batch opens hundreds of runs in it)."""
         from mlflow.exceptions import MlflowException
 
+        cache_key = (self.tracking_uri, self.artifact_root, name)
+        if cache_key in _EXPERIMENT_IDS:
+            self._client()
+            return _EXPERIMENT_IDS[cache_key]
         client = self._client()
         exp = client.get_experiment_by_name(name)
         if exp is None:
             try:
-                return client.create_experiment(
+                _EXPERIMENT_IDS[cache_key] = client.create_experiment(
                     name, artifact_location=f"{self.artifact_root}/{name}", tags={EXPERIMENT_KIND_TAG: MODEL_DEVELOPMENT}
                 )
+                return _EXPERIMENT_IDS[cache_key]
             except MlflowException as exc:  # another process created it meanwhile
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
                 exp = client.get_experiment_by_name(name)
         self._adopt(client, exp)
+        if exp.lifecycle_stage == "active":
+            _EXPERIMENT_IDS[cache_key] = exp.experiment_id
         return exp.experiment_id
 
     def adopt_store(self) -> list[str]:

@@ -155,6 +155,24 @@ REFETCH_SCHEMA = {
 }  # fmt: skip
 
 
+def uncovered_days(wh: Warehouse, markets: Sequence[Market], days: Sequence[str]) -> list[str]:
+    """Days of ``days`` (UTC ``YYYY-MM-DD``) on which some market of ``markets`` has no stored candle.
+
+    A day partition covers every configured market, so a market added to the configuration finds
+    its history missing here, not in the partitions' status.
+    """
+    if not days or not markets:
+        return []
+    start, end = min(days), max(days)
+    rows = wh.query(
+        "SELECT DISTINCT exchange, symbol, timeframe, strftime(ts, '%Y-%m-%d') AS day FROM market.candles "
+        "WHERE ts >= CAST(? AS DATE) AND ts < CAST(? AS DATE) + INTERVAL 1 DAY",
+        [start, end],
+    )
+    have = {(r["exchange"], r["symbol"], r["timeframe"], r["day"]) for r in rows.iter_rows(named=True)}
+    return sorted({d for d in days for m in markets if (m.exchange, m.symbol, m.timeframe, d) not in have})
+
+
 def pending_refetch_days(wh: Warehouse, markets: Sequence[Market], *, max_refetches: int = MAX_REFETCHES) -> dict[Market, list[str]]:
     """Per market, the UTC days holding gaps still to be asked for again (the runs that heal them)."""
     rows = wh.query(

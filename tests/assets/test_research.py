@@ -247,3 +247,35 @@ def test_paper_drift_check_pends_until_next_candle_then_compares_with_backtest_f
         assert r["backtest_price"] == nxt
         assert r["drift_bps"] == pytest.approx(sign * (r["paper_price"] - nxt) / nxt * 1e4)
         assert r["status"] == ("ok" if abs(r["drift_bps"]) <= r["tolerance_bps"] else "diverged")
+
+
+def test_one_backtest_run_covers_many_parameter_sets_each_traceable_to_its_partition(research):
+    """A single-run backfill over three parameter sets: one Dagster run, every row and MLflow run keyed by its partition."""
+    from pipelines.batches import range_tags_of
+
+    defs, wh = research["defs"], research["wh"]
+    from quantdag.store import Slice, Warehouse
+
+    strategies = [create_strategy("sma_cross", {"fast": f, "slow": 30}) for f in (4, 6, 8)]
+    keys = [param_set_key(s) for s in strategies]
+    known = pl.DataFrame({"param_set": keys, "strategy": [s.name for s in strategies], "params_hash": [s.params_hash for s in strategies],
+                          "params": [s.params_json for s in strategies], "source": ["stored"] * 3})  # fmt: skip
+    with wh.transaction() as con:  # parameter sets the warehouse knows (as a promoted sweep's would be)
+        Warehouse.replace(con, "signals.param_sets", known, [Slice(where={"param_set": k}, time_column=None) for k in keys])
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("param_sets", keys)
+        result = defs.resolve_job_def("backtest_job").execute_in_process(instance=instance, tags=range_tags_of(keys))
+        assert result.success
+        assert sorted(instance.get_materialized_partitions(dg.AssetKey("backtests"))) == sorted(keys)
+    runs = wh.query(
+        "SELECT r.*, p.param_set FROM backtest.runs r JOIN signals.param_sets p USING (strategy, params_hash) "
+        "WHERE p.param_set IN (?, ?, ?)", keys,
+    )
+    assert runs.height == 9 and set(runs["dagster_run_id"]) == {result.run_id}
+    client = mlflow.MlflowClient(defs.resources["mlflow"].tracking_uri)
+    for row in runs.iter_rows(named=True):
+        tags = client.get_run(row["mlflow_run_id"]).data.tags
+        assert tags["dagster_partition"] == tags["param_set"] == row["param_set"]
+        assert tags["dagster_run_id"] == result.run_id
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["costs_on"].passed and checks["costs_on"].metadata["param_sets"].value == 3

@@ -95,17 +95,12 @@ def test_candles_checks_are_blocking():
     assert all(spec.blocking for spec in node.check_specs)
 
 
-def test_daily_schedule_requests_yesterday_for_every_market():
-
-    from quantdag.config import load_config
-
-    UNIVERSE = load_config().markets
-
+def test_daily_schedule_requests_yesterday_in_one_run_of_every_market():
+    """A data partition is a UTC day of every configured market: yesterday is one run."""
     with dg.instance_for_test() as instance:
         result = tick_schedule(defs, "daily_data_job_schedule", instance, _today_at(0, 15))
-    keys = sorted(r.partition_key for r in result.run_requests)
     yesterday = (_today_at(0, 15) - timedelta(days=1)).date().isoformat()
-    assert keys == sorted(f"{yesterday}|{m.key}" for m in UNIVERSE)
+    assert [r.partition_key for r in result.run_requests] == [yesterday]
 
 
 def test_build_defs_puts_every_file_under_the_data_dir(tmp_path):

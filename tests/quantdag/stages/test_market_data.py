@@ -166,3 +166,22 @@ def test_ingest_gap_the_exchange_confirms_is_accepted_after_the_bounded_refetche
         assert len(sim.requests) == before  # accepted as a real gap: not asked for again
     finally:
         sim.faults = None
+
+
+def test_uncovered_days_names_days_where_a_configured_market_has_no_candle(tmp_path):
+    """A day partition covers every market: a market added later finds its days missing in the warehouse."""
+    from quantdag.markets import Market
+    from quantdag.stages.market_data import uncovered_days
+
+    wh = Warehouse(tmp_path / "q.duckdb")
+    a, b = Market("sim", "A/USDT", "1h"), Market("sim", "B/USDT", "1h")
+    rows = pl.DataFrame({"exchange": "sim", "symbol": "A/USDT", "timeframe": "1h",
+                         "ts": [datetime(2026, 1, d, 5, tzinfo=timezone.utc) for d in (1, 2, 3)],
+                         "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0, "filled": False},
+                        schema_overrides={"ts": pl.Datetime("ms", "UTC")})  # fmt: skip
+    with wh.transaction() as con:
+        Warehouse.replace(con, "market.candles", rows, [Slice(where=a.where, time_column=None)])
+    days = ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]
+    assert uncovered_days(wh, [a], days) == ["2026-01-04"]
+    assert uncovered_days(wh, [a, b], days) == days
+    assert uncovered_days(wh, [a], []) == []
