@@ -47,7 +47,29 @@ def _fmt_time(ms: float) -> str:
 
 
 def _envelope(y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and values keeping each pixel column's first, min, max and last point."""
+    """Indices and values keeping each pixel column's first, min, max and last point.
+
+    Vectorised over the columns (a Python loop per column cost ~20 ms per chart of a year of 1h
+    candles, a third of a backtest's logging): the segments, whose lengths differ by at most one,
+    are laid out as rows of a padded matrix.
+    """
+    n = y.shape[0]
+    if n <= 2 * columns:
+        return np.arange(n), y
+    edges = np.linspace(0, n, columns + 1).astype(np.int64)
+    starts, lengths = edges[:-1], np.diff(edges)
+    offsets = np.arange(int(lengths.max()))
+    valid = offsets[None, :] < lengths[:, None]
+    vals = y[np.where(valid, starts[:, None] + offsets[None, :], starts[:, None])]
+    first_min = np.where(valid, vals, np.inf).argmin(axis=1)  # a NaN, if any, wins as np.argmin would
+    first_max = np.where(valid, vals, -np.inf).argmax(axis=1)
+    cand = np.sort(np.stack([starts, starts + first_min, starts + first_max, edges[1:] - 1], axis=1), axis=1).ravel()
+    idx = cand[np.r_[True, cand[1:] != cand[:-1]]]
+    return idx, y[idx]
+
+
+def _envelope_reference(y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """The per-column loop :func:`_envelope` replaces (the tests' oracle)."""
     n = y.shape[0]
     if n <= 2 * columns:
         return np.arange(n), y

@@ -57,3 +57,14 @@ def test_report_envelope_keeps_extremes_of_long_series():
     y[54_321] = 5.0
     idx, vals = _envelope(y, 500)
     assert idx.shape[0] <= 4 * 500 and vals.max() == 5.0 and vals.min() == pytest.approx(y.min())
+
+
+@pytest.mark.parametrize("n,columns", [(100, 60), (8760, 930), (50_001, 930), (3000, 7)])
+def test_envelope_vectorised_equals_the_per_column_loop(n, columns):
+    from quantdag.backtest.report import _envelope, _envelope_reference
+
+    rng = np.random.default_rng(n)
+    for y in (rng.normal(size=n).cumsum(), np.round(rng.normal(size=n), 1), np.ones(n)):  # ties, flat
+        idx, vals = _envelope(y, columns)
+        ref_idx, ref_vals = _envelope_reference(y, columns)
+        assert np.array_equal(idx, ref_idx) and np.array_equal(vals, ref_vals)
