@@ -16,18 +16,18 @@ endif
 # has built the venv): D is the data dir, exported as QUANTDAG_DATA_DIR so every process agrees.
 DATA_ENV = D="$$($(PY) -c 'from quantdag.config import load_config; print(load_config().data_path)')" \
 	&& export QUANTDAG_DATA_DIR="$$D"
-# ... and Dagster's home: $DAGSTER_HOME if you set it, else D/dagster_home; DAGSTER_ENV also puts the
-# instance settings there.
+# ... and Dagster's home: $DAGSTER_HOME if you set it, else D/dagster_home; DAGSTER_ENV also writes the
+# instance settings there from the configuration's `instance` section (pipelines/instance.py: SQLite, or
+# PostgreSQL with $QUANTDAG_PG_PASSWORD, whose tables and pool rows it also prepares).
 USER_DAGSTER_HOME := $(if $(filter environment command,$(firstword $(origin DAGSTER_HOME))),$(DAGSTER_HOME))
 HOME_ENV = $(DATA_ENV) && export DAGSTER_HOME="$(or $(USER_DAGSTER_HOME),$$D/dagster_home)"
-DAGSTER_ENV = $(HOME_ENV) && mkdir -p "$$DAGSTER_HOME" \
-	&& { test "$$DAGSTER_HOME/dagster.yaml" -nt pipelines/dagster.yaml || cp pipelines/dagster.yaml "$$DAGSTER_HOME/dagster.yaml"; }
+DAGSTER_ENV = $(HOME_ENV) && $(PY) -m pipelines.instance --home "$$DAGSTER_HOME"
 # the test targets' home, known before the venv exists (their tests make their own instances)
 export DAGSTER_HOME ?= $(or $(QUANTDAG_DATA_DIR),$(CURDIR)/data)/dagster_home
 # cache bytecode: without it every process recompiles dagster, mlflow and ccxt from source
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup demo test test-fast ui mlflow-ui data-dir sim bench lock clean
+.PHONY: setup demo test test-fast ui mlflow-ui data-dir sim bench lock clean postgres postgres-stop
 
 setup: $(VENV)/.installed
 
@@ -38,9 +38,9 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(UV) pip install -q --python $(PY) --no-deps -e .
 	touch $@
 
-$(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
-	mkdir -p $(DAGSTER_HOME)
-	cp pipelines/dagster.yaml $@
+# The test targets' instance: the shipped configuration's (SQLite); the tests make their own besides.
+$(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml pipelines/instance.py quantdag.yaml | $(VENV)/.installed
+	QUANTDAG_CONFIG="$(CURDIR)/quantdag.yaml" $(PY) -m pipelines.instance --home "$(DAGSTER_HOME)" && touch $@
 
 demo: setup
 	@$(DAGSTER_ENV) && $(PY) -m pipelines.demo
@@ -66,6 +66,17 @@ mlflow-ui: setup
 # Prints the data dir and Dagster home that demo, ui and mlflow-ui use (creates nothing).
 data-dir: setup
 	@$(HOME_ENV) && echo "$$D" && echo "$$DAGSTER_HOME"
+
+# A local PostgreSQL server (Debian's `postgresql` package) for `instance: {storage: postgres}`, on the
+# configuration's port, database and role, its cluster in PG_DIR (default: the data dir's postgres/);
+# scripts/postgres.sh prints the settings. `make postgres-stop` stops it.
+PG_SETTINGS = eval "$$($(PY) -c 'from quantdag.config import load_config; p = load_config().instance.postgres; \
+	print(f"port={p.port} db={p.db} user={p.user}")')" && dir="$(or $(PG_DIR),$$D/postgres)"
+postgres: setup
+	@$(DATA_ENV) && $(PG_SETTINGS) && scripts/postgres.sh start "$$dir" "$$port" "$$db" "$$user"
+
+postgres-stop: setup
+	@$(DATA_ENV) && $(PG_SETTINGS) && scripts/postgres.sh stop "$$dir"
 
 sim: setup
 	$(PY) -m quantdag.sim --port 8765 --seed 7

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import sys
 import time
 import warnings
@@ -266,10 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"configuration error: {exc}") from None
     data_dir = args.data_dir.resolve() if args.data_dir else config.data_path
     os.environ.setdefault("DAGSTER_HOME", str(data_dir / "dagster_home"))
-    home = Path(os.environ["DAGSTER_HOME"])
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        shutil.copy(Path(__file__).with_name("dagster.yaml"), home / "dagster.yaml")
+    from pipelines.instance import setup_home
+
+    setup_home(os.environ["DAGSTER_HOME"], config)  # the instance settings of the configuration's `instance` section
 
     from pipelines.definitions import build_defs, prepare
 

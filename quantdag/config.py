@@ -156,7 +156,33 @@ class OptimizationSettings(_Section):
     seed: int = 0
     top_k: int = Field(5, ge=0, description="best combinations logged as nested MLflow runs")
     max_grid: int = Field(5000, gt=0, description="above this many grid points the sweep samples randomly")
+    search: Literal["auto", "grid", "random", "bayes"] = Field(
+        "auto", description="auto: the grid up to max_grid points, else random; bayes: Optuna TPE over n_trials"
+    )
+    shards: int = Field(
+        1, ge=1, le=1024, description="partitions a sweep is split into (strategy x shard); 1: one process, no shard asset"
+    )
+    optuna_storage: str | None = Field(
+        None, description="RDB URL of the study sharded Optuna searches share; ${VAR} reads it from the environment; "
+        "default sqlite:///<data_dir>/optuna.db",
+    )  # fmt: skip
     promotion: PromotionSettings = PromotionSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _optuna_storage(cls, data: Any) -> Any:
+        """Checked on the section (a mapping), so an error never echoes the URL, which may hold a password."""
+        v = data.get("optuna_storage") if isinstance(data, dict) else None
+        if not isinstance(v, str) or re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", v.strip()):
+            return data
+        if "://" not in v:
+            raise ValueError("optuna_storage: expected an RDB URL (sqlite:///path, postgresql://user@host/db) or ${ENV_VAR}")
+        from urllib.parse import urlsplit
+
+        if urlsplit(v).password is not None:
+            raise ValueError("optuna_storage: a password never goes in the file; put the URL in an environment "
+                             "variable and write ${THAT_VARIABLE}")  # fmt: skip
+        return data
 
 
 class LeaderboardSettings(_Section):
@@ -188,6 +214,35 @@ class AutomationSettings(_Section):
     promote_best_params: bool = True
     daily_schedules: bool = Field(True, description="data, events and backtests every day")
     paper_trading: bool = Field(False, description="sensors and schedules that place paper orders")
+
+
+#: The environment variable holding the PostgreSQL password of the Dagster instance (never in the file).
+PG_PASSWORD_ENV = "QUANTDAG_PG_PASSWORD"
+
+
+class PostgresSettings(_Section):
+    """Where a PostgreSQL-backed Dagster instance keeps runs, events and schedules (the password: ``QUANTDAG_PG_PASSWORD``)."""
+
+    host: str = Field("127.0.0.1", min_length=1, description="the server's host name or address")
+    port: int = Field(5432, ge=1, le=65535, description="the server's TCP port")
+    db: str = Field("dagster", min_length=1, description="the database (created by make postgres)")
+    user: str = Field("dagster", min_length=1, description="the role the instance logs in as")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "password" in data:
+            raise ValueError(f"password: never read from the file (set the environment variable {PG_PASSWORD_ENV})")
+        return data
+
+
+class InstanceSettings(_Section):
+    """The Dagster instance's storage (``python -m pipelines.instance`` writes ``$DAGSTER_HOME/dagster.yaml`` from it)."""
+
+    storage: Literal["sqlite", "postgres"] = Field(
+        "sqlite", description="sqlite: files in the Dagster home | postgres: the server of `postgres` (dagster-postgres)"
+    )
+    postgres: PostgresSettings = PostgresSettings()
 
 
 class IndicatorEntry(_Section):
@@ -246,6 +301,7 @@ class ProjectConfig(_Section):
     risk: RiskSettings = RiskSettings()
     alerts: AlertSettings = AlertSettings()
     automation: AutomationSettings = AutomationSettings()
+    instance: InstanceSettings = InstanceSettings()
     indicators: list[IndicatorEntry] = Field(
         default_factory=_default_indicators, min_length=1, description="the columns of features.indicators"
     )
