@@ -124,6 +124,16 @@ def run_backtests(
     return out
 
 
+@dataclass(frozen=True)
+class StoredBacktests:
+    """What one parameter set writes: its outcomes with their tracking run ids."""
+
+    key: str
+    strategy: Strategy
+    outcomes: Sequence[BacktestOutcome]
+    mlflow_run_ids: Mapping[str, str]
+
+
 def store_backtests(
     wh: Warehouse,
     key: str,
@@ -135,34 +145,47 @@ def store_backtests(
     strategy: Strategy | None = None,
 ) -> StageReport:
     """Replace ``backtest.runs``/``trades``/``equity`` of ``key`` on ``markets`` in one transaction."""
-    t0 = time.perf_counter()
     strategy = strategy or resolve_param_set(wh, key)
+    return store_backtest_batch(
+        wh, [StoredBacktests(key, strategy, outcomes, mlflow_run_ids or {})], markets, dagster_run_id=dagster_run_id
+    )
+
+
+def store_backtest_batch(
+    wh: Warehouse, batch: Sequence[StoredBacktests], markets: Sequence[Market], *, dagster_run_id: str | None = None
+) -> StageReport:
+    """Replace the ``backtest.*`` slices of every parameter set of ``batch`` on ``markets`` in one
+    transaction (one DELETE and one INSERT per table, whatever the batch's size)."""
+    t0 = time.perf_counter()
     report = StageReport()
-    ids = mlflow_run_ids or {}
     runs, trades, equity = [], [], []
-    for o in outcomes:
-        m, r = o.market, o.result
-        metrics = {k: finite_or_none(v) for k, v in r.metrics.items()}
-        start, end = o.data_range
-        runs.append(
-            {
-                "param_set": key, "strategy": strategy.name, "params_hash": strategy.params_hash,
-                "params": strategy.params_json, **m.where, "data_start": start, "data_end": end,
-                "n_candles": o.n_candles, "settings": json.dumps(r.settings.as_dict(), sort_keys=True),
-                **{c: metrics.get(c) for c in RUN_METRIC_COLUMNS},
-                "metrics": json.dumps(metrics, sort_keys=True),
-                "mlflow_run_id": ids.get(m.key), "dagster_run_id": dagster_run_id,
-            }
-        )
-        tag = {"strategy": strategy.name, "params_hash": strategy.params_hash, **m.where}
-        trades.append(
-            r.trades.drop("entry_bar", "exit_bar").rename({"return": "trade_return"}).with_columns(
-                *(pl.lit(v).alias(k) for k, v in tag.items())
+    for item in batch:
+        strategy, ids = item.strategy, item.mlflow_run_ids
+        for o in item.outcomes:
+            m, r = o.market, o.result
+            metrics = {k: finite_or_none(v) for k, v in r.metrics.items()}
+            start, end = o.data_range
+            runs.append(
+                {
+                    "param_set": item.key, "strategy": strategy.name, "params_hash": strategy.params_hash,
+                    "params": strategy.params_json, **m.where, "data_start": start, "data_end": end,
+                    "n_candles": o.n_candles, "settings": json.dumps(r.settings.as_dict(), sort_keys=True),
+                    **{c: metrics.get(c) for c in RUN_METRIC_COLUMNS},
+                    "metrics": json.dumps(metrics, sort_keys=True),
+                    "mlflow_run_id": ids.get(m.key), "dagster_run_id": dagster_run_id,
+                }
+            )  # fmt: skip
+            tag = {"strategy": strategy.name, "params_hash": strategy.params_hash, **m.where}
+            trades.append(
+                r.trades.drop("entry_bar", "exit_bar").rename({"return": "trade_return"}).with_columns(
+                    *(pl.lit(v).alias(k) for k, v in tag.items())
+                )
             )
-        )
-        equity.append(r.equity.with_columns(*(pl.lit(v).alias(k) for k, v in tag.items())))
-        report.add(m, trades=r.trades.height, equity_rows=r.equity.height)
-    slices = [Slice(where=strategy_where(strategy, m), time_column=None) for m in markets]
+            equity.append(r.equity.with_columns(*(pl.lit(v).alias(k) for k, v in tag.items())))
+            report.add(m, trades=r.trades.height, equity_rows=r.equity.height)
+    slices = [Slice(where=strategy_where(item.strategy, m), time_column=None) for item in batch for m in markets]
+    if not slices:
+        return report
     key_cols = ("strategy", "params_hash", "exchange", "symbol", "timeframe")
     with wh.transaction() as con:
         report.rows_written += Warehouse.replace(
@@ -172,7 +195,7 @@ def store_backtests(
             ("backtest.trades", trades, (*key_cols, "trade_id")),
             ("backtest.equity", equity, (*key_cols, "ts")),
         ):
-            frame = pl.concat(frames) if frames else pl.DataFrame()
+            frame = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
             report.rows_written += Warehouse.replace(con, table, frame, slices, order_by=order if frame.height else ())
     report.seconds = time.perf_counter() - t0
     return report
@@ -214,21 +237,31 @@ def backtest_param_set(
     metrics, equity curve and report, tagged with the parameter set (``param_set``). Without it
     nothing is logged.
     """
-    settings = settings or BacktestSettings()
-    strategy = resolve_param_set(wh, key)
-    outcomes = run_backtests(wh, key, markets, settings, accept_holes=accept_holes, strategy=strategy, candles=candles)
+    return backtest_param_sets(
+        wh, [key], markets, settings=settings, accept_holes=accept_holes, start_run=start_run,
+        dagster_run_id=dagster_run_id, candles=candles,
+    ).stages[key]
+
+
+def _counts(outcomes: Sequence[BacktestOutcome]) -> StageReport:
+    """Per-market trade and equity counts of one parameter set (its share of a batch's report)."""
+    report = StageReport()
+    for o in outcomes:
+        report.add(o.market, trades=o.result.trades.height, equity_rows=o.result.equity.height)
+    return report
+
+
+def _log_runs(key: str, strategy: Strategy, outcomes: Sequence[BacktestOutcome], start_run: StartRun | None) -> dict[str, str]:
+    """One tracking run per market's backtest; their ids by market key."""
     run_ids: dict[str, str] = {}
-    if start_run is not None:
-        for o in outcomes:
-            tags = {"strategy": strategy.name, "params_hash": strategy.params_hash, "market": o.market.key, "param_set": key}
-            with start_run(f"{param_set_label(strategy)} · {o.market.key}", tags) as run:
-                log_backtest(o.result, strategy_params=strategy.params, market=o.market.where)
-                run_ids[o.market.key] = run.info.run_id
-    report = store_backtests(
-        wh, key, outcomes, markets, mlflow_run_ids=run_ids, dagster_run_id=dagster_run_id, strategy=strategy
-    )
-    checks = check_backtests(wh, key, markets, settings=settings, accept_holes=accept_holes, strategy=strategy)
-    return BacktestStage(strategy, outcomes, report, run_ids, checks)
+    if start_run is None:
+        return run_ids
+    for o in outcomes:
+        tags = {"strategy": strategy.name, "params_hash": strategy.params_hash, "market": o.market.key, "param_set": key}
+        with start_run(f"{param_set_label(strategy)} · {o.market.key}", tags) as run:
+            log_backtest(o.result, strategy_params=strategy.params, market=o.market.where)
+            run_ids[o.market.key] = run.info.run_id
+    return run_ids
 
 
 def backtest_param_sets(
@@ -240,26 +273,33 @@ def backtest_param_sets(
     accept_holes: bool = False,
     start_run: StartRun | None = None,
     dagster_run_id: str | None = None,
+    candles: Mapping[Market, pl.DataFrame] | None = None,
 ) -> BacktestBatch:
-    """:func:`backtest_param_set` of every key in ``keys``, over one warehouse connection and one
-    read of each market's candles (a Dagster run over many parameter-set partitions).
+    """:func:`backtest_param_set` of every key in ``keys`` (a Dagster run over many parameter-set
+    partitions): one warehouse connection, one read of each market's candles, every key's runs
+    logged, then all of them stored in one transaction and checked.
 
-    Each key is stored in its own transaction, so a failure part-way leaves the keys before it
-    complete and the failing one untouched; a re-run replaces them all.
+    All or nothing in the warehouse: a key that fails (a hole, stale signals) stops the batch
+    before anything is written, and a re-run replaces every slice. Tracking runs already logged
+    for earlier keys stay (finished, tagged with their Dagster run).
     """
     t0 = time.perf_counter()
+    settings = settings or BacktestSettings()
+    done: list[StoredBacktests] = []
     with wh.session():
-        candles = {m: read_candles(wh, m) for m in markets}
+        bars = candles if candles is not None else {m: read_candles(wh, m) for m in markets}
+        for key in keys:
+            strategy = resolve_param_set(wh, key)
+            outcomes = run_backtests(wh, key, markets, settings, accept_holes=accept_holes, strategy=strategy, candles=bars)
+            done.append(StoredBacktests(key, strategy, outcomes, _log_runs(key, strategy, outcomes, start_run)))
+        report = store_backtest_batch(wh, done, markets, dagster_run_id=dagster_run_id)
         stages = {
-            key: backtest_param_set(
-                wh, key, markets, settings=settings, accept_holes=accept_holes, start_run=start_run,
-                dagster_run_id=dagster_run_id, candles=candles,
+            item.key: BacktestStage(
+                item.strategy, list(item.outcomes), report if len(done) == 1 else _counts(item.outcomes), dict(item.mlflow_run_ids),
+                check_backtests(wh, item.key, markets, settings=settings, accept_holes=accept_holes, strategy=item.strategy),
             )
-            for key in keys
-        }
-    report = StageReport()
-    for stage in stages.values():
-        report.merge(stage.report)
+            for item in done
+        }  # fmt: skip
     report.seconds = time.perf_counter() - t0
     return BacktestBatch(stages, report, combine_checks({k: st.checks for k, st in stages.items()}))
 

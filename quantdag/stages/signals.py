@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -19,6 +20,9 @@ from quantdag.stages.common import CheckVerdict, StageReport, read_candles
 from quantdag.store import Slice, Warehouse, load_sql
 from quantdag.strategies import Strategy, check_lookahead
 from quantdag.strategies.keys import default_param_sets, strategy_from_key
+
+if TYPE_CHECKING:
+    import duckdb
 
 SIGNAL_TABLE_COLUMNS = ("entry", "exit", "short_entry", "short_exit", "target")
 
@@ -153,6 +157,31 @@ def build_signals(
     and the candle. ``candles`` (market -> its stored candles) spares a batch re-reading them.
     """
     t0 = time.perf_counter()
+    item = _compute_signals(wh, key, markets, configured, candles)
+    with wh.transaction() as con:
+        item.report.rows_written += _write_signals(con, [item], markets)
+    item.report.seconds = time.perf_counter() - t0
+    return item.report
+
+
+@dataclass
+class _Signals:
+    """One parameter set's signals before they are written."""
+
+    key: str
+    strategy: Strategy
+    source: str
+    report: SignalsReport
+    frames: list[pl.DataFrame]
+
+
+def _compute_signals(
+    wh: Warehouse,
+    key: str,
+    markets: Sequence[Market],
+    configured: Mapping[str, Strategy] | None,
+    candles: Mapping[Market, pl.DataFrame] | None,
+) -> _Signals:
     strategy = resolve_param_set(wh, key, configured)
     if key in default_param_sets() or key == strategy.name:
         source = "default"
@@ -161,18 +190,16 @@ def build_signals(
     else:
         source = "stored"
     report = SignalsReport()
-    writes: list[tuple[Market, pl.DataFrame]] = []
+    frames: list[pl.DataFrame] = []
     for m in markets:
         bars = candles[m] if candles is not None and m in candles else read_candles(wh, m)
         if bars.height == 0:
             report.add(m, candles=0, entries=0, exits=0)
-            writes.append((m, pl.DataFrame()))
             continue
         if report.lookahead is None:
             report.lookahead = lookahead_verdict(wh, key, strategy, m, bars)
         if not report.lookahead.ok:
             report.add(m, candles=bars.height, entries=0, exits=0)
-            writes.append((m, pl.DataFrame()))
             continue
         sig = strategy.signals(bars)
         keep = ["ts", *(c for c in SIGNAL_TABLE_COLUMNS if c in sig.columns)]
@@ -182,40 +209,41 @@ def build_signals(
             *(pl.lit(v).alias(k) for k, v in m.where.items()),
         )
         report.add(m, candles=bars.height, entries=int(frame["entry"].sum()), exits=int(frame["exit"].sum()))
-        writes.append((m, frame))
-    params_row = pl.DataFrame(
-        {
-            "param_set": [key],
-            "strategy": [strategy.name],
-            "params_hash": [strategy.params_hash],
-            "params": [strategy.params_json],
-            "source": [source],
-        }
+        frames.append(frame)
+    return _Signals(key, strategy, source, report, frames)
+
+
+def _write_signals(con: duckdb.DuckDBPyConnection, items: Sequence[_Signals], markets: Sequence[Market]) -> int:
+    """Replace every item's ``signals.param_sets`` row, new look-ahead verdict and signals on
+    ``markets`` on ``con`` (inside a transaction): one statement per table for the whole batch."""
+    by_key = [Slice(where={"param_set": it.key}, time_column=None) for it in items]
+    params = pl.DataFrame(
+        {"param_set": [it.key for it in items], "strategy": [it.strategy.name for it in items],
+         "params_hash": [it.strategy.params_hash for it in items], "params": [it.strategy.params_json for it in items],
+         "source": [it.source for it in items]}
+    )  # fmt: skip
+    Warehouse.replace(con, "signals.param_sets", params, by_key)
+    fresh = [it for it in items if it.report.lookahead is not None and not it.report.lookahead.cached]
+    if fresh:
+        now = datetime.now(timezone.utc)
+        verdicts = pl.DataFrame(
+            [{
+                "param_set": it.key, "strategy": it.strategy.name, "params_hash": it.strategy.params_hash,
+                "code_hash": v.code_hash, "checked_at": now, "market": v.market, "n_candles": v.n_candles, "ok": v.ok,
+                "column_name": v.column, "candle_ts": v.candle_ts, "detail": v.detail or None,
+            } for it in fresh for v in [it.report.lookahead]],
+            schema_overrides={"candle_ts": pl.Datetime("ms", "UTC"), "column_name": pl.Utf8, "detail": pl.Utf8},
+        )  # fmt: skip
+        Warehouse.replace(con, "signals.lookahead", verdicts, [Slice(where={"param_set": it.key}, time_column=None) for it in fresh])
+    frames = [f for it in items for f in it.frames]
+    frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    return Warehouse.replace(
+        con,
+        "signals.signals",
+        frame,
+        [Slice(where=strategy_where(it.strategy, m), time_column=None) for it in items for m in markets],
+        order_by=("strategy", "params_hash", *CANDLE_KEY) if frame.height else (),
     )
-    verdict = report.lookahead
-    with wh.transaction() as con:
-        Warehouse.replace(con, "signals.param_sets", params_row, [Slice(where={"param_set": key}, time_column=None)])
-        if verdict is not None and not verdict.cached:
-            row = pl.DataFrame(
-                [{
-                    "param_set": key, "strategy": strategy.name, "params_hash": strategy.params_hash,
-                    "code_hash": verdict.code_hash, "checked_at": datetime.now(timezone.utc), "market": verdict.market,
-                    "n_candles": verdict.n_candles, "ok": verdict.ok, "column_name": verdict.column,
-                    "candle_ts": verdict.candle_ts, "detail": verdict.detail or None,
-                }],
-                schema_overrides={"candle_ts": pl.Datetime("ms", "UTC"), "column_name": pl.Utf8, "detail": pl.Utf8},
-            )  # fmt: skip
-            Warehouse.replace(con, "signals.lookahead", row, [Slice(where={"param_set": key}, time_column=None)])
-        for m, frame in writes:
-            report.rows_written += Warehouse.replace(
-                con,
-                "signals.signals",
-                frame,
-                [Slice(where=strategy_where(strategy, m), time_column=None)],
-                order_by=("strategy", "params_hash", *CANDLE_KEY) if frame.height else (),
-            )
-    report.seconds = time.perf_counter() - t0
-    return report
 
 
 @dataclass
@@ -231,7 +259,7 @@ class SignalsBatch:
 def signal_param_sets(
     wh: Warehouse, keys: Sequence[str], markets: Sequence[Market], *, configured: Mapping[str, Strategy] | None = None
 ) -> SignalsBatch:
-    """:func:`build_signals` of every key in ``keys`` (one transaction each) and their checks.
+    """:func:`build_signals` of every key in ``keys``, written in one transaction, and their checks.
 
     One warehouse connection and one read of each market's candles serve the whole batch. A key
     whose strategy looks ahead gets no signals; the batch's ``no_lookahead`` verdict fails naming
@@ -239,14 +267,16 @@ def signal_param_sets(
     """
     t0 = time.perf_counter()
     total = StageReport()
-    reports: dict[str, SignalsReport] = {}
     with wh.session():
         candles = {m: read_candles(wh, m) for m in markets}
-        for key in keys:
-            reports[key] = build_signals(wh, key, markets, configured=configured, candles=candles)
-            total.merge(reports[key])
+        items = [_compute_signals(wh, key, markets, configured, candles) for key in keys]
+        with wh.transaction() as con:
+            total.rows_written = _write_signals(con, items, markets)
+        reports = {it.key: it.report for it in items}
+        for it in items:
+            total.merge(it.report)
         withheld = [k for k, r in reports.items() if r.lookahead is not None and not r.lookahead.ok]
-        match = [signals_match_candles(wh, resolve_param_set(wh, k, configured), markets) for k in keys if k not in withheld]
+        match = [signals_match_candles(wh, it.strategy, markets) for it in items if it.key not in withheld]
     counts = {n: sum(v.metadata[n] for v in match) for n in ("candles", "signal_rows", "candles_without_one_signal",
                                                               "signals_without_candle")}  # fmt: skip
     checks = {
