@@ -27,7 +27,7 @@ from quantdag.stages.signals import (
     read_signals,
     require_no_lookahead,
     resolve_param_set,
-    signals_match_candles,
+    signals_match_candles_batch,
     strategy_where,
 )
 from quantdag.store import Slice, Warehouse, load_sql
@@ -293,10 +293,11 @@ def backtest_param_sets(
             outcomes = run_backtests(wh, key, markets, settings, accept_holes=accept_holes, strategy=strategy, candles=bars)
             done.append(StoredBacktests(key, strategy, outcomes, _log_runs(key, strategy, outcomes, start_run)))
         report = store_backtest_batch(wh, done, markets, dagster_run_id=dagster_run_id)
+        checks = check_backtest_batch(wh, [item.strategy for item in done], markets, settings=settings, accept_holes=accept_holes)
         stages = {
             item.key: BacktestStage(
-                item.strategy, list(item.outcomes), report if len(done) == 1 else _counts(item.outcomes), dict(item.mlflow_run_ids),
-                check_backtests(wh, item.key, markets, settings=settings, accept_holes=accept_holes, strategy=item.strategy),
+                item.strategy, list(item.outcomes), report if len(done) == 1 else _counts(item.outcomes),
+                dict(item.mlflow_run_ids), checks[(item.strategy.name, item.strategy.params_hash)],
             )
             for item in done
         }  # fmt: skip
@@ -378,23 +379,46 @@ def check_backtests(
     ``accept_holes`` whether holes were accepted.
     """
     s = strategy or resolve_param_set(wh, key)
+    return check_backtest_batch(wh, [s], markets, settings=settings, accept_holes=accept_holes)[(s.name, s.params_hash)]
+
+
+def check_backtest_batch(
+    wh: Warehouse,
+    strategies: Sequence[Strategy],
+    markets: Sequence[Market],
+    *,
+    settings: BacktestSettings | None = None,
+    accept_holes: bool = False,
+) -> dict[tuple[str, str], dict[str, CheckVerdict]]:
+    """:data:`BACKTEST_CHECKS` of many parameter sets, by (strategy, params_hash): one query per
+    market and table for the whole batch (``check_backtest_runs.sql``, ``check_signals.sql``)."""
     settings = settings or BacktestSettings()
+    keys = [(s.name, s.params_hash) for s in strategies]
+    if not keys:
+        return {}
     sql = load_sql("check_backtest_runs")
-    totals = {"runs": 0, "holes": 0, "hole_candles": 0, "zero_cost_runs": 0}
+    totals = {k: {"runs": 0, "holes": 0, "hole_candles": 0, "zero_cost_runs": 0} for k in keys}
     for m in markets:
-        row = wh.query(sql, [s.name, s.params_hash, m.exchange, m.symbol, m.timeframe, timeframe_ms(m.timeframe)]).row(0, named=True)
-        for k in totals:
-            totals[k] += int(row[k] or 0)
+        rows = wh.query(sql, [[k[0] for k in keys], [k[1] for k in keys], m.exchange, m.symbol, m.timeframe,
+                              timeframe_ms(m.timeframe)])  # fmt: skip
+        for r in rows.iter_rows(named=True):
+            slot = totals[(r["strategy"], r["params_hash"])]
+            for n in slot:
+                slot[n] += int(r[n] or 0)
+    match = signals_match_candles_batch(wh, strategies, markets)
     off = costs_off(settings)
     return {
-        "no_unaccepted_holes": CheckVerdict(
-            totals["holes"] == 0 or accept_holes,
-            {"holes": totals["holes"], "hole_candles": totals["hole_candles"], "accept_holes": accept_holes},
-        ),
-        "signals_match_candles": signals_match_candles(wh, s, markets),
-        "costs_on": CheckVerdict(
-            totals["zero_cost_runs"] == 0 or off,
-            {"runs": totals["runs"], "zero_cost_runs": totals["zero_cost_runs"], "fee": settings.fee,
-             "slippage": settings.slippage, "costs_off_by_configuration": off},
-        ),
+        k: {
+            "no_unaccepted_holes": CheckVerdict(
+                t["holes"] == 0 or accept_holes,
+                {"holes": t["holes"], "hole_candles": t["hole_candles"], "accept_holes": accept_holes},
+            ),
+            "signals_match_candles": match[k],
+            "costs_on": CheckVerdict(
+                t["zero_cost_runs"] == 0 or off,
+                {"runs": t["runs"], "zero_cost_runs": t["zero_cost_runs"], "fee": settings.fee,
+                 "slippage": settings.slippage, "costs_off_by_configuration": off},
+            ),
+        }  # fmt: skip
+        for k, t in totals.items()
     }

@@ -276,7 +276,8 @@ def signal_param_sets(
         for it in items:
             total.merge(it.report)
         withheld = [k for k, r in reports.items() if r.lookahead is not None and not r.lookahead.ok]
-        match = [signals_match_candles(wh, it.strategy, markets) for it in items if it.key not in withheld]
+        checked = signals_match_candles_batch(wh, [it.strategy for it in items if it.key not in withheld], markets)
+        match = list(checked.values())
     counts = {n: sum(v.metadata[n] for v in match) for n in ("candles", "signal_rows", "candles_without_one_signal",
                                                               "signals_without_candle")}  # fmt: skip
     checks = {
@@ -328,24 +329,33 @@ SIGNAL_CHECKS = {
 }
 
 
-def _signal_counts(wh: Warehouse, s: Strategy, markets: Sequence[Market]) -> dict[str, int]:
-    sql = load_sql("check_signals")
-    totals = {"candles": 0, "signal_rows": 0, "candles_without_one_signal": 0, "signals_without_candle": 0}
-    for m in markets:
-        row = wh.query(sql, [s.name, s.params_hash, m.exchange, m.symbol, m.timeframe]).row(0, named=True)
-        for k in totals:
-            totals[k] += int(row[k] or 0)
-    return totals
-
-
 def _signals_verdict(counts: dict[str, int]) -> CheckVerdict:
     bad = counts["candles_without_one_signal"] + counts["signals_without_candle"]
     return CheckVerdict(bad == 0, {**counts, "violations": bad})
 
 
+def signals_match_candles_batch(
+    wh: Warehouse, strategies: Sequence[Strategy], markets: Sequence[Market]
+) -> dict[tuple[str, str], CheckVerdict]:
+    """:func:`signals_match_candles` of many parameter sets at once, by (strategy, params_hash):
+    one query per market for the batch (``check_signals.sql``), not one per set and market."""
+    sql = load_sql("check_signals")
+    keys = [(s.name, s.params_hash) for s in strategies]
+    totals = {k: {"candles": 0, "signal_rows": 0, "candles_without_one_signal": 0, "signals_without_candle": 0} for k in keys}
+    if not keys:
+        return {}
+    for m in markets:
+        rows = wh.query(sql, [[k[0] for k in keys], [k[1] for k in keys], m.exchange, m.symbol, m.timeframe])
+        for r in rows.iter_rows(named=True):
+            slot = totals[(r["strategy"], r["params_hash"])]
+            for n in slot:
+                slot[n] += int(r[n] or 0)
+    return {k: _signals_verdict(v) for k, v in totals.items()}
+
+
 def signals_match_candles(wh: Warehouse, strategy: Strategy, markets: Sequence[Market]) -> CheckVerdict:
     """Every stored candle of ``markets`` has exactly one signal row of ``strategy``, every row a candle."""
-    return _signals_verdict(_signal_counts(wh, strategy, markets))
+    return signals_match_candles_batch(wh, [strategy], markets)[(strategy.name, strategy.params_hash)]
 
 
 def check_signals(wh: Warehouse, key: str, markets: Sequence[Market], *, signals_withheld: bool = False) -> dict[str, CheckVerdict]:
