@@ -91,3 +91,20 @@ def test_live_mode_gives_the_live_exchange_resource_and_its_venue():
     live = make_exchange(parse_config(_with(lambda d: d["exchange"].update(mode="live", id="kraken"))))
     assert isinstance(sim, SimulatedExchangeResource) and sim.venue == "sim"
     assert isinstance(live, LiveExchangeResource) and live.venue == "kraken" and live.exchange_id == "kraken"
+
+
+def test_optimization_shards_and_optuna_storage_default_to_one_process_and_the_data_dirs_sqlite():
+    o = load_config().optimization
+    assert (o.shards, o.search, o.optuna_storage) == (1, "auto", None)
+    c = parse_config(_with(lambda d: d["optimization"].update(shards=4, search="bayes", optuna_storage="${QD_OPTUNA_URL}")))
+    assert (c.optimization.shards, c.optimization.search, c.optimization.optuna_storage) == (4, "bayes", "${QD_OPTUNA_URL}")
+    with pytest.raises(ConfigurationError, match=r"optimization\.shards: .*greater than or equal to 1.*\(got 0\)"):
+        parse_config(_with(lambda d: d["optimization"].__setitem__("shards", 0)))
+
+
+def test_optuna_storage_with_a_password_in_the_file_is_refused_without_echoing_it():
+    with pytest.raises(ConfigurationError, match=r"optimization: optuna_storage: a password never goes in the file") as err:
+        parse_config(_with(lambda d: d["optimization"].__setitem__("optuna_storage", "postgresql://optuna:canary-7f2e@db/optuna")))
+    assert "canary-7f2e" not in str(err.value)
+    with pytest.raises(ConfigurationError, match=r"optuna_storage: expected an RDB URL"):
+        parse_config(_with(lambda d: d["optimization"].__setitem__("optuna_storage", "optuna.db")))
