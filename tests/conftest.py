@@ -1,4 +1,5 @@
-"""Shared fixtures: the real candles in ../shared/data (read in place, never copied)."""
+"""Shared fixtures: the real candles in ../shared/data (read in place, never copied), the simulator,
+and a real PostgreSQL server (tests/postgres_server.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+
+from postgres_server import postgres  # noqa: F401  (the session fixture: a real PostgreSQL server)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()

@@ -1,4 +1,8 @@
-"""Fixtures of the pipeline tests: a real PostgreSQL server (Debian's binaries) for PostgreSQL-backed instances."""
+"""A real PostgreSQL server (Debian's binaries) for PostgreSQL-backed instances: the session fixture ``postgres``.
+
+A module, not tests/pipelines/conftest.py: a second ``conftest`` module shadows the root one that tests
+import helpers from (``from conftest import load_real_candles``). The root conftest registers the fixture.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "postgres.sh"
 #: Set (by .ci/run) where the server must run: missing binaries fail instead of skipping.
 REQUIRE_ENV = "QUANTDAG_REQUIRE_POSTGRES"
