@@ -1,7 +1,7 @@
 """Pipeline throughput benchmark (issue #15): prints ONE JSON line.
 
 Everything runs as users run it: the jobs of ``pipelines.definitions.build_defs`` through
-``pipelines.demo``'s runners, on a persistent Dagster instance made from ``pipelines/dagster.yaml``
+``pipelines.demo``'s runners, on a persistent Dagster instance written by ``pipelines.instance`` (as ``make demo`` writes it)
 (the one ``make demo`` and ``make ui`` use), real ccxt over HTTP to the simulator, a fresh DuckDB
 file and a real MLflow store, Dagster's and MLflow's logging included.
 
@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -133,6 +132,7 @@ def pipeline(days: int, n_param_sets: int) -> dict[str, object]:
     import dagster as dg
 
     from pipelines.definitions import build_defs, prepare
+    from pipelines.instance import write_instance_yaml
     from pipelines.demo import last_days, run_backtests, run_job
     from quantdag.sim import MarketModel, SimExchange
     from resources.exchange import SIM_GENESIS_MS
@@ -143,9 +143,9 @@ def pipeline(days: int, n_param_sets: int) -> dict[str, object]:
         data_dir = Path(tmp)
         home = data_dir / "dagster_home"
         home.mkdir()
-        shutil.copy(ROOT / "pipelines" / "dagster.yaml", home / "dagster.yaml")
         os.environ["DAGSTER_HOME"] = str(home)
         config = _config(days, n_param_sets, data_dir)
+        write_instance_yaml(home, config)
         defs = build_defs(data_dir, config=config, sim_url=sim.url)
         keys = list(prepare(config))
         wh = defs.resources["warehouse"].get()

@@ -297,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         blocked: dict[str, str] = {}
         timings.append(("backtest_job", run_backtests(defs, instance, keys, data_changed=changed, blocked=blocked)))
         if changed or not instance.get_materialized_partitions(dg.AssetKey("optimization")):
+            if config.optimization.shards > 1:  # every shard of each swept strategy, then the merge
+                shard_keys = [f"{k}|{s}" for s in config.optimization.strategies for k in range(config.optimization.shards)]
+                timings.append(("optimization_shards_job", run_partitioned(defs, instance, "optimization_shards_job", shard_keys)))
             timings.append(("optimization_job", run_partitioned(defs, instance, "optimization_job", config.optimization.strategies)))
         from quantdag.strategies.keys import strategy_name_of
 

@@ -28,6 +28,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from quantdag.errors import ConfigurationError
+
 #: Events per batch Dagster hands to ``store_event_batch`` (read by Dagster at every event; 0 turns
 #: batching off). Set here because every process that opens the instance (webserver, daemon, run
 #: workers, ``make demo``) loads this module from ``dagster.yaml``.
@@ -37,20 +39,17 @@ os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", BATCH_SIZE)
 _OPEN_SHARDS = 8  # engines kept: the index plus the few runs being written
 
 
-def default_base_dir() -> str:
-    """Where Dagster's default instance keeps its event logs: ``$DAGSTER_HOME/history/runs``."""
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
-        raise RuntimeError("FastSqliteEventLogStorage needs base_dir or $DAGSTER_HOME")
-    return os.path.join(home, "history", "runs")
-
-
 class FastSqliteEventLogStorage(SqliteEventLogStorage):
     """``SqliteEventLogStorage`` with cached engines and one transaction per batch and shard."""
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
+        if not base_dir:  # a class named in dagster.yaml is never told its instance's home
+            raise ConfigurationError(
+                "FastSqliteEventLogStorage needs config.base_dir in dagster.yaml (pipelines/dagster.yaml is a "
+                "template: write the home's file with `python -m pipelines.instance --home DIR`)"
+            )
         self._engines: OrderedDict[str, Engine] = OrderedDict()
-        super().__init__(base_dir or default_base_dir(), inst_data=inst_data)
+        super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
     def config_type(cls) -> dict[str, Any]:

@@ -17,7 +17,9 @@ written elsewhere (``deploy/``).
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,19 +56,37 @@ def postgres_storage(config: ProjectConfig) -> dict[str, Any]:
     }}}
 
 
-def instance_settings(config: ProjectConfig) -> dict[str, Any]:
-    """The instance's settings as a mapping: the template, with PostgreSQL storage when configured."""
+def event_log_dir(home: str | Path) -> str:
+    """Where the SQLite event log of the instance in ``home`` lives (Dagster's default place)."""
+    return str((Path(home) / "history" / "runs").resolve())
+
+
+def instance_settings(config: ProjectConfig, home: str | Path | None = None) -> dict[str, Any]:
+    """The instance's settings as a mapping: the template, with PostgreSQL storage when configured.
+
+    On SQLite, ``home`` gives the event log its folder: a storage class named in ``dagster.yaml``
+    is never told which home it belongs to, so the path is written into the file.
+    """
     settings = template()
     if config.instance.storage == "postgres":
         settings.pop("event_log_storage", None)  # the SQLite event log; PostgreSQL stores everything
         settings["storage"] = postgres_storage(config)
+    elif home is not None:
+        settings["event_log_storage"]["config"] = {"base_dir": event_log_dir(home)}
     return settings
 
 
-def render(config: ProjectConfig) -> str:
-    """The text of ``dagster.yaml``: the template verbatim (comments kept) for SQLite, else the mapping."""
+def render(config: ProjectConfig, home: str | Path | None = None) -> str:
+    """The text of ``dagster.yaml``: the template verbatim (comments kept) for SQLite, with the event
+    log's folder under ``home`` filled in; else the mapping."""
     if config.instance.storage == "sqlite":
-        return HEADER + TEMPLATE.read_text()
+        text = TEMPLATE.read_text()
+        if home is not None:
+            text, n = re.subn(r"(?m)^(  class: FastSqliteEventLogStorage.*)$",
+                              lambda m: f"{m.group(1)}\n  config:\n    base_dir: {json.dumps(event_log_dir(home))}", text)
+            if n != 1:
+                raise RuntimeError(f"{TEMPLATE}: no event_log_storage class line to give a base_dir")
+        return HEADER + text
     return (HEADER + f"# Storage: PostgreSQL (dagster-postgres); the password is read from ${PG_PASSWORD_ENV} when the instance loads.\n"
             + yaml.safe_dump(instance_settings(config), sort_keys=False))
 
@@ -75,7 +95,7 @@ def write_instance_yaml(home: str | Path, config: ProjectConfig | None = None) -
     """Write ``home/dagster.yaml`` for ``config`` (default: the configuration file); unchanged content is not rewritten."""
     config = config or load_config()
     path = Path(home) / "dagster.yaml"
-    text = render(config)
+    text = render(config, home)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text() != text:
         tmp = path.with_suffix(".yaml.tmp")

@@ -9,7 +9,6 @@ not about imports and definitions.
 """
 
 import os
-import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -27,8 +26,9 @@ if __name__ == "__main__":
     config = load_config()
     home = data_dir / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        shutil.copy(Path(__file__).resolve().parents[2] / "pipelines" / "dagster.yaml", home / "dagster.yaml")
+    from pipelines.instance import write_instance_yaml
+
+    write_instance_yaml(home, config)
     os.environ["DAGSTER_HOME"] = str(home)
     defs = build_defs(data_dir, config=config, sim_url=sim_url)
     import ccxt, duckdb, polars  # noqa: F401,E401  (warm: what the run would import lazily)

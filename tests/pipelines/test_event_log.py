@@ -98,12 +98,16 @@ def test_batched_event_log_stores_what_the_stock_sqlite_log_stores(tmp_path: Pat
         assert sorted(failed) == KEYS[40:]
 
 
-def test_event_log_defaults_to_dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_instance_file_names_the_event_logs_folder_of_its_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The template names no folder (a storage class is never told its home): the writer fills it in,
+    so an instance opened from its directory writes there whatever $DAGSTER_HOME says."""
     from pipelines.event_log import FastSqliteEventLogStorage
+    from pipelines.instance import write_instance_yaml
+    from quantdag.errors import ConfigurationError
 
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    storage = FastSqliteEventLogStorage()
-    assert Path(storage._base_dir) == tmp_path / "history" / "runs"
-    monkeypatch.delenv("DAGSTER_HOME")
-    with pytest.raises(RuntimeError, match="DAGSTER_HOME"):
+    with pytest.raises(ConfigurationError, match="base_dir"):
         FastSqliteEventLogStorage()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "elsewhere"))
+    write_instance_yaml(tmp_path / "home")
+    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        assert Path(instance.event_log_storage._base_dir) == (tmp_path / "home" / "history" / "runs").resolve()

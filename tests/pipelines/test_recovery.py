@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+
+from pipelines.instance import write_instance_yaml
 
 from pipelines.recovery import recover_orphaned_runs
 
@@ -49,7 +50,7 @@ def _home(tmp_path: Path) -> Path:
     """A Dagster home with the shipped instance settings (pool ``duckdb`` limited to 1)."""
     home = tmp_path / "home"
     home.mkdir()
-    shutil.copy(ROOT / "pipelines" / "dagster.yaml", home / "dagster.yaml")
+    write_instance_yaml(home)
     return home
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from pipelines.instance import write_instance_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_ASSETS = {"raw_candles", "candles", "indicators", "market_events", "signals", "backtests", "optimization", "paper_trades", "paper_drift_check"}
@@ -44,7 +45,7 @@ def _graphql(port: int) -> dict:
 def test_dagster_dev_loads_code_location_with_all_assets(tmp_path):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(ROOT / "pipelines" / "dagster.yaml", home / "dagster.yaml")
+    write_instance_yaml(home)
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     proc = subprocess.Popen(
