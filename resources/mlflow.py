@@ -41,36 +41,6 @@ ARTIFACTS_DIR = "mlartifacts"
 
 #: Experiment ids this process has looked up (and tagged/relocated): (tracking uri, artifact root, name) -> id.
 _EXPERIMENT_IDS: dict[tuple[str, str, str], str] = {}
-#: Ids of the SQLAlchemy engines already switched to WAL with synchronous=NORMAL.
-_TUNED_ENGINES: set[int] = set()
-
-
-def _tune_sqlite(client: Any) -> None:
-    """Put a SQLite store in WAL mode with ``synchronous=NORMAL`` (once per engine).
-
-    MLflow's SQL store commits every call (about 9 per backtest run) and SQLite's default rollback
-    journal syncs the disk several times per commit: ~6 ms each, over half of a backtest's
-    logging. In WAL mode with NORMAL sync a commit is an append; the database cannot be corrupted
-    by a crash, and only a power cut can lose the last commits (the results themselves are in
-    DuckDB, with the run ids). WAL mode is stored in the file; NORMAL is set on every connection.
-    """
-    from sqlalchemy import event
-
-    store = getattr(getattr(client, "_tracking_client", None), "store", None)
-    engine = getattr(store, "engine", None)
-    if engine is None or engine.dialect.name != "sqlite" or id(engine) in _TUNED_ENGINES:
-        return
-
-    @event.listens_for(engine, "connect")
-    def _normal_sync(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
-
-    engine.dispose()  # pooled connections predate the listener
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-    _TUNED_ENGINES.add(id(engine))
 
 
 def _local_path(uri: str) -> Path | None:
@@ -107,9 +77,7 @@ class MlflowResource(dg.ConfigurableResource):
             db.parent.mkdir(parents=True, exist_ok=True)
             SqlAlchemyStore(self.tracking_uri, self.artifact_root)
         mlflow.set_tracking_uri(self.tracking_uri)
-        client = mlflow.MlflowClient(self.tracking_uri)
-        _tune_sqlite(client)
-        return client
+        return mlflow.MlflowClient(self.tracking_uri)
 
     def experiment_id(self, name: str) -> str:
         """The id of experiment ``name``: created with this store's artifact root and tagged as model
