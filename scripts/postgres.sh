@@ -63,7 +63,7 @@ start)
     # the role (its password kept in step with $QUANTDAG_PG_PASSWORD) and the database, both idempotent
     as_pg "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir/run" -p "$port" -U postgres -d postgres \
         -v role="$user" -v db="$db" >/dev/null <<'SQL'
-\getenv pw QUANTDAG_PG_PASSWORD
+\set pw `printenv QUANTDAG_PG_PASSWORD`
 SELECT format('CREATE ROLE %I LOGIN', :'role') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
 SELECT format('ALTER ROLE %I PASSWORD %L', :'role', :'pw') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \gexec

@@ -72,7 +72,8 @@ def postgres() -> Iterator[PostgresServer]:
         if os.environ.get(REQUIRE_ENV):
             pytest.fail(f"{why} ({REQUIRE_ENV} is set)", pytrace=False)
         pytest.skip(why)
-    directory = Path(tempfile.mkdtemp(prefix="quantdag-pg-"))  # under /tmp: the postgres user can reach it
+    # as root the server runs as the postgres user, who must reach the folder: /tmp, not pytest's 0700 tmp dirs
+    directory = Path(tempfile.mkdtemp(prefix="quantdag-pg-", dir="/tmp" if os.geteuid() == 0 else None))
     server = PostgresServer(dir=directory, port=_free_port(), user="dagster", password=secrets.token_urlsafe(16), db="dagster")
     env = {**os.environ, "QUANTDAG_PG_PASSWORD": server.password,
            "QUANTDAG_PG_SERVER_OPTIONS": "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"}
