@@ -6,7 +6,9 @@ SQLite event log), and the configuration's ``instance`` section picks the storag
 * ``storage: sqlite`` (default): the template as it is, files in the Dagster home;
 * ``storage: postgres``: the same settings with runs, events, schedules and pool slots on the
   PostgreSQL server of ``instance.postgres`` (``dagster-postgres``). The password is written as an
-  environment reference (``{env: QUANTDAG_PG_PASSWORD}``), never as a value.
+  environment reference (``{env: QUANTDAG_PG_PASSWORD}``), never as a value. The event log is
+  :class:`PoolSafePostgresEventLogStorage`: dagster-postgres 0.29.27 claims pool slots in autocommit
+  statements, so steps claiming at the same moment can all get the ``duckdb`` pool's one slot.
 
 ``python -m pipelines.instance [--home DIR]`` writes the file (``make demo``, ``make ui`` and the
 test targets do); a file with the same content is left untouched. On PostgreSQL it then prepares
@@ -43,17 +45,104 @@ def template() -> dict[str, Any]:
     return yaml.safe_load(TEMPLATE.read_text())
 
 
-def postgres_storage(config: ProjectConfig) -> dict[str, Any]:
-    """The ``storage:`` block of a PostgreSQL instance (password by environment reference only).
+def postgres_db(config: ProjectConfig) -> dict[str, Any]:
+    """The ``postgres_db`` connection block of a PostgreSQL instance (password by environment reference only).
 
     The driver is named: SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3, while
     dagster-postgres installs psycopg2.
     """
     pg = config.instance.postgres
-    return {"postgres": {"postgres_db": {
-        "hostname": pg.host, "port": pg.port, "db_name": pg.db, "username": pg.user, "password": {"env": PG_PASSWORD_ENV},
-        "scheme": PG_SCHEME,
-    }}}
+    return {"hostname": pg.host, "port": pg.port, "db_name": pg.db, "username": pg.user,
+            "password": {"env": PG_PASSWORD_ENV}, "scheme": PG_SCHEME}
+
+
+#: The three storages of a PostgreSQL instance: Dagster's runs and schedules, and our event log.
+PG_STORAGES = {
+    "run_storage": ("dagster_postgres.run_storage", "PostgresRunStorage"),
+    "event_log_storage": ("pipelines.instance", "PoolSafePostgresEventLogStorage"),
+    "schedule_storage": ("dagster_postgres.schedule_storage", "PostgresScheduleStorage"),
+}
+
+
+def postgres_storages(config: ProjectConfig) -> dict[str, Any]:
+    """``run_storage``, ``event_log_storage`` and ``schedule_storage`` of a PostgreSQL instance.
+
+    Three blocks rather than Dagster's ``storage: postgres`` shorthand, which cannot name another
+    event log class.
+    """
+    return {key: {"module": module, "class": cls, "config": {"postgres_db": postgres_db(config)}}
+            for key, (module, cls) in PG_STORAGES.items()}
+
+
+#: The PostgreSQL advisory lock every pool claim and release of the instance takes (any constant will do).
+POOL_LOCK_KEY = 0x71_64_61_67  # "qdag"
+
+
+def _pool_safe_event_log_storage() -> type:
+    """:class:`PoolSafePostgresEventLogStorage`, made on first use (see the module's ``__getattr__``)."""
+    from contextlib import contextmanager
+
+    import sqlalchemy as sa
+    from dagster_postgres.event_log import PostgresEventLogStorage
+    from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
+
+    class PoolSafePostgresEventLogStorage(PostgresEventLogStorage):
+        """dagster-postgres' event log with pool claims and releases one at a time across the instance.
+
+        In dagster-postgres 0.29.27 a claim checks for a free slot, queues the step as assigned and
+        takes the slot in separate autocommit statements (its ``SELECT ... FOR UPDATE`` lock ends
+        with the statement), so steps claiming at once can all hold a pool's single slot: two DuckDB
+        writers at once. A first claim of a pool also inserts its row, and a second concurrent one
+        fails on the unique key (dagster-io/dagster#33552). Here each claim, release and pool
+        initialisation holds one PostgreSQL advisory lock (a session lock on its own connection, so a
+        killed process releases it with its connection). Everything else is Dagster's.
+        """
+
+        @classmethod
+        def from_config_value(cls, inst_data, config_value):  # the parent's builds its own class by name
+            return cls(inst_data=inst_data, postgres_url=pg_url_from_config(config_value),
+                       should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+                       token_provider=get_token_provider_from_config(config_value))
+
+        @contextmanager
+        def _pools_locked(self):
+            with self.index_connection() as conn:
+                conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": POOL_LOCK_KEY})
+                try:
+                    yield
+                finally:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": POOL_LOCK_KEY})
+
+        def claim_concurrency_slot(self, concurrency_key, run_id, step_key, priority=None):
+            with self._pools_locked():
+                return super().claim_concurrency_slot(concurrency_key, run_id, step_key, priority)
+
+        def free_concurrency_slot_for_step(self, run_id, step_key):
+            with self._pools_locked():
+                return super().free_concurrency_slot_for_step(run_id, step_key)
+
+        def free_concurrency_slots_for_run(self, run_id):
+            with self._pools_locked():
+                return super().free_concurrency_slots_for_run(run_id)
+
+        def initialize_concurrency_limit_to_default(self, concurrency_key):
+            with self._pools_locked():
+                limit = self._instance.global_op_concurrency_default_limit if self.has_instance else None
+                if limit is not None and any(p.name == concurrency_key and p.from_default and p.limit == limit
+                                             for p in self.get_pool_limits()):
+                    return True  # another process made it while this one waited for the lock
+                return super().initialize_concurrency_limit_to_default(concurrency_key)
+
+    PoolSafePostgresEventLogStorage.__module__ = __name__
+    return PoolSafePostgresEventLogStorage
+
+
+def __getattr__(name: str) -> Any:
+    """The storage class on first use, so writing the settings never imports Dagster (PEP 562)."""
+    if name == "PoolSafePostgresEventLogStorage":
+        cls = globals()[name] = _pool_safe_event_log_storage()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def event_log_dir(home: str | Path) -> str:
@@ -70,7 +159,7 @@ def instance_settings(config: ProjectConfig, home: str | Path | None = None) -> 
     settings = template()
     if config.instance.storage == "postgres":
         settings.pop("event_log_storage", None)  # the SQLite event log; PostgreSQL stores everything
-        settings["storage"] = postgres_storage(config)
+        settings.update(postgres_storages(config))
     elif home is not None:
         settings["event_log_storage"]["config"] = {"base_dir": event_log_dir(home)}
     return settings

@@ -19,7 +19,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from pipelines.instance import PG_SCHEME, prepare_instance, template
+from pipelines.instance import PG_SCHEME, PG_STORAGES, prepare_instance, template
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -58,16 +58,16 @@ def test_every_file_parses_and_none_holds_a_password():
 
 def test_the_instance_is_postgres_from_the_environment_with_the_projects_pools_and_monitoring():
     instance = _load("dagster.yaml")
-    db = instance["storage"]["postgres"]["postgres_db"]
-    assert {k: v for k, v in db.items() if k != "scheme"} == {
-        "hostname": {"env": "QUANTDAG_PG_HOST"}, "port": {"env": "QUANTDAG_PG_PORT"}, "db_name": {"env": "QUANTDAG_PG_DB"},
-        "username": {"env": "QUANTDAG_PG_USER"}, "password": {"env": "QUANTDAG_PG_PASSWORD"}}
-    assert db["scheme"] == PG_SCHEME
+    storages = {k: v for k, v in instance.items() if k.endswith("storage")}
+    assert {k: (v["module"], v["class"]) for k, v in storages.items()} == PG_STORAGES  # the pool-safe event log included
+    for block in storages.values():
+        assert block["config"] == {"postgres_db": {
+            "hostname": {"env": "QUANTDAG_PG_HOST"}, "port": {"env": "QUANTDAG_PG_PORT"}, "db_name": {"env": "QUANTDAG_PG_DB"},
+            "username": {"env": "QUANTDAG_PG_USER"}, "password": {"env": "QUANTDAG_PG_PASSWORD"}, "scheme": PG_SCHEME}}
     assert instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
     shared = template()
     for key in ("concurrency", "run_monitoring", "telemetry"):
         assert instance[key] == shared[key], key
-    assert "event_log_storage" not in instance
 
 
 def test_compose_services_agree_with_the_instance_and_the_workspace():
@@ -136,6 +136,7 @@ def test_dagster_validates_the_definitions_against_the_deployments_postgres_inst
         monkeypatch.setenv(k, v)
     with dg.DagsterInstance.from_config(str(home)) as instance:  # what the code service's --prepare does
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PoolSafePostgresEventLogStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         prepare_instance(instance)
         assert [p.name for p in instance.event_log_storage.get_pool_limits()] == ["duckdb"]

@@ -304,11 +304,14 @@ def test_postgres_storage_gives_the_postgres_instance_with_the_password_by_env_r
     config = _config(storage="postgres", postgres={"host": "db.internal", "port": 6543, "db": "dg", "user": "quant"})
     text = render(config)
     settings = yaml.safe_load(text)
-    assert settings["storage"] == {"postgres": {"postgres_db": {
-        "hostname": "db.internal", "port": 6543, "db_name": "dg", "username": "quant", "password": {"env": PG_PASSWORD_ENV},
-        "scheme": "postgresql+psycopg2"}}}
-    assert "s3cret" not in text
-    assert "event_log_storage" not in settings  # the SQLite event log has no place on PostgreSQL
+    db = {"hostname": "db.internal", "port": 6543, "db_name": "dg", "username": "quant", "password": {"env": PG_PASSWORD_ENV},
+          "scheme": "postgresql+psycopg2"}
+    assert {k: (v["module"], v["class"], v["config"]) for k, v in settings.items() if k.endswith("_storage")} == {
+        "run_storage": ("dagster_postgres.run_storage", "PostgresRunStorage", {"postgres_db": db}),
+        "event_log_storage": ("pipelines.instance", "PoolSafePostgresEventLogStorage", {"postgres_db": db}),
+        "schedule_storage": ("dagster_postgres.schedule_storage", "PostgresScheduleStorage", {"postgres_db": db}),
+    }
+    assert "s3cret" not in text and "&id" not in text  # no secret, no YAML anchors
     shared = template()
     for key in ("concurrency", "run_monitoring", "telemetry"):
         assert settings[key] == shared[key]
@@ -355,7 +358,35 @@ def test_the_postgres_instance_of_the_configuration_connects(tmp_path, postgres,
     write_instance_yaml(tmp_path, config)
     monkeypatch.setenv(PG_PASSWORD_ENV, postgres.password)
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.event_log_storage).__name__ == "PoolSafePostgresEventLogStorage"
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
         assert instance.get_runs() == []
     assert postgres.password not in (tmp_path / "dagster.yaml").read_text()
+
+
+def test_steps_claiming_the_duckdb_pool_at_once_get_one_slot(tmp_path, postgres, monkeypatch):
+    """dagster-postgres 0.29.27 alone gave 2 or 3 of 4 simultaneous claims the pool's one slot (5 rounds of 15)."""
+    config = _config(**postgres.instance_section(postgres.create_database("claims")))
+    monkeypatch.setenv(PG_PASSWORD_ENV, postgres.password)
+    setup_home(tmp_path, config)
+    instances = [dg.DagsterInstance.from_config(str(tmp_path)) for _ in range(4)]  # one per process, as runs have
+    try:
+        for round_ in range(8):
+            start, claimed = threading.Barrier(len(instances)), []
+
+            def claim(i: int) -> None:
+                start.wait()
+                claimed.append(instances[i].event_log_storage.claim_concurrency_slot("duckdb", f"r{round_}-{i}", "s").is_claimed)
+
+            threads = [threading.Thread(target=claim, args=(i,)) for i in range(len(instances))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            assert sorted(claimed) == [False, False, False, True], (round_, claimed)
+            for i, instance in enumerate(instances):
+                instance.event_log_storage.free_concurrency_slots_for_run(f"r{round_}-{i}")
+    finally:
+        for instance in instances:
+            instance.dispose()
