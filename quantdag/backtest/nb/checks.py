@@ -14,7 +14,7 @@ from numba import njit
 MAX_FINITE = sys.float_info.max
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _candle_ok_nb(o: float, h: float, lo: float, c: float, v: float) -> bool:
     finite = (lo > 0.0) & (h <= MAX_FINITE) & (v >= 0.0) & (v <= MAX_FINITE)
     return finite & (h >= o) & (h >= c) & (lo <= o) & (lo <= c)

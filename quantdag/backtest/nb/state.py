@@ -66,7 +66,7 @@ ST_N_STATE = 26
 
 
 # -- state updates ------------------------------------------------------------------------------
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False)
 def execute_nb(st: np.ndarray, qty: float, is_buy: bool, ref: float, fee: float, slip: float) -> float:
     price, fee_paid, slip_cost, cash_delta = fill_nb(ref, qty, is_buy, fee, slip)
     st[ST_CASH] += cash_delta
@@ -80,7 +80,7 @@ def execute_nb(st: np.ndarray, qty: float, is_buy: bool, ref: float, fee: float,
     return price
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False)
 def increase_nb(
     st: np.ndarray, i: int, side: float, qty: float, ref: float, fee: float, slip: float, stop_from: int
 ) -> None:
@@ -103,7 +103,7 @@ def increase_nb(
     st[ST_ENTRY_VALUE] += qty * price
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False)
 def cap_nb(st: np.ndarray, qty: float) -> float:
     """``qty > 0`` units cut to what the volume cap still allows in this bar. A cut is counted:
     as a refusal (``ST_REJ_VOLUME``) when nothing is left, else as a capped fill (``ST_CAPPED``)."""
@@ -114,14 +114,14 @@ def cap_nb(st: np.ndarray, qty: float) -> float:
     return qty
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False)
 def unsized_nb(st: np.ndarray) -> None:
     """Count an entry that sized to no units: no positive equity (the cash, as the position is
     flat) to size from, else a size that is zero, rounded to nothing or NaN."""
     st[ST_REJ_SIZE if st[ST_CASH] > 0.0 else ST_REJ_CASH] += 1.0
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False)
 def record_nb(st: np.ndarray, trades: np.ndarray, exit_idx: int, reason: int, mark_price: float) -> None:
     """Write the current trade; ``mark_price`` is NaN for a closed trade, else the open one's mark."""
     k = int(st[ST_N_TRADES])
@@ -148,7 +148,7 @@ def record_nb(st: np.ndarray, trades: np.ndarray, exit_idx: int, reason: int, ma
     trades[k, T_OPEN] = 1.0 if is_open else 0.0
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False)
 def reduce_nb(
     st: np.ndarray, trades: np.ndarray, i: int, qty: float, ref: float, fee: float, slip: float, reason: int
 ) -> None:
@@ -165,7 +165,7 @@ def reduce_nb(
         st[ST_POS] = pos - side * qty
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False)
 def close_nb(st: np.ndarray, trades: np.ndarray, i: int, ref: float, fee: float, slip: float, reason: int) -> bool:
     """Close as much of the position as the bar's volume allows; True when flat afterwards."""
     q = cap_nb(st, abs(st[ST_POS]))
@@ -181,21 +181,21 @@ def close_nb(st: np.ndarray, trades: np.ndarray, i: int, ref: float, fee: float,
     return False
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False)
 def entries_nb(le: bool, lx: bool, se: bool, sx: bool) -> tuple[bool, bool]:
     """The long and short entries one bar's signals leave standing: opposite entries cancel
     (ambiguous), and an exit beats an entry of its side."""
     return le and not lx and not se, se and not sx and not le
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False)
 def opens_nb(le: bool, lx: bool, se: bool, sx: bool) -> bool:
     """Whether one bar's signals open a position from flat (:func:`entries_nb`)."""
     le, se = entries_nb(le, lx, se, sx)
     return le or se
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False)
 def signal_fill_nb(
     st: np.ndarray,
     trades: np.ndarray,
@@ -242,7 +242,7 @@ def signal_fill_nb(
         increase_nb(st, i, side, qty, ref, fee, slip, stop_from)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False)
 def target_fill_nb(
     st: np.ndarray, trades: np.ndarray, i: int, tg_new: float, ref: float, fee: float, slip: float, stop_from: int
 ) -> None:
@@ -296,7 +296,7 @@ def target_fill_nb(
             increase_nb(st, i, side, q, ref, fee, slip, stop_from)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False)
 def next_event_nb(words: np.ndarray, k: int) -> int:
     """First ``j >= k`` whose event byte is set, scanning 8 bytes at a time (a sentinel ends it)."""
     w = k >> 3
@@ -309,7 +309,7 @@ def next_event_nb(words: np.ndarray, k: int) -> int:
     return k + (int(trailing_zeros(word)) >> 3)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False)
 def quiet_nb(
     i: int,
     end: int,
