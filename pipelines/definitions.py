@@ -49,7 +49,7 @@ def build_defs(
     return dg.Definitions(
         assets=assets,
         jobs=list(jobs.values()),
-        schedules=build_schedules(config, jobs, warehouse_path=resources["warehouse"].path),
+        schedules=build_schedules(config, jobs, warehouse_path=resources["warehouse"].path, configured=configured),
         sensors=build_sensors(config, list(configured), warehouse_path=resources["warehouse"].path),
         resources=resources,
     )

@@ -4,6 +4,8 @@ paper marks and drift."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 
@@ -16,9 +18,13 @@ def _status(on: bool) -> dg.DefaultScheduleStatus:
 
 
 def build_schedules(
-    config: ProjectConfig, jobs: dict[str, dg.UnresolvedAssetJobDefinition], warehouse_path: str | None = None
+    config: ProjectConfig,
+    jobs: dict[str, dg.UnresolvedAssetJobDefinition],
+    warehouse_path: str | None = None,
+    configured: Mapping[str, Any] | None = None,
 ) -> list[dg.ScheduleDefinition]:
-    """Schedules whose default status follows ``automation`` (paper ones only with ``paper_trading``)."""
+    """Schedules whose default status follows ``automation`` (paper ones only with ``paper_trading``);
+    ``configured``: the configuration's parameter sets (key -> strategy)."""
     auto = config.automation
     paper = frozenset(config.strategies.paper)
     daily, trading = _status(auto.daily_schedules), _status(auto.paper_trading)
@@ -37,30 +43,35 @@ def build_schedules(
     def daily_backtest_schedule(context: dg.ScheduleEvaluationContext):
         """Every parameter set re-signalled and re-backtested on the day's new candles, in one run.
 
-        A parameter set whose last look-ahead check failed gets a run of its own, so it is checked
-        again (its code may have been fixed) without stopping everyone else's backtests.
+        A parameter set that would stop the batch gets a run of its own, which fails alone (and
+        alerts) or passes again: one whose last look-ahead check failed (its code may have been
+        fixed), and one this code cannot build (e.g. its strategy's file was removed).
         """
         from pipelines.batches import contiguous_ranges, range_tags_of
 
         stamp = context.scheduled_execution_time.strftime("%Y-%m-%d")
         order = param_sets.get_partition_keys(dynamic_partitions_store=context.instance)
-        peeking = set(_peeking(order))
-        for batch in contiguous_ranges(order, [k for k in order if k not in peeking]):
+        alone = _alone(order)
+        for batch in contiguous_ranges(order, [k for k in order if k not in alone]):
             yield dg.RunRequest(run_key=f"{stamp}|{batch[0]}..{batch[-1]}", tags=range_tags_of(batch))
-        for key in sorted(peeking):
+        for key in sorted(alone):
             yield dg.RunRequest(run_key=f"{stamp}|{key}", partition_key=key)
 
-    def _peeking(keys: list[str]) -> list[str]:
-        """Keys whose stored look-ahead verdict failed (none if the warehouse is absent or busy)."""
-        from quantdag.stages.signals import lookahead_failures
+    def _alone(keys: list[str]) -> set[str]:
+        """Keys whose stored look-ahead verdict failed or that cannot be built (read-only, short: a
+        busy or absent warehouse just means the stored verdicts and parameters are not consulted)."""
+        from quantdag.stages.signals import lookahead_failures, unresolvable_param_sets
         from quantdag.store import Warehouse, WarehouseError
 
-        if warehouse_path is None or not os.path.exists(warehouse_path) or not keys:
-            return []
-        try:  # read-only and short: a writer holding the file means everyone runs together
-            return list(lookahead_failures(Warehouse(warehouse_path, read_only=True, lock_timeout=1.0), keys))
+        if not keys:
+            return set()
+        wh = None
+        if warehouse_path is not None and os.path.exists(warehouse_path):
+            wh = Warehouse(warehouse_path, read_only=True, lock_timeout=1.0)
+        try:
+            return set(lookahead_failures(wh, keys) if wh else {}) | set(unresolvable_param_sets(wh, keys, configured))
         except WarehouseError:
-            return []
+            return set(unresolvable_param_sets(None, keys, configured))
 
     @dg.schedule(job=jobs["paper_trade_job"], cron_schedule="5 * * * *", execution_timezone="UTC",
                  name="paper_mark_to_market_schedule", default_status=trading)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from quantdag.errors import DataError, StrategyError
+from quantdag.errors import ConfigurationError, DataError, StrategyError
 from quantdag.markets import CANDLE_KEY, Market
 from quantdag.stages.common import CheckVerdict, StageReport, read_candles
 from quantdag.store import Slice, Warehouse, load_sql
@@ -83,6 +83,23 @@ def resolve_param_set(wh: Warehouse, key: str, configured: Mapping[str, Strategy
     if configured and key in configured:
         return configured[key]
     return strategy_from_key(key, stored_param_sets(wh))
+
+
+def unresolvable_param_sets(
+    wh: Warehouse | None, keys: Sequence[str], configured: Mapping[str, Strategy] | None = None
+) -> dict[str, str]:
+    """Keys of ``keys`` that name no parameter set this code can build (neither configured, stored in
+    ``wh`` nor a registered strategy's defaults, e.g. a strategy file since removed): key -> why."""
+    stored = stored_param_sets(wh) if wh is not None else {}
+    out: dict[str, str] = {}
+    for key in keys:
+        if configured and key in configured:
+            continue
+        try:
+            strategy_from_key(key, stored)
+        except (ConfigurationError, StrategyError) as exc:
+            out[key] = str(exc)
+    return out
 
 
 def code_hash(strategy: Strategy) -> str:

@@ -133,14 +133,26 @@ def test_register_param_sets_sensor_adds_every_default_once():
         assert not again.dynamic_partitions_requests
 
 
+def test_daily_backtest_schedule_runs_a_parameter_set_it_cannot_build_alone():
+    """A key whose strategy is gone would stop everyone's batch: it gets a run of its own."""
+    from pipelines.batches import RANGE_END, RANGE_START
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("param_sets", ["rsi", "gone_strategy-0123456789ab", "macd", "sma_cross"])
+        result = tick_schedule(defs, "daily_backtest_schedule", instance, _today_at(1, 0))
+    ranges = [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in result.run_requests if RANGE_START in r.tags]
+    alone = [r.partition_key for r in result.run_requests if RANGE_START not in r.tags]
+    assert ranges == [("rsi", "rsi"), ("macd", "sma_cross")] and alone == ["gone_strategy-0123456789ab"]
+
+
 def test_daily_backtest_schedule_requests_every_param_set_in_one_run():
     from pipelines.batches import RANGE_END, RANGE_START
 
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("param_sets", ["rsi {}", "macd {}", "sma_cross {}"])
+        instance.add_dynamic_partitions("param_sets", ["rsi", "macd", "sma_cross"])
         result = tick_schedule(defs, "daily_backtest_schedule", instance, _today_at(1, 0))
     (request,) = result.run_requests
-    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("rsi {}", "sma_cross {}")
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("rsi", "sma_cross")
 
 
 def test_run_failure_sensor_logs_scrubbed_alert():
