@@ -245,6 +245,15 @@ class InstanceSettings(_Section):
     postgres: PostgresSettings = PostgresSettings()
 
 
+class WarehouseSettings(_Section):
+    """Where the heavy per-parameter-set outputs live (``quantdag.store.parquet``)."""
+
+    outputs: Literal["duckdb", "parquet"] = Field(
+        "duckdb", description="duckdb: every table in the DuckDB file | parquet: signals, trades and equity as Parquet files"
+    )
+    parquet_dir: Path | None = Field(None, description="the Parquet folder (default <data_dir>/parquet); every worker must see it")
+
+
 class IndicatorEntry(_Section):
     """One entry of ``indicators``: a TA-Lib function (upper case) or a registered user indicator (lower case).
 
@@ -302,6 +311,7 @@ class ProjectConfig(_Section):
     alerts: AlertSettings = AlertSettings()
     automation: AutomationSettings = AutomationSettings()
     instance: InstanceSettings = InstanceSettings()
+    warehouse: WarehouseSettings = WarehouseSettings()
     indicators: list[IndicatorEntry] = Field(
         default_factory=_default_indicators, min_length=1, description="the columns of features.indicators"
     )
@@ -411,6 +421,13 @@ class ProjectConfig(_Section):
         """The data directory: ``QUANTDAG_DATA_DIR`` if set, else ``data_dir`` against the file."""
         override = os.environ.get(DATA_DIR_ENV)
         return Path(override).resolve() if override else self.resolve(self.data_dir)
+
+    @property
+    def parquet_path(self) -> Path | None:
+        """The Parquet folder of the heavy outputs, or None when every table is in DuckDB."""
+        if self.warehouse.outputs != "parquet":
+            return None
+        return self.resolve(self.warehouse.parquet_dir) if self.warehouse.parquet_dir else self.data_path / "parquet"
 
     @property
     def strategy_folders(self) -> list[Path]:

@@ -22,11 +22,20 @@ def make_exchange(config: ProjectConfig, *, sim_url: str | None = None) -> Excha
     return SimulatedExchangeResource(sim_url=sim_url or ex.simulator.url, sim_seed=ex.simulator.seed, **common)
 
 
+def _parquet_dir(config: ProjectConfig, data_dir: str | Path | None) -> str | None:
+    """The Parquet folder of ``config`` (under ``data_dir`` when it is given and the file names none)."""
+    if config.parquet_path is None:
+        return None
+    if data_dir is not None and config.warehouse.parquet_dir is None:
+        return str(Path(data_dir).resolve() / "parquet")
+    return str(config.parquet_path)
+
+
 def make_resources(config: ProjectConfig, data_dir: str | Path | None = None, *, sim_url: str | None = None) -> dict[str, Any]:
     """``warehouse`` (``<data>/quantdag.duckdb``), ``mlflow`` (``<data>/mlflow.db``) and ``exchange``."""
     d = Path(data_dir).resolve() if data_dir is not None else config.data_path
     return {
-        "warehouse": WarehouseResource(path=str(d / "quantdag.duckdb")),
+        "warehouse": WarehouseResource(path=str(d / "quantdag.duckdb"), parquet_dir=_parquet_dir(config, data_dir)),
         "exchange": make_exchange(config, sim_url=sim_url),
         "mlflow": MlflowResource.at(d),
     }

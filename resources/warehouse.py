@@ -12,6 +12,8 @@ class WarehouseResource(dg.ConfigurableResource):
 
     path: str
     lock_timeout: float = 100.0
+    #: the heavy outputs' Parquet folder (``warehouse.outputs: parquet``), else None
+    parquet_dir: str | None = None
 
     def get(self, *, read_only: bool = False) -> Warehouse:
-        return Warehouse(self.path, read_only=read_only, lock_timeout=self.lock_timeout)
+        return Warehouse(self.path, read_only=read_only, lock_timeout=self.lock_timeout, parquet_dir=self.parquet_dir)

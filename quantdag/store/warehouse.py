@@ -31,6 +31,7 @@ import duckdb
 import polars as pl
 
 from quantdag.errors import ConfigurationError, DataError, QuantdagError
+from quantdag.store import parquet
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,9 @@ class Warehouse:
 
     SCHEMAS = ("raw", "market", "features", "signals", "backtest", "optimize", "paper")
 
-    def __init__(self, path: str | Path, *, read_only: bool = False, lock_timeout: float = 60.0) -> None:
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, lock_timeout: float = 60.0, parquet_dir: str | Path | None = None
+    ) -> None:
         self.path = Path(path).expanduser().resolve()
         if self.path.stem in self.SCHEMAS:
             raise ConfigurationError(
@@ -174,6 +177,8 @@ class Warehouse:
         self.lock_timeout = lock_timeout
         self._schema_ready = False
         self._held: duckdb.DuckDBPyConnection | None = None
+        #: where the heavy outputs live as Parquet (``quantdag.store.parquet``); None: in the DuckDB file
+        self.parquet_dir = Path(parquet_dir).resolve() if parquet_dir is not None else None
 
     def __repr__(self) -> str:
         return f"Warehouse({str(self.path)!r}, read_only={self.read_only})"
@@ -269,6 +274,9 @@ class Warehouse:
     def _create_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         for name in ddl_names():
             con.execute(load_sql(name))
+        ddl = {t: load_sql("create_" + t.replace(".", "_")) for t in parquet.PARQUET_TABLES}
+        with begin(con):  # tables into Parquet views (or back), rows along, in one transaction
+            parquet.attach(con, self.parquet_dir, ddl)
         self._schema_ready = True
 
     def ensure_schema(self) -> None:
@@ -315,6 +323,9 @@ class Warehouse:
                     f"{outside.height} row(s) for {table} fall outside the slice being replaced, "
                     f"first: {outside.row(0, named=True)}"
                 )
+        files = parquet.dir_of(con, table) if table in parquet.PARQUET_TABLES else None
+        if files is not None:
+            return parquet.replace(con, table, files, frame, slices, order_by)
         clauses = [s.sql() for s in slices]  # one DELETE: a batch of 300 slices is one scan, not 300
         con.execute(
             f"DELETE FROM {table} WHERE " + " OR ".join(f"({where})" for where, _ in clauses),
@@ -473,12 +484,21 @@ class Warehouse:
 def begin(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """BEGIN ... COMMIT on an open connection; any exception rolls everything back."""
     con.execute("BEGIN TRANSACTION")
+    parquet.transaction_started(con)  # Parquet files written inside move into place only at COMMIT
+    committed = False
     try:
         yield con
+        con.execute("COMMIT")
+        committed = True
     except BaseException:
-        con.execute("ROLLBACK")
+        if not committed:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # a failed COMMIT already ended the transaction
         raise
-    con.execute("COMMIT")
+    finally:
+        parquet.transaction_ended(con, committed)
 
 
 def _outside(frame: pl.DataFrame, slices: Sequence[Slice]) -> pl.DataFrame:
