@@ -13,9 +13,9 @@ module              writes (and the one call its asset makes)
 ``indicators``      ``features.indicators``: ``build_indicators``
 ``events``          ``market.events``: ``build_events``
 ``signals``         ``signals.signals``, ``signals.param_sets``, ``signals.lookahead``:
-                    ``build_signals``, ``check_signals``
+                    ``signal_param_sets`` (a batch; ``build_signals`` for one), ``check_signals``
 ``backtests``       ``backtest.runs``, ``backtest.trades``, ``backtest.equity``, one tracking run
-                    per market: ``backtest_param_set``
+                    per market: ``backtest_param_sets`` (a batch; ``backtest_param_set`` for one)
 ``optimization``    ``optimize.sweeps``, ``optimize.results``, the sweep's tracking runs:
                     ``sweep_strategy``
 ``paper``           ``paper.*`` through the OMS (``paper_step``), ``paper.drift`` (``drift_step``)
