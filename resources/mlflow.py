@@ -87,7 +87,9 @@ class MlflowResource(dg.ConfigurableResource):
 
         cache_key = (self.tracking_uri, self.artifact_root, name)
         if cache_key in _EXPERIMENT_IDS:
-            self._client()
+            import mlflow
+
+            mlflow.set_tracking_uri(self.tracking_uri)  # what _client() would do, without building a client
             return _EXPERIMENT_IDS[cache_key]
         client = self._client()
         exp = client.get_experiment_by_name(name)

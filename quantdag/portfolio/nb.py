@@ -79,9 +79,7 @@ def simulate(
                     f = -d * px * fee
                     cash += -d * px - f
                     units[i] += d
-                    if nt == t_bar.shape[0]:
-                        t_bar, t_sym, t_qty, t_px, t_fee = _grow(t_bar, t_sym, t_qty, t_px, t_fee)
-                    t_bar[nt], t_sym[nt], t_qty[nt], t_px[nt], t_fee[nt] = t, i, d, px, f
+                    t_bar, t_sym, t_qty, t_px, t_fee = _record(t_bar, t_sym, t_qty, t_px, t_fee, nt, t, i, d, px, f)
                     nt += 1
             scale = 1.0
             if buy_cost > cash:
@@ -98,9 +96,7 @@ def simulate(
                     f = d * px * fee
                     cash -= d * px + f
                     units[i] += d
-                    if nt == t_bar.shape[0]:
-                        t_bar, t_sym, t_qty, t_px, t_fee = _grow(t_bar, t_sym, t_qty, t_px, t_fee)
-                    t_bar[nt], t_sym[nt], t_qty[nt], t_px[nt], t_fee[nt] = t, i, d, px, f
+                    t_bar, t_sym, t_qty, t_px, t_fee = _record(t_bar, t_sym, t_qty, t_px, t_fee, nt, t, i, d, px, f)
                     nt += 1
         g = 0.0
         v = 0.0
@@ -118,6 +114,15 @@ def simulate(
         gross[t] = g
         net[t] = v
     return (equity, cash_out, gross, net, units, t_bar[:nt], t_sym[:nt], t_qty[:nt], t_px[:nt], t_fee[:nt], n_cut, n_small)
+
+
+@njit(cache=True)
+def _record(t_bar, t_sym, t_qty, t_px, t_fee, nt, t, i, qty, px, fee):
+    """Store fill ``nt`` (growing the arrays when full); the arrays, possibly new."""
+    if nt == t_bar.shape[0]:
+        t_bar, t_sym, t_qty, t_px, t_fee = _grow(t_bar, t_sym, t_qty, t_px, t_fee)
+    t_bar[nt], t_sym[nt], t_qty[nt], t_px[nt], t_fee[nt] = t, i, qty, px, fee
+    return t_bar, t_sym, t_qty, t_px, t_fee
 
 
 @njit(cache=True)

@@ -22,7 +22,7 @@ from quantdag.backtest import BacktestResult, BacktestSettings, run
 from quantdag.data import describe_holes, find_holes
 from quantdag.errors import DataError
 from quantdag.markets import Market
-from quantdag.stages.common import CheckVerdict, StageReport, finite_or_none, read_candles
+from quantdag.stages.common import CheckVerdict, StageReport, batch_check_counts, finite_or_none, read_candles
 from quantdag.stages.signals import (
     read_signals,
     require_no_lookahead,
@@ -396,15 +396,10 @@ def check_backtest_batch(
     keys = [(s.name, s.params_hash) for s in strategies]
     if not keys:
         return {}
-    sql = load_sql("check_backtest_runs")
-    totals = {k: {"runs": 0, "holes": 0, "hole_candles": 0, "zero_cost_runs": 0} for k in keys}
-    for m in markets:
-        rows = wh.query(sql, [[k[0] for k in keys], [k[1] for k in keys], m.exchange, m.symbol, m.timeframe,
-                              timeframe_ms(m.timeframe)])  # fmt: skip
-        for r in rows.iter_rows(named=True):
-            slot = totals[(r["strategy"], r["params_hash"])]
-            for n in slot:
-                slot[n] += int(r[n] or 0)
+    totals = batch_check_counts(
+        wh, load_sql("check_backtest_runs"), keys, markets, ("runs", "holes", "hole_candles", "zero_cost_runs"),
+        extra=lambda m: [timeframe_ms(m.timeframe)],
+    )
     match = signals_match_candles_batch(wh, strategies, markets)
     off = costs_off(settings)
     return {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import polars as pl
@@ -54,6 +55,29 @@ def market_slice(m: Market, w: Window | None = None, time_column: str | None = "
 def read_candles(wh: Warehouse, m: Market) -> pl.DataFrame:
     """Every stored clean candle of market ``m``, oldest first."""
     return wh.read("market.candles", [market_slice(m)], order_by=CANDLE_KEY)
+
+
+def batch_check_counts(
+    wh: Warehouse,
+    sql: str,
+    keys: Sequence[tuple[str, str]],
+    markets: Sequence[Market],
+    names: Sequence[str],
+    extra: Callable[[Market], list[Any]] = lambda m: [],
+) -> dict[tuple[str, str], dict[str, int]]:
+    """Counts ``names`` per (strategy, params_hash) of ``keys``, summed over ``markets``: one run of a
+    batch check query per market (``sql`` takes the strategies, their hashes, exchange, symbol,
+    timeframe, then ``extra(market)``, and returns one row per key)."""
+    totals = {k: dict.fromkeys(names, 0) for k in keys}
+    if not keys:
+        return totals
+    for m in markets:
+        rows = wh.query(sql, [[k[0] for k in keys], [k[1] for k in keys], m.exchange, m.symbol, m.timeframe, *extra(m)])
+        for r in rows.iter_rows(named=True):
+            slot = totals[(r["strategy"], r["params_hash"])]
+            for n in names:
+                slot[n] += int(r[n] or 0)
+    return totals
 
 
 def finite_or_none(v: Any) -> Any:

@@ -16,7 +16,7 @@ import polars as pl
 
 from quantdag.errors import ConfigurationError, DataError, StrategyError
 from quantdag.markets import CANDLE_KEY, Market
-from quantdag.stages.common import CheckVerdict, StageReport, read_candles
+from quantdag.stages.common import CheckVerdict, StageReport, batch_check_counts, read_candles
 from quantdag.store import Slice, Warehouse, load_sql
 from quantdag.strategies import Strategy, check_lookahead
 from quantdag.strategies.keys import default_param_sets, strategy_from_key
@@ -356,17 +356,9 @@ def signals_match_candles_batch(
 ) -> dict[tuple[str, str], CheckVerdict]:
     """:func:`signals_match_candles` of many parameter sets at once, by (strategy, params_hash):
     one query per market for the batch (``check_signals.sql``), not one per set and market."""
-    sql = load_sql("check_signals")
     keys = [(s.name, s.params_hash) for s in strategies]
-    totals = {k: {"candles": 0, "signal_rows": 0, "candles_without_one_signal": 0, "signals_without_candle": 0} for k in keys}
-    if not keys:
-        return {}
-    for m in markets:
-        rows = wh.query(sql, [[k[0] for k in keys], [k[1] for k in keys], m.exchange, m.symbol, m.timeframe])
-        for r in rows.iter_rows(named=True):
-            slot = totals[(r["strategy"], r["params_hash"])]
-            for n in slot:
-                slot[n] += int(r[n] or 0)
+    names = ("candles", "signal_rows", "candles_without_one_signal", "signals_without_candle")
+    totals = batch_check_counts(wh, load_sql("check_signals"), keys, markets, names)
     return {k: _signals_verdict(v) for k, v in totals.items()}
 
 

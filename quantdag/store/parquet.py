@@ -30,6 +30,8 @@ from quantdag.errors import ConfigurationError, DataError
 
 #: Tables that can live in Parquet: each is replaced by column-only slices (a parameter set × market).
 PARQUET_TABLES = ("signals.signals", "backtest.trades", "backtest.equity")
+#: The columns a slice of each of them names, hence a file per distinct tuple of them.
+SLICE_COLUMNS = ("strategy", "params_hash", "exchange", "symbol", "timeframe")
 SCHEMA_FILE = "_schema.parquet"
 _META = "CREATE TABLE IF NOT EXISTS meta.parquet_tables (table_name VARCHAR PRIMARY KEY, dir VARCHAR NOT NULL)"
 
@@ -111,9 +113,9 @@ def attach(con: duckdb.DuckDBPyConnection, root: Path | None, ddl: Mapping[str, 
             if kind == "BASE TABLE":
                 con.execute(f"COPY (SELECT * FROM {table} LIMIT 0) TO '{d / SCHEMA_FILE}' (FORMAT parquet)")
                 rows = con.sql(f"SELECT * FROM {table}").pl()
-                keys = _slice_columns(table)
-                for key, part in (rows.partition_by(keys, as_dict=True).items() if rows.height else []):
-                    os.replace(_write(part, d / slice_file(dict(zip(keys, key)))), d / slice_file(dict(zip(keys, key))))
+                for key, part in (rows.partition_by(list(SLICE_COLUMNS), as_dict=True).items() if rows.height else []):
+                    final = d / slice_file(dict(zip(SLICE_COLUMNS, key)))
+                    os.replace(_write(part, final), final)
                 con.execute(f"DROP TABLE {table}")
             glob = str(d / "*.parquet").replace("'", "''")
             con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{glob}', union_by_name = true)")
@@ -127,10 +129,6 @@ def attach(con: duckdb.DuckDBPyConnection, root: Path | None, ddl: Mapping[str, 
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _parquet_rows")
                 con.unregister("_parquet_rows")
             con.execute("DELETE FROM meta.parquet_tables WHERE table_name = ?", [table])
-
-
-def _slice_columns(table: str) -> list[str]:
-    return ["strategy", "params_hash", "exchange", "symbol", "timeframe"]
 
 
 def replace(
