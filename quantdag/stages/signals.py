@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     import duckdb
 
 SIGNAL_TABLE_COLUMNS = ("entry", "exit", "short_entry", "short_exit", "target")
+#: What ``check_signals.sql`` counts per parameter set and market.
+SIGNAL_COUNTS = ("candles", "signal_rows", "candles_without_one_signal", "signals_without_candle")
 
 #: The look-ahead check runs on this many of the first market's latest candles ...
 LOOKAHEAD_CANDLES = 1000
@@ -295,8 +297,7 @@ def signal_param_sets(
         withheld = [k for k, r in reports.items() if r.lookahead is not None and not r.lookahead.ok]
         checked = signals_match_candles_batch(wh, [it.strategy for it in items if it.key not in withheld], markets)
         match = list(checked.values())
-    counts = {n: sum(v.metadata[n] for v in match) for n in ("candles", "signal_rows", "candles_without_one_signal",
-                                                              "signals_without_candle")}  # fmt: skip
+    counts = {n: sum(v.metadata[n] for v in match) for n in SIGNAL_COUNTS}
     checks = {
         "signals_match_candles": CheckVerdict(all(v.passed for v in match), {**counts, "param_sets": len(match),
                                               "withheld_for_lookahead": len(withheld)}),  # fmt: skip
@@ -357,8 +358,7 @@ def signals_match_candles_batch(
     """:func:`signals_match_candles` of many parameter sets at once, by (strategy, params_hash):
     one query per market for the batch (``check_signals.sql``), not one per set and market."""
     keys = [(s.name, s.params_hash) for s in strategies]
-    names = ("candles", "signal_rows", "candles_without_one_signal", "signals_without_candle")
-    totals = batch_check_counts(wh, load_sql("check_signals"), keys, markets, names)
+    totals = batch_check_counts(wh, load_sql("check_signals"), keys, markets, SIGNAL_COUNTS)
     return {k: _signals_verdict(v) for k, v in totals.items()}
 
 
