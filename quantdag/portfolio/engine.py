@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,9 @@ from quantdag.portfolio.nb import simulate
 from quantdag.timeframes import periods_per_year
 
 CANDLE_COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume")
+ATTRIBUTION_SCHEMA = {"strategy": pl.Utf8, "symbol": pl.Utf8, "trading_pnl": pl.Float64, "fees": pl.Float64,
+                      "slippage": pl.Float64, "net_pnl": pl.Float64}  # fmt: skip
+RISK_EVENT_SCHEMA = {"ts": pl.Datetime("ms", "UTC"), "state": pl.Utf8, "rule": pl.Utf8, "reason": pl.Utf8}
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,18 @@ class PortfolioResult:
     trades: pl.DataFrame  # ts, symbol, qty (signed), price (slipped), fee, notional
     metrics: dict[str, Any]
     settings: dict[str, Any] = field(default_factory=dict)
+    #: strategy, symbol, trading_pnl (at mid prices), fees, slippage, net_pnl; sums to final_equity - init_cash
+    attribution: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=ATTRIBUTION_SCHEMA))
+    #: ts and one close column per symbol (the buy-and-hold and equal-weight benchmarks of the report)
+    prices: pl.DataFrame = field(default_factory=pl.DataFrame)
+    #: ts, state (active/reducing/halted), rule, reason: every trip and resume of the risk rules
+    risk_events: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=RISK_EVENT_SCHEMA))
+
+    def report(self, path: str | Path) -> Path:
+        """Write the portfolio tear sheet (self-contained HTML) to ``path``."""
+        from quantdag.portfolio.report import write_report
+
+        return write_report(self, path)
 
 
 def _wide(frame: pl.DataFrame, grid: pl.DataFrame, symbols: list[str], value: str) -> np.ndarray:
@@ -96,7 +112,9 @@ def run_portfolio(
     positions = pl.DataFrame({"symbol": symbols, "units": units})
     metrics = _metrics(eq, gross, net, trades, init_cash, _periods(ts, timeframe), n_cut, n_small)
     settings = {"fee": fee, "slippage": slippage, "init_cash": init_cash, "min_notional": min_notional, "timeframe": timeframe}
-    return PortfolioResult(float(eq[-1]) if len(eq) else float(init_cash), equity, positions, trades, metrics, settings)
+    prices = pl.DataFrame({"ts": ts, **{s: close[:, j] for j, s in enumerate(symbols)}})
+    return PortfolioResult(float(eq[-1]) if len(eq) else float(init_cash), equity, positions, trades, metrics, settings,
+                           prices=prices)
 
 
 def _periods(ts: pl.Series, timeframe: str | None) -> float:
