@@ -1,17 +1,22 @@
 """Paper trading: a parameter set's latest signals become orders through risk checks and the OMS."""
 
+import dataclasses
+
 import dagster as dg
 
 from assets.common import DUCKDB_POOL
 from assets.partitions import Partitions
 from quantdag.config import ProjectConfig
-from quantdag.stages.paper import PaperAccount, drift_step, paper_step
+from quantdag.stages.paper import Execution, PaperAccount, drift_step, paper_step
 from resources import ExchangeResource, WarehouseResource
 
 
 def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]:
     """``paper_trades`` and ``paper_drift_check``; account and kill switches from ``paper``/``risk``."""
     paper, risk = config.paper, config.risk
+    config_, rules = config, config.risk.rules()
+    ex = config.portfolio.execution
+    execution = Execution(algo=ex.algo, above_notional=ex.above_notional, slices=ex.slices, duration_s=ex.duration_s)
     webhook_env = config.alerts.webhook_env
 
     class PaperConfig(dg.Config):
@@ -36,7 +41,8 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
         account = PaperAccount(
             capital=config.capital, quote=paper.quote, max_drawdown=config.max_drawdown,
             daily_loss_limit=config.daily_loss_limit, max_orders_per_cycle=risk.max_orders_per_cycle,
-            cash_buffer=paper.cash_buffer,
+            cash_buffer=paper.cash_buffer, execution=execution, min_notional=config_.portfolio.min_notional,
+            rules=dataclasses.replace(rules, max_drawdown=config.max_drawdown, daily_loss=config.daily_loss_limit),
         )  # fmt: skip
         markets = [m.on(exchange.venue) for m in research]
         summary = paper_step(warehouse.get(), context.partition_key, markets, exchange.client(), account, webhook_env=webhook_env)

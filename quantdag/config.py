@@ -197,9 +197,70 @@ class PaperSettings(_Section):
 
 
 class RiskSettings(_Section):
-    max_drawdown: float = Field(0.2, gt=0, le=1, description="kill switch: drawdown from the equity peak")
-    daily_loss_limit: float = Field(0.05, gt=0, le=1, description="kill switch: loss in a UTC day, of capital")
-    max_orders_per_cycle: int = Field(20, gt=0)
+    """The risk rules (quantdag.portfolio.RiskRules) of the portfolio backtest and every paper account
+    alike; fractions of equity; null turns a limit off."""
+
+    max_drawdown: float = Field(0.2, gt=0, lt=1, description="kill switch: drawdown from the equity peak, open P&L included")
+    daily_loss_limit: float = Field(0.05, gt=0, lt=1, description="only reductions for the rest of a UTC day lost this fraction")
+    max_orders_per_cycle: int = Field(20, gt=0, description="orders of one rebalance; the rest wait for the next")
+    max_gross: float | None = Field(None, gt=0, description="gross exposure / equity")
+    max_net: float | None = Field(None, gt=0, description="|net exposure| / equity")
+    max_asset: float | None = Field(None, gt=0, description="|weight| of any one market")
+    max_correlated: float | None = Field(None, gt=0, description="same-direction exposure to markets correlated above corr_threshold")
+    corr_threshold: float = Field(0.7, ge=-1, le=1)
+    window: int = Field(720, ge=2, description="candles of returns for the correlation and expected-shortfall rules")
+    max_es: float | None = Field(None, gt=0, description="historical expected shortfall of one candle, as a fraction")
+    es_level: float = Field(0.95, ge=0.5, lt=1)
+    resume: Literal["manual", "candles", "recovery"] = Field("manual", description="how a halted account resumes")
+    resume_after: int = Field(24, ge=1, description="candles (paper: cycles) after a halt, for resume: candles")
+    resume_drawdown: float = Field(0.0, ge=0, lt=1, description="drawdown to recover to, for resume: recovery")
+    halt_action: Literal["flatten", "freeze"] = Field("flatten", description="a halt closes positions, or holds them")
+
+    def rules(self) -> Any:
+        """The :class:`~quantdag.portfolio.RiskRules` these settings describe."""
+        from quantdag.portfolio.risk import RiskRules
+
+        return RiskRules(
+            max_gross=self.max_gross, max_net=self.max_net, max_asset=self.max_asset, max_correlated=self.max_correlated,
+            corr_threshold=self.corr_threshold, window=self.window, max_drawdown=self.max_drawdown,
+            daily_loss=self.daily_loss_limit, max_es=self.max_es, es_level=self.es_level,
+            max_orders=self.max_orders_per_cycle, resume=self.resume, resume_after=self.resume_after,
+            resume_drawdown=self.resume_drawdown, halt_action=self.halt_action,
+        )  # fmt: skip
+
+
+class AllocationSettings(_Section):
+    method: Literal["equal_weight", "inverse_vol", "vol_target", "erc", "hrp", "min_cvar", "max_sharpe"] = Field(
+        "equal_weight", description="quantdag.portfolio.allocate: how capital is split across the markets")
+    lookback: int = Field(720, ge=2, description="candles of trailing returns each fit sees")
+    every: int | Literal["daily", "weekly", "monthly"] = Field("weekly", description="refit every N candles or period")
+    vol_target: float = Field(0.2, gt=0)
+    turnover_penalty: float = Field(0.001, ge=0)
+
+
+class ExecutionSettings(_Section):
+    algo: Literal["twap", "vwap"] = Field("twap", description="how a parent order above the threshold is sliced")
+    above_notional: float = Field(2500.0, gt=0, description="parent orders above this notional (quote) are sliced")
+    slices: int = Field(3, ge=2)
+    duration_s: float = Field(3.0, gt=0, description="seconds a sliced parent is spread over")
+
+
+class PortfolioSettings(_Section):
+    """One account trading several parameter sets' targets (quantdag.portfolio.run_portfolio), backtested and paper-traded."""
+
+    name: str = Field("research", pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    strategies: list[str] = Field(default_factory=lambda: ["sma_cross", "regime_ma", "consensus"], min_length=1,
+                                  description="parameter-set keys, or strategy names (their defaults)")
+    shares: dict[str, float] = Field(default_factory=dict, description="capital share per entry of strategies; empty: equal")
+    allocation: AllocationSettings = AllocationSettings()
+    rebalance: Literal["signal", "daily", "weekly", "monthly", "drift"] = "signal"
+    drift_band: float = Field(0.05, gt=0, description="for rebalance: drift")
+    turnover_cap: float | None = Field(None, gt=0, description="the most one candle trades, as a fraction of equity")
+    min_notional: float = Field(10.0, ge=0, description="smaller orders are skipped (and counted)")
+    allow_short: bool = Field(False, description="negative signal targets become short weights (else flat)")
+    broker: Literal["paper", "ccxt"] = Field("paper", description="paper: simulated fills; ccxt: the exchange's (sandbox) order API")
+    execution: ExecutionSettings = ExecutionSettings()
+    drift_tolerance: float = Field(0.02, gt=0, description="paper vs backtest: positions and P&L apart by more, of equity")
 
 
 class AlertSettings(_Section):
@@ -308,6 +369,7 @@ class ProjectConfig(_Section):
     leaderboard: LeaderboardSettings = LeaderboardSettings()
     paper: PaperSettings = PaperSettings()
     risk: RiskSettings = RiskSettings()
+    portfolio: PortfolioSettings = PortfolioSettings()
     alerts: AlertSettings = AlertSettings()
     automation: AutomationSettings = AutomationSettings()
     instance: InstanceSettings = InstanceSettings()

@@ -2,10 +2,12 @@
 
 The target of each market is read from the last stored signal (a candle that has closed): the
 strategy's ``target`` fraction if it has one, else its position state rebuilt from entries and
-exits. Each market gets an equal share of the account's capital; the OMS turns targets into
-orders through the risk checks, with write-ahead storage in ``paper.*``.
+exits. Each market gets an equal share of the account's current equity (marked at live prices,
+not its starting capital); the risk rules and kill switches are the portfolio backtest's, on the
+state stored in ``risk.state`` (:mod:`quantdag.stages.accounts`); the OMS sends the orders with
+write-ahead storage in ``paper.*``.
 
-Drift: every paper fill of a rebalance decision (intent ``rebalance:<decision_ts_ms>``) is set
+Drift: every paper fill of a rebalance decision (intent ``rebalance:<decision_ts_ms>:...``) is set
 beside the price the backtest engine fills the same decision at: the open of the candle after the
 signal candle. The difference, signed so that positive means the paper account paid more (or
 received less), is stored in ``paper.drift``; beyond the tolerance the fill is 'diverged'.
@@ -13,19 +15,21 @@ received less), is stored in ``paper.drift``; beyond the tolerance the fill is '
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from typing import Any
 
 import polars as pl
 
-from quantdag.execution import OrderManager, PaperBroker, RiskEngine, RiskLimits, ticker_source
+from quantdag.execution import PaperBroker, ticker_source
 from quantdag.execution.brokers.paper import Quote
 from quantdag.markets import Market
+from quantdag.portfolio import RiskRules
+from quantdag.stages.accounts import Execution, rebalance_account
 from quantdag.stages.signals import read_signals, require_no_lookahead, resolve_param_set
 from quantdag.store import Slice, Warehouse
 from quantdag.strategies import Strategy
@@ -45,7 +49,7 @@ def broker_name(strategy: Strategy) -> str:
 
 @dataclass(frozen=True)
 class PaperAccount:
-    """Starting capital (quote currency) and risk limits of a parameter set's paper account."""
+    """Starting capital (quote currency), risk rules and execution of a parameter set's paper account."""
 
     capital: float = 10_000.0
     quote: str = "USDT"
@@ -53,15 +57,13 @@ class PaperAccount:
     daily_loss_limit: float = 0.05
     max_orders_per_cycle: int = 20
     cash_buffer: float = 0.01  # kept in cash so fees and slippage never make the last buy unaffordable
+    rules: RiskRules | None = None  # the configuration's risk rules; None: the three limits above only
+    execution: Execution = Execution()
+    min_notional: float = 10.0
 
-    def limits(self) -> RiskLimits:
-        return RiskLimits(
-            max_order_notional=self.capital,
-            max_position_notional=self.capital,
-            daily_loss_limit=self.daily_loss_limit * self.capital,
-            max_drawdown=self.max_drawdown,
-            max_orders=self.max_orders_per_cycle,
-        )
+    def risk_rules(self) -> RiskRules:
+        return self.rules or RiskRules(max_drawdown=self.max_drawdown, daily_loss=self.daily_loss_limit,
+                                       max_orders=self.max_orders_per_cycle)  # fmt: skip
 
 
 def target_fractions(
@@ -97,35 +99,28 @@ def paper_cycle(
     *,
     price_source=None,
     account: PaperAccount = PaperAccount(),
+    webhook_env: str = WEBHOOK_ENV,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, object]:
-    """Rebalance the paper account of parameter set ``key`` to its latest signals; a JSON-safe summary."""
+    """Rebalance the paper account of parameter set ``key`` to its latest signals; a JSON-safe summary.
+
+    Each market's weight is its signal's fraction of an equal share of the account's current
+    equity (less the cash buffer), through the account's stored risk state and rules
+    (:func:`quantdag.stages.accounts.rebalance_account`).
+    """
     strategy = resolve_param_set(wh, key)
     fractions, decision_ts = target_fractions(wh, key, markets, strategy=strategy)
     source = price_source or (lambda symbol: prices[symbol])
     broker = PaperBroker(source, balances={account.quote: account.capital}, name=broker_name(strategy))
-    per_market = account.capital * (1.0 - account.cash_buffer) / max(1, len(markets))
-    px = {s: source(s).price for s in fractions}
-    targets = {s: f * per_market / px[s] for s, f in fractions.items()}
-    with OrderManager(wh, broker, strategy=strategy.key, risk=RiskEngine(account.limits())) as oms:
-        summary = oms.run_cycle(targets, decision_ts_ms=decision_ts, prices=px, quote=account.quote)
+    share = (1.0 - account.cash_buffer) / max(1, len(markets))
+    summary = rebalance_account(
+        wh, broker, account=broker.name, strategy=strategy.key, markets=markets,
+        weights={s: f * share for s, f in fractions.items()}, decision_ts_ms=decision_ts, rules=account.risk_rules(),
+        quote=account.quote, execution=account.execution, min_notional=account.min_notional,
+        webhook_env=webhook_env, sleep=sleep,
+    )  # fmt: skip
     summary["targets"] = {s: round(f, 4) for s, f in fractions.items()}
-    summary["decision_ts_ms"] = decision_ts
-    record_equity(wh, broker.name, summary)
     return summary
-
-
-def record_equity(wh: Warehouse, broker: str, summary: dict[str, object]) -> None:
-    """Append the account's marked-to-market equity (one row per step, keyed by the minute)."""
-    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
-    row = pl.DataFrame(
-        {
-            "broker": [broker], "ts": [now], "equity": [float(summary["equity"])],
-            "risk_state": [str(summary["risk_state"])],
-            "positions": [json.dumps(summary["positions"], sort_keys=True)],
-        },
-        schema_overrides={"ts": pl.Datetime("ms", "UTC")},
-    )
-    wh.replace_slices("paper.equity", row, [Slice(where={"broker": broker}, start=now, end=now + timedelta(minutes=1))])
 
 
 def paper_drift(
@@ -146,7 +141,7 @@ def paper_drift(
         m = by_symbol.get(f["symbol"])
         if m is None:
             continue
-        decision_ms = int(f["intent"].split(":", 1)[1])
+        decision_ms = int(f["intent"].split(":")[1])  # rebalance:<decision ms>:<state>:<symbol>[:<slice>]
         next_open = decision_ms + timeframe_ms(m.timeframe)
         candle = wh.read(
             "market.candles", [Slice(where=m.where, start=next_open, end=next_open + 1)]
@@ -179,7 +174,7 @@ def paper_step(
     A tripped kill switch sends an alert (log + webhook from ``webhook_env``); its text is in
     ``summary["alert"]``.
     """
-    summary = paper_cycle(wh, key, markets, price_source=ticker_source(client), account=account)
+    summary = paper_cycle(wh, key, markets, price_source=ticker_source(client), account=account, webhook_env=webhook_env)
     if str(summary["risk_state"]).lower() != "active":
         summary["alert"] = send_alert(f"paper account {key}: risk state {summary['risk_state']}",
                                       context={"param_set": key}, webhook_env=webhook_env)

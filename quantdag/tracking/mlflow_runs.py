@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from quantdag.backtest import BacktestResult
 
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
@@ -140,3 +142,34 @@ def log_sweep(outcome: Any, *, top_k: int = 5) -> list[str]:
                                 and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)})
             child_ids.append(child.info.run_id)
     return child_ids
+
+
+def log_portfolio(result: Any, *, members: dict[str, str]) -> None:
+    """Log a portfolio backtest into the active MLflow run: settings and members as parameters,
+    metrics, attribution as metrics per strategy, and the equity, trades, attribution and tear sheet
+    as artifacts (one ``log_batch``)."""
+    import mlflow
+    from mlflow.entities import Metric, Param
+
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("log_portfolio needs an active MLflow run")
+    settings = {k: v for k, v in result.settings.items() if k not in ("strategies", "shares", "risk")}
+    params = {**_clean_params(settings, "setting."), **_clean_params(result.settings.get("risk", {}), "risk."),
+              **_clean_params(result.settings.get("shares", {}), "share."), **_clean_params(members, "member.")}  # fmt: skip
+    now = int(time.time() * 1000)
+    values = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+    by_strategy = result.attribution.group_by("strategy").agg(pl.col("net_pnl").sum()).iter_rows()
+    values.update({f"net_pnl.{s}": float(v) for s, v in by_strategy})
+    metrics = [Metric(k[:250], float(v), now, 0) for k, v in values.items()]
+    client = mlflow.MlflowClient()
+    for i in range(0, max(len(metrics), 1), _BATCH):
+        client.log_batch(run.info.run_id, metrics=metrics[i : i + _BATCH],
+                         params=[Param(k, v) for k, v in params.items()] if i == 0 else [])  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        result.equity.write_parquet(d / "equity.parquet")
+        result.trades.write_parquet(d / "trades.parquet")
+        result.attribution.write_parquet(d / "attribution.parquet")
+        result.report(d / "report.html")
+        mlflow.log_artifacts(tmp)
