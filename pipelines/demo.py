@@ -167,6 +167,54 @@ def run_partitioned(defs: dg.Definitions, instance: dg.DagsterInstance, job_name
     return time.perf_counter() - t0
 
 
+def run_once(defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str) -> float:
+    """Run the unpartitioned ``job_name`` once (in process); fail loudly."""
+    t0 = time.perf_counter()
+    result = defs.resolve_job_def(job_name).execute_in_process(
+        run_config=QUIET, instance=instance, tags=launch_tags(), raise_on_error=False
+    )
+    _fail_loudly(result, job_name)
+    return time.perf_counter() - t0
+
+
+def print_portfolio(data_dir: Path, config: ProjectConfig) -> None:
+    """The portfolio backtest's figures, its attribution by strategy and its paper account."""
+    import json
+
+    from quantdag.store import Warehouse
+
+    wh = Warehouse(data_dir / "quantdag.duckdb", read_only=True)
+    name = config.portfolio.name
+    runs = wh.query("SELECT * FROM portfolio.runs WHERE portfolio = ?", [name])
+    if not runs.height:
+        return
+    r = runs.row(0, named=True)
+    settings = json.loads(r["settings"])
+    print(f"\nportfolio {name}: {len(settings['strategies'])} strategies in one account on "
+          f"{', '.join(config.universe.research_markets)} ({config.portfolio.allocation.method}, rebalance {settings['rebalance']}); "
+          f"return {r['total_return']:.1%}, sharpe {_num(r['sharpe'])}, max dd {_num(r['max_drawdown'], '.1%')}, "
+          f"{r['n_trades']} trades, turnover {_num(r['turnover'], '.1f')}x")
+    attribution = wh.query(
+        "SELECT strategy, sum(trading_pnl) AS trading, sum(fees) AS fees, sum(slippage) AS slippage, sum(net_pnl) AS net "
+        "FROM portfolio.attribution WHERE portfolio = ? GROUP BY strategy ORDER BY net DESC", [name],
+    )  # fmt: skip
+    w = max([len("strategy"), *(len(s) for s in attribution["strategy"])]) + 2
+    print(f"{'attribution':<{w}}{'trading':>11}{'fees':>10}{'slippage':>10}{'net P&L':>11}")
+    for a in attribution.iter_rows(named=True):
+        print(f"{a['strategy']:<{w}}{a['trading']:>+11.2f}{-a['fees']:>+10.2f}{-a['slippage']:>+10.2f}{a['net']:>+11.2f}")
+    total = float(attribution["net"].sum())
+    print(f"{'total':<{w}}{'':>31}{total:>+11.2f}  (= final equity {r['final_equity']:,.2f} - {config.paper.capital:,.0f})")
+    events = wh.query("SELECT count(*) AS n FROM risk.events WHERE account = ?", [f"backtest:{name}"])["n"][0]
+    state = wh.query("SELECT state, equity FROM risk.state WHERE account = ?", [f"portfolio:{name}"])
+    tca = wh.query("SELECT count(*) AS n, avg(implementation_shortfall_bps) AS is_bps FROM paper.tca WHERE strategy = ?",
+                   [f"portfolio-{name}"])  # fmt: skip
+    drift = wh.query("SELECT status, count(*) AS n FROM portfolio.drift WHERE portfolio = ? GROUP BY ALL ORDER BY 1", [name])
+    if state.height:
+        print(f"paper account portfolio:{name}: equity {state['equity'][0]:,.2f}, risk {state['state'][0]}; "
+              f"{tca['n'][0]} parent orders with TCA (mean shortfall {_num(tca['is_bps'][0], '.1f')} bps); backtest risk events {events}; "
+              "drift " + (", ".join(f"{d['n']} {d['status']}" for d in drift.iter_rows(named=True)) or "none"))
+
+
 def refetch_days(data_dir: Path, config: ProjectConfig, days: list[str]) -> list[str]:
     """Days of ``days`` with candles still to be asked for again (``raw.refetches``), oldest first."""
     from quantdag.stages.market_data import pending_refetch_days
@@ -306,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         paper_keys = [k for k in keys if strategy_name_of(k) in config.strategies.paper and k not in blocked]
         timings.append(("paper_trade_job", run_partitioned(defs, instance, "paper_trade_job", paper_keys)))
         timings.append(("paper_drift_job", run_partitioned(defs, instance, "paper_drift_job", paper_keys)))
+        timings.append(("portfolio_job", run_once(defs, instance, "portfolio_job")))
+        timings.append(("portfolio_paper_job", run_once(defs, instance, "portfolio_paper_job")))
     total = time.perf_counter() - t_all
 
     venue = "offline simulated exchange" if config.exchange.mode == "simulated" else f"live {config.exchange.id}"
@@ -320,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nBLOCKED {key}: not backtested or traded ({why})")
     print_leaderboard(data_dir, config)
     print_sweep_and_paper(data_dir, config)
+    print_portfolio(data_dir, config)
     print(f"\nDuckDB file    {data_dir / 'quantdag.duckdb'}")
     print(f"MLflow store   sqlite:///{data_dir / 'mlflow.db'}  (make mlflow-ui → http://127.0.0.1:5000)")
     print(f"Dagster home   {os.environ['DAGSTER_HOME']}  (make ui → http://127.0.0.1:3000)")

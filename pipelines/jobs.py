@@ -31,6 +31,10 @@ def build_jobs(parts: Partitions) -> dict[str, dg.UnresolvedAssetJobDefinition]:
         *([by_group("optimization_shards_job", "optimization_shards", partitions_def=parts.sweep_shards)] if parts.sweep_shards else []),
         # One paper-trading step of a parameter set (requested by the `paper_on_new_signals` sensor).
         dg.define_asset_job("paper_trade_job", selection=dg.AssetSelection.assets("paper_trades"), partitions_def=parts.param_sets),
+        # The configured portfolio: its members' weights and its shared-cash backtest (MLflow), after the backtest job.
+        by_group("portfolio_job", "portfolio", description="Combine the portfolio's members into weights and backtest them in one account."),
+        # One paper cycle of the portfolio's account, then its paper-vs-backtest drift.
+        by_group("portfolio_paper_job", "portfolio_paper", description="Paper-trade the portfolio (its targets, sizing and risk rules) and check drift."),
         # The daily backtest-paper drift check of a parameter set.
         dg.define_asset_job("paper_drift_job", selection=dg.AssetSelection.assets("paper_drift_check"), partitions_def=parts.param_sets),
     ]

@@ -124,10 +124,9 @@ def _no_duplicates(label: str, frame: pl.DataFrame, at: tuple[np.ndarray, np.nda
 def _shares(strategies: list[str], shares: dict[str, float] | None) -> np.ndarray:
     if shares is None:
         return np.full(len(strategies), 1.0 / len(strategies))
-    unknown = sorted(set(shares) - set(strategies))
     missing = [s for s in strategies if s not in shares]
-    if unknown or missing:
-        raise ConfigurationError(f"shares: strategies {unknown} have no weights, {missing} have no share")
+    if missing:
+        raise ConfigurationError(f"shares: strategies {missing} have weights but no share")
     out = np.array([float(shares[s]) for s in strategies])
     if not (np.isfinite(out).all() and (out >= 0).all() and abs(out.sum() - 1.0) < 1e-9):
         raise ConfigurationError(f"shares must be >= 0 and sum to 1, got {shares!r}")
@@ -176,7 +175,7 @@ def run_portfolio(
     symbols = _check_columns(candles, weights, ("ts", "symbol", "strategy") if has_strategy else ("ts", "symbol"))
     if not has_strategy:
         weights = weights.with_columns(strategy=pl.lit(name))
-    strategies = sorted(weights["strategy"].unique().to_list()) or [name]
+    strategies = sorted(set(weights["strategy"].unique().to_list()) | set(shares or ())) or [name]  # a share without weights stays cash
     share = _shares(strategies, shares)
     risk = risk or RiskRules()
     candles = candles.with_columns(pl.col("ts").dt.cast_time_unit("ms"))

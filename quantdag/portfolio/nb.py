@@ -204,6 +204,9 @@ def simulate(open_, close, weights, ts_ms, shares, init_cash, fee, slippage, min
             flatten = halted and rp[P_HALT_ACTION] == 0
             for i in range(m):
                 q = done[i]
+                if tradable[i] and not held[i]:
+                    for s in range(ns):  # reached (or cut, or too small): no longer pending
+                        pending[s, i] = np.nan
                 if not tradable[i] or not (q != 0.0 or (not held[i] and (abs_d[i] > 0 or flatten))):
                     continue
                 before = units[i] - q
@@ -228,9 +231,6 @@ def simulate(open_, close, weights, ts_ms, shares, init_cash, fee, slippage, min
                     a_fee[s, i] += paid[i] * share
                     a_slip[s, i] += cost_slip * share
                     cash_s[s] -= x * open_[t, i] + (paid[i] + cost_slip) * share
-                if not held[i]:
-                    for s in range(ns):
-                        pending[s, i] = np.nan
         g = 0.0
         v = 0.0
         for i in range(m):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -82,6 +82,19 @@ def record_equity(wh: Warehouse, broker: str, equity: float, state: str, positio
     wh.replace_slices("paper.equity", row, [Slice(where={"broker": broker}, start=now, end=now + timedelta(minutes=1))])
 
 
+def last_decision(wh: Warehouse, broker: str) -> int | None:
+    """The decision (epoch ms) the account last acted on, None before its first cycle."""
+    rows = wh.query("SELECT decision_ts FROM paper.decisions WHERE broker = ?", [broker])
+    return int(rows["decision_ts"][0].timestamp() * 1000) if rows.height else None
+
+
+def _acted(wh: Warehouse, broker: str, decision_ts_ms: int) -> None:
+    now = datetime.now(timezone.utc)
+    row = pl.DataFrame({"broker": [broker], "decision_ts": [datetime.fromtimestamp(decision_ts_ms / 1000, tz=timezone.utc)],
+                        "acted_at": [now]}).with_columns(pl.col("decision_ts", "acted_at").cast(pl.Datetime("ms", "UTC")))  # fmt: skip
+    wh.replace_slices("paper.decisions", row, [Slice(where={"broker": broker}, time_column=None)])
+
+
 def _schedule(qty: float, notional: float, now_ms: int, execution: Execution, profile: np.ndarray | None) -> tuple[str, list[ChildSlice]]:
     if notional <= execution.above_notional:
         return "market", [ChildSlice(0, now_ms, qty)]
@@ -101,6 +114,7 @@ def rebalance_account(
     weights: Mapping[str, float],
     decision_ts_ms: int,
     rules: RiskRules,
+    pending: Collection[str] | None = None,
     quote: str = "USDT",
     execution: Execution = Execution(),
     min_notional: float = 10.0,
@@ -108,7 +122,12 @@ def rebalance_account(
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, object]:
     """One cycle: reconcile, mark equity and risk state, rebalance to ``weights`` (fractions of the
-    current equity, by symbol) through the risk rules; a JSON-safe summary."""
+    current equity, by symbol) through the risk rules; a JSON-safe summary.
+
+    ``pending``: the markets a decision newer than the last acted on changed (None: all) — the
+    others keep their units, as in the backtest, unless a risk rule moves them; a resume brings
+    every market back to its target.
+    """
     symbols = [m.symbol for m in markets]
     oms_limits = RiskLimits(max_orders=rules.max_orders * 4 if rules.max_orders else None)  # children of sliced parents
     with OrderManager(wh, broker, strategy=strategy, risk=RiskEngine(oms_limits), min_notional=min_notional) as oms:
@@ -129,7 +148,10 @@ def rebalance_account(
         if rules.needs_history:
             c = closes(wh, markets)
             returns = trailing_returns(c, c.shape[0] - 1, rules.window) if c.shape[0] >= 3 else np.empty((0, len(symbols)))
-        wanted = {s: weights.get(s, 0.0) for s in symbols}
+        resumed = any(state_ == "active" for state_, _, _ in risk.events)
+        if pending is None or resumed:
+            pending = set(symbols)
+        wanted = {s: weights.get(s, 0.0) if s in pending else current.get(s, 0.0) for s in symbols}
         limited, hits = limited_weights(wanted, current, state, rules, returns, symbols)
         units = target_units(limited, max(equity, 0.0), prices)
         deltas = {s: units[s] - positions.get(s, 0.0) for s in symbols}
@@ -139,6 +161,7 @@ def rebalance_account(
             log.warning("%s: %d orders, %d deferred to the next cycle (max_orders)", account, len(orders), len(orders) - rules.max_orders)
             orders = orders[: rules.max_orders]
         tca, sent = [], 0
+        done_parents = {o.parent_id for o in oms.store.orders() if o.parent_id}
         for symbol, d in orders:
             qty = broker.round_qty(symbol, abs(d))
             if qty <= 0:
@@ -150,8 +173,10 @@ def rebalance_account(
                     profile = volume_profile(read_candles(wh, m))
                 except Exception:  # no volume stored yet: TWAP
                     profile = None
+            parent = f"rebalance:{decision_ts_ms}:{risk.state}:{symbol}:{strategy}"
+            if parent in done_parents:  # executed by an earlier attempt of this cycle: never again
+                continue
             algo, schedule = _schedule(qty, qty * prices[symbol], broker.now_ms(), execution, profile)
-            parent = f"rebalance:{decision_ts_ms}:{risk.state}:{symbol}"
             result = oms.execute_schedule(parent_id=parent, symbol=symbol, side="buy" if d > 0 else "sell",
                                           schedule=schedule, algo=algo, arrival_price=prices[symbol], sleep=sleep)  # fmt: skip
             sent += len(schedule)
@@ -161,6 +186,7 @@ def rebalance_account(
         positions = {s: p.qty for s, p in oms.positions().items()}
         equity_after = oms.equity(prices, quote)
     record_equity(wh, broker.name, equity_after, risk.state, positions)
+    _acted(wh, broker.name, decision_ts_ms)
     return {
         "account": account, "risk_state": risk.state, "risk_events": [list(e) for e in risk.events],
         "limits_hit": hits, "equity": equity_after, "equity_before": equity, "decision_ts_ms": decision_ts_ms,

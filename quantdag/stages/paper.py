@@ -29,7 +29,7 @@ from quantdag.execution import PaperBroker, ticker_source
 from quantdag.execution.brokers.paper import Quote
 from quantdag.markets import Market
 from quantdag.portfolio import RiskRules
-from quantdag.stages.accounts import Execution, rebalance_account
+from quantdag.stages.accounts import Execution, last_decision, rebalance_account
 from quantdag.stages.signals import read_signals, require_no_lookahead, resolve_param_set
 from quantdag.store import Slice, Warehouse
 from quantdag.strategies import Strategy
@@ -91,6 +91,28 @@ def target_fractions(
     return out, decision
 
 
+def changed_markets(wh: Warehouse, strategy: Strategy, markets: Sequence[Market], since_ms: int | None,
+                    until_ms: int) -> set[str] | None:  # fmt: skip
+    """Markets whose signal position changed after ``since_ms`` up to ``until_ms`` (None: first cycle, all)."""
+    if since_ms is None:
+        return None
+    out = set()
+    lo, hi = (datetime.fromtimestamp(x / 1000, tz=timezone.utc) for x in (since_ms, until_ms))
+    for m in markets:
+        sig = read_signals(wh, strategy, m)
+        if not sig.height:
+            continue
+        if sig["target"].null_count() < sig.height:
+            frac = sig["target"].fill_null(0.0).clip(0.0, None)
+        else:
+            frac = sig.select(position_state(pl.col("entry"), pl.col("exit")).cast(pl.Float64).alias("f"))["f"]
+        changed = sig.select("ts").with_columns(f=frac, prev=frac.shift(1))
+        hit = changed.filter((pl.col("ts") > lo) & (pl.col("ts") <= hi) & (pl.col("f") != pl.col("prev").fill_null(-1.0)))
+        if hit.height:
+            out.add(m.symbol)
+    return out
+
+
 def paper_cycle(
     wh: Warehouse,
     key: str,
@@ -116,6 +138,7 @@ def paper_cycle(
     summary = rebalance_account(
         wh, broker, account=broker.name, strategy=strategy.key, markets=markets,
         weights={s: f * share for s, f in fractions.items()}, decision_ts_ms=decision_ts, rules=account.risk_rules(),
+        pending=changed_markets(wh, strategy, markets, last_decision(wh, broker.name), decision_ts),
         quote=account.quote, execution=account.execution, min_notional=account.min_notional,
         webhook_env=webhook_env, sleep=sleep,
     )  # fmt: skip

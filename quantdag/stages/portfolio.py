@@ -11,6 +11,7 @@ equity, its strategies' sub-ledger equity, fills, attribution, a summary row and
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -22,11 +23,13 @@ import polars as pl
 from quantdag.errors import ConfigurationError, DataError
 from quantdag.markets import Market
 from quantdag.portfolio import PortfolioResult, RiskRules, allocate, run_portfolio
+from quantdag.stages.accounts import Execution, last_decision, rebalance_account
 from quantdag.stages.common import read_candles
 from quantdag.stages.signals import read_signals, require_no_lookahead, resolve_param_set
 from quantdag.store import Slice, Warehouse
 from quantdag.strategies import Strategy
 from quantdag.strategies.base import position_state
+from quantdag.tracking import WEBHOOK_ENV
 
 TS = pl.Datetime("ms", "UTC")
 
@@ -51,6 +54,7 @@ class PortfolioSpec:
     fee: float = 0.001
     slippage: float = 0.0005
     init_cash: float = 10_000.0
+    drift_tolerance: float = 0.02
 
     @property
     def backtest_account(self) -> str:
@@ -235,5 +239,167 @@ def attribution_summary(wh: Warehouse, name: str) -> pl.DataFrame:
     )
 
 
-__all__ = ["PortfolioBacktest", "PortfolioSpec", "attribution_summary", "backtest_portfolio", "build_weights",
-           "candles_long", "member_strategies", "read_weights", "store_result"]  # fmt: skip
+
+def strategy_shares(wh: Warehouse, spec: PortfolioSpec, members: Mapping[str, Strategy]) -> dict[str, float]:
+    """Each member's share of the account now: its sub-ledger's equity over the total at the
+    backtest's last candle (what the backtest sizes by), else the configured shares."""
+    rows = wh.query(
+        "SELECT strategy, equity FROM portfolio.strategy_equity WHERE portfolio = ? AND "
+        "ts = (SELECT max(ts) FROM portfolio.strategy_equity WHERE portfolio = ?)", [spec.name, spec.name],
+    )  # fmt: skip
+    keys = {s.key for s in members.values()}
+    got = {r["strategy"]: float(r["equity"]) for r in rows.iter_rows(named=True) if r["strategy"] in keys}
+    total = sum(got.values())
+    if set(got) == keys and total > 0 and all(v >= 0 for v in got.values()):
+        return {k: v / total for k, v in got.items()}
+    return member_shares(spec, members)
+
+
+def paper_targets(wh: Warehouse, spec: PortfolioSpec, markets: Sequence[Market],
+                  configured: Mapping[str, Strategy] | None = None) -> tuple[dict[str, float], int]:  # fmt: skip
+    """The account's target weights now (each member's latest weight x its share) and the
+    decision time: the last stored candle of the markets (closed, so already decided on)."""
+    members = member_strategies(wh, spec, configured)
+    shares = strategy_shares(wh, spec, members)
+    latest = read_weights(wh, spec.name).sort("ts").group_by("strategy", "symbol").last()
+    combined = {m.symbol: 0.0 for m in markets}
+    for r in latest.iter_rows(named=True):
+        if r["symbol"] in combined and r["strategy"] in shares:
+            combined[r["symbol"]] += shares[r["strategy"]] * r["weight"]
+    last = wh.query(
+        "SELECT max(ts) AS ts FROM market.candles WHERE " + " OR ".join(
+            "(exchange = ? AND symbol = ? AND timeframe = ?)" for _ in markets),
+        [v for m in markets for v in (m.exchange, m.symbol, m.timeframe)],
+    )["ts"][0]  # fmt: skip
+    decision = int(last.timestamp() * 1000) if last is not None else 0
+    return combined, decision
+
+
+def make_broker(kind: str, spec: PortfolioSpec, client: Any, *, capital: float, quote: str, fee: float,
+                slippage: float) -> Any:  # fmt: skip
+    """The portfolio's broker: ``paper`` (simulated fills at ``client``'s live prices, the backtest's
+    costs; balances rebuilt from the fill ledger) or ``ccxt`` (the exchange's own order API through
+    ``client``: its sandbox/testnet, or the simulator's signed endpoints offline)."""
+    from quantdag.backtest import BacktestSettings
+    from quantdag.execution import CcxtBroker, PaperBroker, ticker_source
+
+    if kind == "paper":
+        return PaperBroker(ticker_source(client), balances={quote: capital}, name=spec.paper_account,
+                           settings=BacktestSettings(fee=fee, slippage=slippage))  # fmt: skip
+    if kind == "ccxt":
+        return CcxtBroker(client, name=spec.paper_account)
+    raise ConfigurationError(f"portfolio.broker must be 'paper' or 'ccxt', got {kind!r}")
+
+
+def decided_since(wh: Warehouse, spec: PortfolioSpec, since_ms: int | None, until_ms: int) -> set[str] | None:
+    """Symbols with a weight row decided after ``since_ms`` up to ``until_ms`` (None: no cycle yet, all)."""
+    if since_ms is None:
+        return None
+    rows = wh.query(
+        "SELECT DISTINCT symbol FROM portfolio.weights WHERE portfolio = ? AND ts > ? AND ts <= ?",
+        [spec.name, datetime.fromtimestamp(since_ms / 1000, tz=timezone.utc), datetime.fromtimestamp(until_ms / 1000, tz=timezone.utc)],
+    )  # fmt: skip
+    return set(rows["symbol"].to_list())
+
+
+def paper_portfolio_step(
+    wh: Warehouse,
+    spec: PortfolioSpec,
+    markets: Sequence[Market],
+    broker: Any,
+    *,
+    quote: str = "USDT",
+    execution: Execution = Execution(),
+    configured: Mapping[str, Strategy] | None = None,
+    webhook_env: str = WEBHOOK_ENV,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, object]:
+    """One paper cycle of the portfolio's account (``broker``: a PaperBroker named
+    :attr:`PortfolioSpec.paper_account`, or a CcxtBroker): the backtest's targets, sizing and risk rules."""
+    weights, decision = paper_targets(wh, spec, markets, configured)
+    return rebalance_account(
+        wh, broker, account=spec.paper_account, strategy=f"portfolio-{spec.name}", markets=markets, weights=weights,
+        decision_ts_ms=decision, rules=spec.rules, pending=decided_since(wh, spec, last_decision(wh, broker.name), decision), quote=quote, execution=execution, min_notional=spec.min_notional,
+        webhook_env=webhook_env, sleep=sleep,
+    )  # fmt: skip
+
+
+def portfolio_drift(wh: Warehouse, spec: PortfolioSpec, markets: Sequence[Market], broker_name: str, *,
+                    configured: Mapping[str, Strategy] | None = None) -> pl.DataFrame:  # fmt: skip
+    """Paper vs backtest of the portfolio over the paper period, stored in ``portfolio.drift``.
+
+    The backtest is re-run over the paper period only (a shadow): from the candle the paper
+    account first decided on, with the paper account's equity then, its targets then and every
+    later weight row, the same rules and costs. At the last candle both have seen: each market's
+    position (as a weight of equity), the quantity traded since, and the P&L since (of the starting
+    equity). Apart by more than ``spec.drift_tolerance``: 'diverged'; while the shadow has no
+    candle after the first decision yet: 'pending'.
+    """
+    marks = wh.query("SELECT ts, equity, positions FROM paper.equity WHERE broker = ? ORDER BY ts", [broker_name])
+    fills = wh.query(
+        "SELECT o.symbol, o.side, f.qty, o.intent FROM paper.fills f JOIN paper.orders o USING (client_order_id) "
+        "WHERE o.broker = ?", [broker_name],
+    )  # fmt: skip
+    schema = {"portfolio": pl.Utf8, "ts": TS, "kind": pl.Utf8, "symbol": pl.Utf8, "paper": pl.Float64,
+              "backtest": pl.Float64, "difference": pl.Float64, "tolerance": pl.Float64, "status": pl.Utf8}  # fmt: skip
+    rows: list[dict] = []
+    decisions = sorted({int(i.split(":")[1]) for i in fills["intent"] if i.startswith("rebalance:")})
+    if marks.height and decisions:
+        first, last = marks.row(0, named=True), marks.row(-1, named=True)
+        start = datetime.fromtimestamp(decisions[0] / 1000, tz=timezone.utc)
+        candles = candles_long(wh, markets).filter(pl.col("ts") >= start)
+        shadow = _shadow(wh, spec, candles, start, float(first["equity"]), configured)
+        held = json.loads(last["positions"])
+        paper_traded = fills.group_by("symbol").agg(
+            pl.when(pl.col("side") == "buy").then(pl.col("qty")).otherwise(-pl.col("qty")).sum().alias("q"))
+        traded = {r["symbol"]: float(r["q"]) for r in paper_traded.iter_rows(named=True)}
+        done = shadow is not None and shadow.equity.height > 1
+        ts = shadow.equity["ts"][-1] if done else start
+        eq_b = float(shadow.final_equity) if done else None
+        px = {s: float(shadow.prices[s][-1]) for s in shadow.prices.columns[1:]} if done else {}
+        units_b = dict(shadow.positions.iter_rows()) if done else {}
+        traded_b = {r[0]: float(r[1]) for r in shadow.trades.group_by("symbol").agg(pl.col("qty").sum()).iter_rows()} if done else {}
+        eq_p = float(last["equity"])
+        for m in markets:
+            s = m.symbol
+            p_w = float(held.get(s, 0.0)) * px.get(s, 0.0) / eq_p if done else float(held.get(s, 0.0))
+            b_w = units_b.get(s, 0.0) * px.get(s, 0.0) / eq_b if done else None
+            rows.append(_drift_row(ts, "position", s, p_w, b_w, spec.drift_tolerance))
+            p_t, b_t = traded.get(s, 0.0), traded_b.get(s, 0.0) if done else None
+            rows.append(_drift_row(ts, "traded", s, p_t, b_t, spec.drift_tolerance,
+                                   scale=(px.get(s, 0.0) / float(first["equity"])) if done else 1.0))  # fmt: skip
+        pnl_p = eq_p / float(first["equity"]) - 1.0
+        pnl_b = eq_b / float(first["equity"]) - 1.0 if done else None
+        rows.append(_drift_row(ts, "pnl", "*", pnl_p, pnl_b, spec.drift_tolerance))
+        for r in rows:
+            r["portfolio"] = spec.name
+    out = pl.DataFrame(rows, schema=schema)
+    wh.replace_slices("portfolio.drift", out, [Slice(where={"portfolio": spec.name}, time_column=None)])
+    return out
+
+
+def _drift_row(ts: datetime, kind: str, symbol: str, paper: float, backtest: float | None, tol: float,
+               scale: float = 1.0) -> dict:  # fmt: skip
+    diff = None if backtest is None else abs(paper - backtest) * scale
+    status = "pending" if diff is None else ("ok" if diff <= tol else "diverged")
+    return {"ts": ts, "kind": kind, "symbol": symbol, "paper": paper, "backtest": backtest, "difference": diff,
+            "tolerance": tol, "status": status}  # fmt: skip
+
+
+def _shadow(wh: Warehouse, spec: PortfolioSpec, candles: pl.DataFrame, start: datetime, equity: float,
+            configured: Mapping[str, Strategy] | None) -> PortfolioResult | None:  # fmt: skip
+    """The portfolio backtest over ``candles`` from ``start``: the targets in force at ``start``
+    (each member's latest weight then) and every later decision, starting with ``equity``."""
+    if not candles.height:
+        return None
+    members = member_strategies(wh, spec, configured)
+    shares = strategy_shares(wh, spec, members)
+    weights = read_weights(wh, spec.name).select("ts", "symbol", "strategy", "weight")
+    at_start = weights.filter(pl.col("ts") <= start).sort("ts").group_by("strategy", "symbol").last().with_columns(ts=pl.lit(start).cast(TS))
+    later = weights.filter(pl.col("ts") > start)
+    w = pl.concat([at_start.select(later.columns), later]).join(candles.select("ts", "symbol"), on=["ts", "symbol"], how="semi")
+    return run_portfolio(
+        candles, w, fee=spec.fee, slippage=spec.slippage, init_cash=equity, min_notional=spec.min_notional,
+        shares=shares, rebalance=spec.rebalance, drift_band=spec.drift_band, turnover_cap=spec.turnover_cap,
+        risk=spec.rules, name=spec.name,
+    )  # fmt: skip
