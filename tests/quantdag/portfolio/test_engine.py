@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import numpy as np
 import polars as pl
@@ -11,75 +10,7 @@ import pytest
 
 from quantdag.errors import DataError
 from quantdag.portfolio import run_portfolio
-
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-def _market(rng, symbols, n, holes=0.0):
-    rows = []
-    for s in symbols:
-        px = 100.0 * rng.uniform(0.5, 2)
-        for t in range(n):
-            o = px
-            px = px * math.exp(rng.normal(0, 0.02))
-            if rng.random() < holes:
-                continue
-            rows.append({"ts": T0 + timedelta(hours=t), "symbol": s, "open": o, "high": max(o, px) * 1.01,
-                         "low": min(o, px) * 0.99, "close": px, "volume": 1.0})  # fmt: skip
-    return pl.DataFrame(rows).with_columns(pl.col("ts").cast(pl.Datetime("ms", "UTC")))
-
-
-def _weights(rng, candles, every=0.2, short=False):
-    pick = candles.filter(pl.Series(rng.random(candles.height) < every))
-    lo = -0.6 if short else 0.0
-    return pick.select("ts", "symbol").with_columns(weight=pl.Series(rng.uniform(lo, 0.6, pick.height)))
-
-
-def reference(candles, weights, fee, slippage, init_cash, min_notional=0.0):
-    """The rules of quantdag.portfolio.engine, one candle and one market at a time, in plain Python."""
-    times = sorted(set(candles["ts"].to_list()))
-    symbols = sorted(set(candles["symbol"].to_list()))
-    bars = {(r["ts"], r["symbol"]): r for r in candles.iter_rows(named=True)}
-    targets = {(r["ts"], r["symbol"]): r["weight"] for r in weights.iter_rows(named=True)}
-    units = dict.fromkeys(symbols, 0.0)
-    last: dict[str, float] = {}
-    pending: dict[str, float] = {}
-    cash, curve, fills, cut = init_cash, [], [], 0
-    for t in times:
-        ready = {s: pending[s] for s in sorted(pending) if (t, s) in bars}  # markets in symbol order
-        if ready:
-            value = cash + sum(u * (bars[(t, s)]["open"] if (t, s) in bars else last[s]) for s, u in units.items() if u)
-            orders = {}
-            for s, w in ready.items():
-                del pending[s]
-                d = w * value / bars[(t, s)]["open"] - units[s]
-                if d != 0 and abs(d) * bars[(t, s)]["open"] >= min_notional:
-                    orders[s] = d
-            for s, d in orders.items():
-                if d < 0:
-                    px = bars[(t, s)]["open"] * (1 - slippage)
-                    cash += -d * px * (1 - fee)
-                    units[s] += d
-                    fills.append((t, s, d))
-            need = sum(d * bars[(t, s)]["open"] * (1 + slippage) * (1 + fee) for s, d in orders.items() if d > 0)
-            scale = min(1.0, max(cash, 0.0) / need) if need > 0 else 1.0
-            for s, d in orders.items():
-                if d > 0:
-                    if scale < 1:
-                        d, cut = d * scale, cut + 1
-                        if d * bars[(t, s)]["open"] < max(min_notional, 1e-12 * abs(value)):
-                            continue  # scaled to nothing: counted, not filled
-                    px = bars[(t, s)]["open"] * (1 + slippage)
-                    cash -= d * px * (1 + fee)
-                    units[s] += d
-                    fills.append((t, s, d))
-        for s in symbols:
-            if (t, s) in bars:
-                last[s] = bars[(t, s)]["close"]
-            if (t, s) in targets:
-                pending[s] = targets[(t, s)]
-        curve.append(cash + sum(u * last[s] for s, u in units.items() if u))
-    return curve, fills, cut
+from tests.quantdag.portfolio.reference import T0, _market, _weights, reference
 
 
 @pytest.mark.parametrize("seed", range(12))
