@@ -24,7 +24,7 @@ import polars as pl
 
 from quantdag.errors import ConfigurationError, DataError
 from quantdag.portfolio.nb import COUNTERS, simulate
-from quantdag.portfolio.risk import EV_DAILY_LOSS, EV_DRAWDOWN, EV_NEW_DAY, EV_RESUME_CANDLES, EV_RESUME_RECOVERY, EVENT_RULES, STATE_NAMES, RiskRules, new_state
+from quantdag.portfolio.risk import EVENT_RULES, STATE_NAMES, RiskRules, event_reason, new_state
 from quantdag.timeframes import periods_per_year
 
 CANDLE_COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume")
@@ -220,7 +220,7 @@ def run_portfolio(
     }, schema=ATTRIBUTION_SCHEMA)  # fmt: skip
     events = pl.DataFrame({
         "ts": grid.gather(ev_bar) if len(ev_bar) else grid.head(0), "state": [STATE_NAMES[s] for s in ev_state],
-        "rule": [EVENT_RULES[c] for c in ev_code], "reason": [_reason(c, risk) for c in ev_code],
+        "rule": [EVENT_RULES[c] for c in ev_code], "reason": [event_reason(c, risk) for c in ev_code],
     }, schema=RISK_EVENT_SCHEMA)  # fmt: skip
     strategy_equity = pl.DataFrame({"ts": grid, **{s: s_eq[:, k] for k, s in enumerate(strategies)}})
     metrics = _metrics(eq, gross, net, trades, init_cash, _periods(grid, timeframe))
@@ -244,15 +244,6 @@ def _last_close(close: np.ndarray) -> np.ndarray:
             last[j] = close[seen[-1], j]
     return last
 
-
-def _reason(code: int, risk: RiskRules) -> str:
-    return {
-        EV_DRAWDOWN: f"drawdown from the equity peak reached {risk.max_drawdown:.2%}" if risk.max_drawdown else "drawdown",
-        EV_DAILY_LOSS: f"loss since the UTC day began reached {risk.daily_loss:.2%}" if risk.daily_loss else "daily loss",
-        EV_NEW_DAY: "a new UTC day began",
-        EV_RESUME_CANDLES: f"{risk.resume_after} candles after the halt",
-        EV_RESUME_RECOVERY: f"drawdown back under {risk.resume_drawdown:.2%}",
-    }.get(code, EVENT_RULES.get(code, "?"))
 
 
 def _periods(ts: pl.Series, timeframe: str | None) -> float:

@@ -125,6 +125,17 @@ def new_state(equity: float, ts_ms: int) -> np.ndarray:
     return st
 
 
+def event_reason(code: int, risk: RiskRules) -> str:
+    """Words for an event code, with the limit that tripped."""
+    return {
+        EV_DRAWDOWN: f"drawdown from the equity peak reached {risk.max_drawdown:.2%}" if risk.max_drawdown else "drawdown",
+        EV_DAILY_LOSS: f"loss since the UTC day began reached {risk.daily_loss:.2%}" if risk.daily_loss else "daily loss",
+        EV_NEW_DAY: "a new UTC day began",
+        EV_RESUME_CANDLES: f"{risk.resume_after} candles after the halt",
+        EV_RESUME_RECOVERY: f"drawdown back under {risk.resume_drawdown:.2%}",
+    }.get(code, EVENT_RULES.get(code, "?"))
+
+
 @njit(cache=True)
 def update_state(st: np.ndarray, p: np.ndarray, equity: float, ts_ms: int) -> tuple[int, int]:
     """Feed the equity marked at a close; returns up to two event codes (0 = none): a new UTC day

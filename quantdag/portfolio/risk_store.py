@@ -31,6 +31,7 @@ from quantdag.portfolio.risk import (
     S_STATE,
     STATE_NAMES,
     RiskRules,
+    event_reason,
     new_state,
     update_state,
 )
@@ -98,7 +99,7 @@ def mark(wh: Warehouse, account: str, rules: RiskRules, equity: float, ts_ms: in
     events, out = [], []
     for code in codes:
         rule = EVENT_RULES[code]
-        reason = (reasons or {}).get(code, rule)
+        reason = (reasons or {}).get(code) or event_reason(code, rules)
         state = STATE_NAMES[int(st[S_STATE])] if code == codes[-1] else "active"
         events.append({"account": account, "ts": _utc(ts_ms), "state": state, "rule": rule, "reason": reason,
                        "equity": float(equity)})  # fmt: skip

@@ -88,6 +88,16 @@ def last_decision(wh: Warehouse, broker: str) -> int | None:
     return int(rows["decision_ts"][0].timestamp() * 1000) if rows.height else None
 
 
+def _resumed_by_hand(wh: Warehouse, account: str, broker: str) -> bool:
+    """Whether a resume was stored after the account's last cycle (a human, the dashboard)."""
+    rows = wh.query(
+        "SELECT count(*) AS n FROM risk.events e WHERE e.account = ? AND e.state = 'active' AND e.ts > "
+        "coalesce((SELECT acted_at FROM paper.decisions WHERE broker = ?), TIMESTAMPTZ '1970-01-01 00:00:00+00')",
+        [account, broker],
+    )  # fmt: skip
+    return bool(rows["n"][0])
+
+
 def _acted(wh: Warehouse, broker: str, decision_ts_ms: int) -> None:
     now = datetime.now(timezone.utc)
     row = pl.DataFrame({"broker": [broker], "decision_ts": [datetime.fromtimestamp(decision_ts_ms / 1000, tz=timezone.utc)],
@@ -118,6 +128,7 @@ def rebalance_account(
     quote: str = "USDT",
     execution: Execution = Execution(),
     min_notional: float = 10.0,
+    cost_rate: float = 0.002,
     webhook_env: str = WEBHOOK_ENV,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, object]:
@@ -126,7 +137,8 @@ def rebalance_account(
 
     ``pending``: the markets a decision newer than the last acted on changed (None: all) — the
     others keep their units, as in the backtest, unless a risk rule moves them; a resume brings
-    every market back to its target.
+    every market back to its target. ``cost_rate``: fee + slippage a buy may cost, as a fraction
+    (with a margin): buys are scaled so cash covers them, as the backtest scales them.
     """
     symbols = [m.symbol for m in markets]
     oms_limits = RiskLimits(max_orders=rules.max_orders * 4 if rules.max_orders else None)  # children of sliced parents
@@ -148,7 +160,7 @@ def rebalance_account(
         if rules.needs_history:
             c = closes(wh, markets)
             returns = trailing_returns(c, c.shape[0] - 1, rules.window) if c.shape[0] >= 3 else np.empty((0, len(symbols)))
-        resumed = any(state_ == "active" for state_, _, _ in risk.events)
+        resumed = any(state_ == "active" for state_, _, _ in risk.events) or _resumed_by_hand(wh, account, broker.name)
         if pending is None or resumed:
             pending = set(symbols)
         wanted = {s: weights.get(s, 0.0) if s in pending else current.get(s, 0.0) for s in symbols}
@@ -162,9 +174,18 @@ def rebalance_account(
             orders = orders[: rules.max_orders]
         tca, sent = [], 0
         done_parents = {o.parent_id for o in oms.store.orders() if o.parent_id}
+        cut = 0
+        scale = None
         for symbol, d in orders:
-            qty = broker.round_qty(symbol, abs(d))
-            if qty <= 0:
+            if d > 0 and scale is None:  # the sells are done: buys that cash cannot cover shrink together
+                free = broker.balances().get(quote)
+                need = sum(q * prices[s] * (1.0 + cost_rate) for s, q in orders if q > 0)
+                scale = min(1.0, max(free.free if free else 0.0, 0.0) / need) if need > 0 else 1.0
+                if scale < 1.0:
+                    cut = sum(1 for _, q in orders if q > 0)
+                    log.warning("%s: buys scaled by %.6f: cash %.2f cannot cover %.2f", account, scale, free.free if free else 0.0, need)
+            qty = broker.round_qty(symbol, abs(d) * (scale if d > 0 and scale is not None else 1.0))
+            if qty <= 0 or qty * prices[symbol] < min_notional:
                 continue
             profile = None
             if execution.algo == "vwap":
@@ -190,7 +211,7 @@ def rebalance_account(
     return {
         "account": account, "risk_state": risk.state, "risk_events": [list(e) for e in risk.events],
         "limits_hit": hits, "equity": equity_after, "equity_before": equity, "decision_ts_ms": decision_ts_ms,
-        "targets": {s: round(w, 6) for s, w in limited.items()}, "orders_sent": sent, "parents": tca,
+        "targets": {s: round(w, 6) for s, w in limited.items()}, "orders_sent": sent, "parents": tca, "n_cut_for_cash": cut,
         "positions": positions, "reconciled_orders": len(report.resolved), "lost_orders": len(report.lost),
         "balance_mismatches": len(report.balance_mismatches),
     }  # fmt: skip
