@@ -138,6 +138,8 @@ def simulate(open_, close, weights, ts_ms, shares, init_cash, fee, slippage, min
                         delta[i] = 0.0
                     elif lim[i] == tgt[i]:
                         delta[i] = big_d[i]  # untouched by the risk rules: exactly what was wished
+                    elif lim[i] == cur[i]:
+                        delta[i] = 0.0  # held where it is (reducing, frozen): no float-dust fill
                     else:
                         delta[i] = lim[i] * value / open_[t, i] - units[i]
             else:  # nothing left to trade with
@@ -183,7 +185,7 @@ def simulate(open_, close, weights, ts_ms, shares, init_cash, fee, slippage, min
                     t_bar, t_sym, t_qty, t_px, t_fee = _record(t_bar, t_sym, t_qty, t_px, t_fee, nt, t, i, q, p, f)
                     nt += 1
             scale = 1.0
-            if buy_cost > cash:
+            if buy_cost > 0 and buy_cost > cash:
                 scale = max(cash, 0.0) / buy_cost
             for i in range(m):
                 q = delta[i]
@@ -210,22 +212,31 @@ def simulate(open_, close, weights, ts_ms, shares, init_cash, fee, slippage, min
                 if not tradable[i] or not (q != 0.0 or (not held[i] and (abs_d[i] > 0 or flatten))):
                     continue
                 before = units[i] - q
+                dd = big_d[i]
+                side = 0.0  # the wishes on the side of the net trade: only they absorb a shortfall
+                for s in range(ns):
+                    if d[s, i] * dd > 0:
+                        side += abs(d[s, i])
+                short_of_wish = dd != 0.0 and q * dd >= 0 and abs(q) <= abs(dd)
                 tot = 0.0
                 for s in range(ns):  # each strategy's part of this market's fill (or internal cross)
                     if flatten and q == -before:
                         x = -u[s, i]
+                    elif short_of_wish:
+                        x = d[s, i] - (dd - q) * abs(d[s, i]) / side if d[s, i] * dd > 0 else d[s, i]
                     elif abs_d[i] > 0:
-                        x = d[s, i] - (big_d[i] - q) * abs(d[s, i]) / abs_d[i]
+                        x = d[s, i] - (dd - q) * abs(d[s, i]) / abs_d[i]
                     elif before != 0.0:
                         x = u[s, i] * q / before
                     else:
                         x = 0.0
                     d[s, i] = x
-                    tot += abs(x)
+                    if x * q > 0:
+                        tot += abs(x)
                 cost_slip = abs(q) * open_[t, i] * slippage
                 for s in range(ns):
                     x = d[s, i]
-                    share = abs(x) / tot if tot > 0 else 0.0
+                    share = abs(x) / tot if tot > 0 and x * q > 0 else 0.0  # crossed internally: no cost
                     u[s, i] += x
                     flow[s, i] -= x * open_[t, i]
                     a_fee[s, i] += paid[i] * share
@@ -265,6 +276,11 @@ def simulate(open_, close, weights, ts_ms, shares, init_cash, fee, slippage, min
                     force = rp[P_HALT_ACTION] == 0
                 else:
                     _pend_latest(pending, latest)  # back to the strategies' targets
+        if state[S_STATE] == HALTED and rp[P_HALT_ACTION] == 0 and not force:
+            for i in range(m):  # a flatten an open could not finish (no candle, caps) goes on
+                if units[i] != 0.0:
+                    force = True
+                    break
         equity[t] = eq
         cash_out[t] = cash
         gross[t] = g

@@ -33,7 +33,7 @@ STATE_NAMES = ("active", "reducing", "halted")
 (P_MAX_GROSS, P_MAX_NET, P_MAX_ASSET, P_MAX_CORRELATED, P_CORR_THRESHOLD, P_WINDOW, P_MAX_DRAWDOWN, P_DAILY_LOSS,
  P_MAX_ES, P_ES_LEVEL, P_MAX_ORDERS, P_RESUME, P_RESUME_AFTER, P_RESUME_DRAWDOWN, P_HALT_ACTION, N_PARAMS) = range(16)  # fmt: skip
 # state vector layout
-S_STATE, S_PEAK, S_DAY, S_DAY_START, S_HALTED_AT, S_CANDLES, N_STATE = range(7)
+S_STATE, S_PEAK, S_DAY, S_DAY_START, S_HALTED_AT, S_CANDLES, S_LAST, N_STATE = range(8)
 # event codes (what tripped or resumed)
 EV_DRAWDOWN, EV_DAILY_LOSS, EV_MANUAL_HALT, EV_NEW_DAY, EV_RESUME_CANDLES, EV_RESUME_RECOVERY, EV_MANUAL_RESUME = range(1, 8)
 EVENT_RULES = {EV_DRAWDOWN: "max_drawdown", EV_DAILY_LOSS: "daily_loss", EV_MANUAL_HALT: "manual",
@@ -122,6 +122,7 @@ def new_state(equity: float, ts_ms: int) -> np.ndarray:
     """A fresh ACTIVE state whose peak and day start are ``equity``."""
     st = np.zeros(N_STATE)
     st[S_STATE], st[S_PEAK], st[S_DAY], st[S_DAY_START], st[S_HALTED_AT] = ACTIVE, equity, ts_ms // MS_PER_DAY, equity, -1
+    st[S_LAST] = equity
     return st
 
 
@@ -143,9 +144,11 @@ def update_state(st: np.ndarray, p: np.ndarray, equity: float, ts_ms: int) -> tu
     first = 0
     st[S_CANDLES] += 1.0
     day = float(ts_ms // MS_PER_DAY)
+    prev = st[S_LAST] if st[S_LAST] > 0 else equity
+    st[S_LAST] = equity
     if st[S_DAY] != day:
         st[S_DAY] = day
-        st[S_DAY_START] = equity
+        st[S_DAY_START] = prev  # the day began at the previous mark: its first candle's loss counts
         if st[S_STATE] == REDUCING:
             st[S_STATE] = ACTIVE
             first = EV_NEW_DAY
@@ -300,7 +303,7 @@ def expected_shortfall(returns: np.ndarray, w: np.ndarray, level: float) -> floa
     k = returns.shape[0]
     r = returns @ w
     r.sort()
-    tail = max(1, int(math.floor(k * (1.0 - level))))
+    tail = max(1, int(math.floor(k * (1.0 - level) + 1e-9)))  # 100 x (1 - 0.9) is 9.999...
     s = 0.0
     for j in range(tail):
         s += r[j]

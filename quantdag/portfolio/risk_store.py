@@ -27,6 +27,7 @@ from quantdag.portfolio.risk import (
     S_DAY,
     S_DAY_START,
     S_HALTED_AT,
+    S_LAST,
     S_PEAK,
     S_STATE,
     STATE_NAMES,
@@ -56,13 +57,14 @@ def _utc(ms: int) -> datetime:
 
 def load(wh: Warehouse, account: str, equity: float, ts_ms: int) -> np.ndarray:
     """The stored state vector of ``account``, or a fresh ACTIVE one peaked at ``equity``."""
-    rows = wh.query("SELECT state, peak, day, day_start, halted_at, marks FROM risk.state WHERE account = ?", [account])
+    rows = wh.query("SELECT state, peak, day, day_start, halted_at, marks, equity FROM risk.state WHERE account = ?", [account])
     if not rows.height:
         return new_state(equity, ts_ms)
     r = rows.row(0, named=True)
     st = new_state(equity, ts_ms)
     st[S_STATE], st[S_PEAK], st[S_DAY], st[S_DAY_START] = STATE_NAMES.index(r["state"]), r["peak"], r["day"], r["day_start"]
     st[S_HALTED_AT], st[S_CANDLES] = r["halted_at"], r["marks"]
+    st[S_LAST] = r["equity"]
     return st
 
 

@@ -106,8 +106,10 @@ def reference_portfolio(candles, weights, *, fee, slippage, init_cash, shares=No
     the account orders D_i = sum_s d_s,i; an order under ``min_notional`` is skipped; if the orders'
     notional exceeds ``turnover_cap`` x value, every order is scaled down to it and its targets stay
     pending; sells fill first, then buys, all scaled by one factor if cash is short. Of a market's
-    fill q, strategy s takes x_s = d_s - (D - q) |d_s| / sum |d| (so opposite wishes cross
-    internally) at the open price, and pays the fill's fee and slippage in proportion to |x_s|.
+    fill q, the strategies wishing the net's way absorb the shortfall D - q in proportion to |d_s|
+    (x_s = d_s - (D - q) |d_s| / sum over that side of |d|; the others get their wish: opposite wishes
+    cross internally) at the open price, and the fill's fee and slippage are paid by the strategies
+    whose part goes the fill's way, in proportion to |x_s| (an internal cross costs nothing).
     """
     times = sorted(set(candles["ts"].to_list()))
     symbols = sorted(set(candles["symbol"].to_list()))
@@ -187,11 +189,16 @@ def reference_portfolio(candles, weights, *, fee, slippage, init_cash, shares=No
                     continue
                 size = sum(abs(d) for d in wish[m].values())
                 if size > 0:
-                    part = {s: d - (wished[m] - q) * abs(d) / size for s, d in wish[m].items()}
-                    total = sum(abs(x) for x in part.values())
+                    net = wished[m]
+                    side = sum(abs(d) for d in wish[m].values() if d * net > 0)
+                    if net != 0 and q * net >= 0 and abs(q) <= abs(net):  # only the net's side absorbs the shortfall
+                        part = {s: d - (net - q) * abs(d) / side if d * net > 0 else d for s, d in wish[m].items()}
+                    else:
+                        part = {s: d - (net - q) * abs(d) / size for s, d in wish[m].items()}
+                    total = sum(abs(x) for x in part.values() if x * q > 0)
                     slip_cost = abs(q) * opens[m] * slippage
                     for s, x in part.items():
-                        k = abs(x) / total if total > 0 else 0.0
+                        k = abs(x) / total if total > 0 and x * q > 0 else 0.0  # crossed internally: no cost
                         sub_units[(s, m)] += x
                         flow[(s, m)] -= x * opens[m]
                         fees[(s, m)] += paid[m] * k

@@ -105,15 +105,9 @@ def _flatten_case(kind):
 
 
 @pytest.mark.parametrize("kind", [
-    pytest.param("hole", marks=pytest.mark.xfail(strict=True, reason=(
-        "the halt's flatten is one forced candle: a market with no candle at that open (BBB, ~30 units) is skipped "
-        "and, with no target pending, never flattened while halted"))),
-    pytest.param("turnover_cap", marks=pytest.mark.xfail(strict=True, reason=(
-        "turnover_cap scales the flatten's orders and marks them held, but a later candle only runs when a target "
-        "is pending: after one 10 % step the account stays invested while halted"))),
-    pytest.param("max_orders", marks=pytest.mark.xfail(strict=True, reason=(
-        "max_orders=1 defers all but the largest flatten order; the deferred ones never run (two of the three "
-        "markets stay open while halted)"))),
+    "hole",
+    "turnover_cap",
+    "max_orders",
 ])  # fmt: skip
 def test_a_halt_flattens_every_position_even_when_one_open_cannot_do_it_all(kind):
     got = _flatten_case(kind)
@@ -141,7 +135,7 @@ def test_daily_loss_reduces_only_until_the_next_utc_day_then_restores_the_target
     assert events(got) == [(at(trip), "reducing", "daily_loss"), (at(24), "active", "daily_loss")]
     assert got.risk_events["reason"][1] == "a new UTC day began"
     # 0.9 (more than held) buys nothing; 0.3 sells down to 0.3; 0.8 waits for the new day's first close
-    real = got.trades.filter(pl.col("notional") > 1e-6)  # (a float-dust fill is pinned by its own xfail below)
+    real = got.trades.filter(pl.col("notional") > 1e-6)  # (no float-dust fill: pinned below)
     assert sorted(set(real["ts"])) == [at(1), at(trip + 6), at(25)]
     units = np.cumsum(got.trades["qty"].to_numpy())
     during = (got.trades["ts"] > at(trip)) & (got.trades["ts"] < at(trip + 6))
@@ -152,10 +146,6 @@ def test_daily_loss_reduces_only_until_the_next_utc_day_then_restores_the_target
     assert held[at(25)]["AAA"] == pytest.approx(0.8, abs=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "REDUCING clamps a higher target to the held weight w = units x open / value, then orders "
-    "w x value / open - units, which is float dust (+7.1e-15 units here) instead of 0: a dust BUY is filled and "
-    "recorded while reducing"))
 def test_while_reducing_a_target_above_the_held_weight_makes_no_fill_at_all():
     trip = _daily_trip()
     got = run_portfolio(frame({"AAA": DAILY_CLOSES}), weight_rows([(0, "AAA", 0.6)]), risk=RiskRules(daily_loss=0.05),
@@ -165,9 +155,6 @@ def test_while_reducing_a_target_above_the_held_weight_makes_no_fill_at_all():
     assert fill_stamps(got) == [at(1), at(25)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "update_state resets the day's start to the equity at the new day's FIRST CLOSE (00:00 candle), so the loss of the "
-    "00:00-01:00 candle never counts: 10000 -> 9700 -> 9457.5 (-5.4 % since 00:00) does not trip daily_loss=0.05"))
 def test_daily_loss_counts_the_loss_of_the_first_candle_of_the_day():
     closes = [100.0] * 24 + [97.0, 97.0 * 0.975] + [97.0 * 0.975] * 10
     got = run_portfolio(frame({"AAA": closes}), weight_rows([(0, "AAA", 1.0)]), risk=RiskRules(daily_loss=0.05),
@@ -177,7 +164,7 @@ def test_daily_loss_counts_the_loss_of_the_first_candle_of_the_day():
 
 
 def test_reducing_never_grows_a_position_on_random_paths():
-    """While reducing, every fill shrinks |units| (beyond float dust, see the xfail above) and never flips a sign."""
+    """While reducing, every fill shrinks |units| (no float dust: pinned above) and never flips a sign."""
     reduced = 0
     for seed in range(4):
         rng = np.random.default_rng(70 + seed)
@@ -240,9 +227,6 @@ def test_resume_on_recovery_keeps_frozen_positions_until_the_drawdown_heals():
     assert held_weights(got, frame({"AAA": closes}))[at(back + 1)]["AAA"] == pytest.approx(0.2, abs=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a frozen halt clamps pending targets to the held weights, and w x value / open - units is float dust, not 0: "
-    "here 66 fills of ~1e-14 units (notional ~1e-12) are recorded after the halt, on every candle a target is pending"))
 def test_a_frozen_halt_makes_no_fill_whatever_rows_arrive():
     rng = np.random.default_rng(0)
     candles = _market(rng, ["AAA", "BBB", "CCC"], 120)
@@ -446,9 +430,6 @@ def test_expected_shortfall_is_the_mean_of_the_worst_tail():
         expected_shortfall(returns.tolist(), w.tolist(), 0.95), rel=1e-12)  # the worst 2 of 40
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "expected_shortfall takes floor(k * (1 - level)) in floats: 100 * (1 - 0.9) = 9.999999999999998 -> 9, so "
-    "ES at 90 % over 100 returns averages the worst 9 (0.096 here), not the worst 10 (0.0955)"))
 def test_expected_shortfall_tail_holds_the_whole_share_at_round_levels():
     returns = -np.arange(1, 101, dtype=float)[:, None] / 1000  # -0.001 .. -0.100
     assert rk.expected_shortfall(returns, np.array([1.0]), 0.9) == pytest.approx(0.0955, rel=1e-12)
