@@ -23,8 +23,12 @@ _sims_lock = threading.Lock()
 SIM_GENESIS_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 
 
-def in_process_sim_url(seed: int, genesis_ms: int = SIM_GENESIS_MS) -> str:
-    """URL of this process's simulated exchange for ``seed``, starting it on first use."""
+def in_process_sim_url(seed: int, genesis_ms: int = SIM_GENESIS_MS, *, account: tuple[str, str, dict[str, float]] | None = None) -> str:
+    """URL of this process's simulated exchange for ``seed``, starting it on first use.
+
+    ``account`` (api key, secret, balances): the signed order endpoints answer for that key, so
+    ``portfolio.broker: ccxt`` trades through the real ccxt client offline (installed once).
+    """
     from quantdag.sim import MarketModel, SimExchange  # imported lazily: only offline runs need it
 
     with _sims_lock:
@@ -33,6 +37,11 @@ def in_process_sim_url(seed: int, genesis_ms: int = SIM_GENESIS_MS) -> str:
             sim = SimExchange(MarketModel(seed=seed, genesis_ms=genesis_ms))
             sim.start()
             _sims[(seed, genesis_ms)] = sim
+        if account is not None and getattr(sim, "orders", None) is None:
+            from quantdag.sim.orders import install_orders
+
+            key, secret, balances = account
+            install_orders(sim, api_key=key, secret=secret, balances=balances)
         return sim.url
 
 
@@ -82,9 +91,17 @@ class SimulatedExchangeResource(ExchangeResource):
     def venue(self) -> str:
         return "sim"
 
+    sim_balances: dict[str, float] = Field(default_factory=lambda: {"USDT": 10_000.0},
+                                           description="starting balances of the in-process simulator's order account")
+
     def _api_url(self) -> str | None:
-        base = self.sim_url or in_process_sim_url(self.sim_seed)
-        return f"{base.rstrip('/')}/api/v3"
+        if self.sim_url:
+            return f"{self.sim_url.rstrip('/')}/api/v3"
+        from quantdag.exchange.secrets import load_credentials
+
+        creds = load_credentials(self.exchange_id)  # keys in the environment: its order endpoints accept them
+        account = (creds.api_key, creds.secret, dict(self.sim_balances)) if creds is not None else None
+        return f"{in_process_sim_url(self.sim_seed, account=account).rstrip('/')}/api/v3"
 
 
 class LiveExchangeResource(ExchangeResource):

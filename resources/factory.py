@@ -19,7 +19,8 @@ def make_exchange(config: ProjectConfig, *, sim_url: str | None = None) -> Excha
     common = {"exchange_id": ex.id, "timeout_ms": ex.timeout_ms, "max_retries": ex.max_retries, "max_ban_wait": ex.max_ban_wait}
     if ex.mode == "live":
         return LiveExchangeResource(sandbox=ex.sandbox, **common)
-    return SimulatedExchangeResource(sim_url=sim_url or ex.simulator.url, sim_seed=ex.simulator.seed, **common)
+    return SimulatedExchangeResource(sim_url=sim_url or ex.simulator.url, sim_seed=ex.simulator.seed,
+                                     sim_balances={config.paper.quote: config.paper.capital}, **common)
 
 
 def _parquet_dir(config: ProjectConfig, data_dir: str | Path | None) -> str | None:
