@@ -1,5 +1,5 @@
 """Daily schedules: yesterday's data at 00:15 UTC, its events, backtests (many parameter sets per run),
-paper marks and drift."""
+the portfolio, paper marks and drift."""
 
 from __future__ import annotations
 
@@ -85,8 +85,19 @@ def build_schedules(
         """Daily, after the data and backtests: every paper account's fills against the backtest's."""
         yield from requests(context, "%Y-%m-%d", paper_only=True)
 
+    # The portfolio after the day's backtests (its weights read their signals), and its paper account
+    # every hour: a new candle's decision, the kill switches re-checked, equity marked, drift.
+    daily_portfolio_schedule = dg.ScheduleDefinition(
+        name="daily_portfolio_schedule", job=jobs["portfolio_job"], cron_schedule="20 1 * * *",
+        execution_timezone="UTC", default_status=daily,
+    )  # fmt: skip
+    portfolio_paper_schedule = dg.ScheduleDefinition(
+        name="portfolio_paper_schedule", job=jobs["portfolio_paper_job"], cron_schedule="7 * * * *",
+        execution_timezone="UTC", default_status=trading,
+    )  # fmt: skip
     return [
         dg.build_schedule_from_partitioned_job(jobs["daily_data_job"], hour_of_day=0, minute_of_hour=15, default_status=daily),
         dg.build_schedule_from_partitioned_job(jobs["events_job"], hour_of_day=0, minute_of_hour=45, default_status=daily),
-        daily_backtest_schedule, paper_mark_to_market_schedule, daily_paper_drift_schedule,
+        daily_backtest_schedule, paper_mark_to_market_schedule, daily_paper_drift_schedule, daily_portfolio_schedule,
+        portfolio_paper_schedule,
     ]  # fmt: skip

@@ -155,3 +155,36 @@ def store_events(wh: Warehouse, account: str, events: pl.DataFrame) -> None:
     every rerun recomputes them all."""
     frame = events.with_columns(account=pl.lit(account), equity=pl.lit(None, dtype=pl.Float64))
     wh.replace_slices("risk.events", frame, [Slice(where={"account": account}, time_column=None)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m quantdag.portfolio.risk_store status | halt ACCOUNT | resume ACCOUNT [--reason TEXT]``."""
+    import argparse
+
+    from quantdag.config import load_config
+
+    p = argparse.ArgumentParser(prog="python -m quantdag.portfolio.risk_store", description="Risk state of the accounts.")
+    p.add_argument("action", choices=("status", "halt", "resume"))
+    p.add_argument("account", nargs="?", help="e.g. portfolio:research or paper:<parameter set>")
+    p.add_argument("--reason", default=None)
+    args = p.parse_args(argv)
+    wh = Warehouse(load_config().data_path / "quantdag.duckdb")
+    if args.action == "status":
+        rows = wh.query("SELECT account, state, rule, reason, equity, peak, updated_at FROM risk.state ORDER BY account")
+        for r in rows.iter_rows(named=True):
+            print(f"{r['account']:<40} {r['state']:<9} equity {r['equity']:>12,.2f} peak {r['peak']:>12,.2f}  "
+                  f"{r['rule'] or ''} {r['reason'] or ''}")
+        return 0
+    if not args.account:
+        p.error(f"{args.action} needs an ACCOUNT")
+    try:
+        (halt if args.action == "halt" else resume)(wh, args.account, args.reason or f"{args.action} by hand")
+    except ConfigurationError as exc:
+        print(f"error: {exc}")
+        return 2
+    print(f"{args.account}: {args.action} stored; its next cycle acts on it")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -129,6 +129,7 @@ def rebalance_account(
     execution: Execution = Execution(),
     min_notional: float = 10.0,
     cost_rate: float = 0.002,
+    turnover_cap: float | None = None,
     webhook_env: str = WEBHOOK_ENV,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, object]:
@@ -139,6 +140,8 @@ def rebalance_account(
     others keep their units, as in the backtest, unless a risk rule moves them; a resume brings
     every market back to its target. ``cost_rate``: fee + slippage a buy may cost, as a fraction
     (with a margin): buys are scaled so cash covers them, as the backtest scales them.
+    ``turnover_cap`` (of equity) and ``rules.max_orders`` leave part of a decision for the next
+    cycle, which takes it up again (the decision is not marked acted on until it is done).
     """
     symbols = [m.symbol for m in markets]
     oms_limits = RiskLimits(max_orders=rules.max_orders * 4 if rules.max_orders else None)  # children of sliced parents
@@ -163,17 +166,27 @@ def rebalance_account(
         resumed = any(state_ == "active" for state_, _, _ in risk.events) or _resumed_by_hand(wh, account, broker.name)
         if pending is None or resumed:
             pending = set(symbols)
+        done_parents = {o.parent_id for o in oms.store.orders() if o.parent_id}
+        prefix = f"rebalance:{decision_ts_ms}:{risk.state}:"
+        done = {p[len(prefix):-len(strategy) - 1] for p in done_parents if p.startswith(prefix) and p.endswith(f":{strategy}")}
+        pending = set(pending) - done  # this decision's markets already traded: only the deferred ones are left
         wanted = {s: weights.get(s, 0.0) if s in pending else current.get(s, 0.0) for s in symbols}
         limited, hits = limited_weights(wanted, current, state, rules, returns, symbols)
         units = target_units(limited, max(equity, 0.0), prices)
         deltas = {s: units[s] - positions.get(s, 0.0) for s in symbols}
         orders = [(s, d) for s, d in deltas.items() if abs(d) * prices[s] >= max(min_notional, 1e-9)]
         orders.sort(key=lambda o: (o[1] > 0, -abs(o[1]) * prices[o[0]]))  # sells first, biggest first
+        unfinished = False  # part of the decision waits for the next cycle (it stays pending, as in the backtest)
+        traded = sum(abs(d) * prices[s] for s, d in orders)
+        if turnover_cap is not None and equity > 0 and traded > turnover_cap * equity:
+            f = turnover_cap * equity / traded
+            orders = [(s, d * f) for s, d in orders]
+            unfinished = True
         if rules.max_orders is not None and len(orders) > rules.max_orders:
             log.warning("%s: %d orders, %d deferred to the next cycle (max_orders)", account, len(orders), len(orders) - rules.max_orders)
             orders = orders[: rules.max_orders]
+            unfinished = True
         tca, sent = [], 0
-        done_parents = {o.parent_id for o in oms.store.orders() if o.parent_id}
         cut = 0
         scale = None
         for symbol, d in orders:
@@ -207,11 +220,12 @@ def rebalance_account(
         positions = {s: p.qty for s, p in oms.positions().items()}
         equity_after = oms.equity(prices, quote)
     record_equity(wh, broker.name, equity_after, risk.state, positions)
-    _acted(wh, broker.name, decision_ts_ms)
+    if not unfinished:
+        _acted(wh, broker.name, decision_ts_ms)
     return {
         "account": account, "risk_state": risk.state, "risk_events": [list(e) for e in risk.events],
         "limits_hit": hits, "equity": equity_after, "equity_before": equity, "decision_ts_ms": decision_ts_ms,
-        "targets": {s: round(w, 6) for s, w in limited.items()}, "orders_sent": sent, "parents": tca, "n_cut_for_cash": cut,
+        "targets": {s: round(w, 6) for s, w in limited.items()}, "orders_sent": sent, "parents": tca, "n_cut_for_cash": cut, "unfinished": unfinished,
         "positions": positions, "reconciled_orders": len(report.resolved), "lost_orders": len(report.lost),
         "balance_mismatches": len(report.balance_mismatches),
     }  # fmt: skip

@@ -319,7 +319,8 @@ def paper_portfolio_step(
     weights, decision = paper_targets(wh, spec, markets, configured)
     return rebalance_account(
         wh, broker, account=spec.paper_account, strategy=f"portfolio-{spec.name}", markets=markets, weights=weights,
-        decision_ts_ms=decision, rules=spec.rules, pending=decided_since(wh, spec, last_decision(wh, broker.name), decision), quote=quote, execution=execution, min_notional=spec.min_notional,
+        decision_ts_ms=decision, rules=spec.rules, pending=decided_since(wh, spec, last_decision(wh, broker.name), decision),
+        turnover_cap=spec.turnover_cap, cost_rate=(spec.fee + spec.slippage) * 1.5, quote=quote, execution=execution, min_notional=spec.min_notional,
         webhook_env=webhook_env, sleep=sleep,
     )  # fmt: skip
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import polars as pl
-import pytest
 
 from quantdag.config import load_config
 from quantdag.store import Warehouse

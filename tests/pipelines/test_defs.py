@@ -189,7 +189,7 @@ def test_schedule_ticks_leave_no_dead_instance_behind_for_later_definitions(tmp_
         with dg.instance_for_test() as instance:
             instance.add_dynamic_partitions("param_sets", ["sma_cross", "rsi"])
             for name in ("daily_data_job_schedule", "daily_backtest_schedule", "paper_mark_to_market_schedule",
-                         "daily_paper_drift_schedule"):
+                         "daily_paper_drift_schedule", "daily_portfolio_schedule", "portfolio_paper_schedule"):
                 assert tick_schedule(d, name, instance, when).run_requests, name
                 # nothing the tick opened is still installed: it would be reset to a dead instance later
                 assert DefsStateStorage.get() is instance.defs_state_storage, name
@@ -200,3 +200,13 @@ def test_schedule_ticks_leave_no_dead_instance_behind_for_later_definitions(tmp_
         assert DefsStateStorage.get() is before
     fresh = build_defs(tmp_path / "fresh")
     assert fresh.resolve_job_def("daily_data_job").name == "daily_data_job"
+
+
+def test_portfolio_schedules_run_after_the_backtests_and_paper_only_when_enabled(tmp_path):
+    from pipeline_helpers import config_with
+
+    defs = build_defs(tmp_path, config=config_with(automation={"paper_trading": False}))
+    daily, paper = defs.resolve_schedule_def("daily_portfolio_schedule"), defs.resolve_schedule_def("portfolio_paper_schedule")
+    assert daily.cron_schedule == "20 1 * * *" and daily.job_name == "portfolio_job"  # after the 01:00 backtests
+    assert daily.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert paper.job_name == "portfolio_paper_job" and paper.default_status == dg.DefaultScheduleStatus.STOPPED

@@ -140,3 +140,31 @@ def test_daily_loss_allows_only_reductions_until_the_next_utc_day(tmp_path):
         paper_mod.PaperBroker.now_ms = original
     assert nxt["risk_state"] == "active"
     assert nxt["positions"]["BTC/USDT"] * 80.0 / nxt["equity_before"] == pytest.approx(0.9, abs=1e-3)
+
+
+def test_a_halt_by_hand_from_the_command_line_flattens_at_the_next_cycle(tmp_path, monkeypatch, capsys):
+    from quantdag.portfolio.risk_store import main
+
+    monkeypatch.setenv("QUANTDAG_DATA_DIR", str(tmp_path))
+    wh = Warehouse(tmp_path / "quantdag.duckdb")
+    prices = {"BTC/USDT": 100.0, "ETH/USDT": 10.0, "SOL/USDT": 1.0}
+    _cycle(wh, prices, {"BTC/USDT": 0.5}, T0, RiskRules())
+    assert main(["halt", "paper:test", "--reason", "exchange incident"]) == 0
+    assert main(["status"]) == 0 and "halted" in capsys.readouterr().out
+    got = _cycle(wh, prices, {"BTC/USDT": 0.5}, T0 + timedelta(hours=1), RiskRules(), pending=set())
+    assert got["risk_state"] == "halted" and got["positions"].get("BTC/USDT", 0.0) == 0.0
+    assert wh.query("SELECT reason FROM risk.events WHERE account = 'paper:test'")["reason"].to_list() == ["exchange incident"]
+    assert main(["resume", "nobody"]) == 2  # an account never marked is named, nothing stored
+
+
+def test_caps_and_order_rate_apply_to_the_paper_account_as_to_the_backtest(tmp_path):
+    wh = Warehouse(tmp_path / "q.duckdb")
+    rules = RiskRules(max_asset=0.25, max_orders=2)
+    prices = {"BTC/USDT": 100.0, "ETH/USDT": 10.0, "SOL/USDT": 1.0}
+    got = _cycle(wh, prices, {"BTC/USDT": 0.6, "ETH/USDT": 0.2, "SOL/USDT": 0.1}, T0, rules)
+    assert got["limits_hit"] == 1 and got["orders_sent"] == 2  # SOL, the smallest, waits for the next cycle
+    assert got["positions"]["BTC/USDT"] * 100.0 / got["equity_before"] == pytest.approx(0.25, abs=1e-6)
+    assert "SOL/USDT" not in got["positions"] or got["positions"]["SOL/USDT"] == 0.0
+    again = _cycle(wh, prices, {"BTC/USDT": 0.6, "ETH/USDT": 0.2, "SOL/USDT": 0.1}, T0, rules,
+                   pending={"BTC/USDT", "ETH/USDT", "SOL/USDT"})  # fmt: skip
+    assert again["orders_sent"] == 1 and again["positions"]["SOL/USDT"] * 1.0 / again["equity_before"] == pytest.approx(0.1, abs=1e-6)
