@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from quantdag.backtest.metrics import compute_metrics
 from quantdag.errors import ConfigurationError, DataError
 from quantdag.portfolio.nb import COUNTERS, simulate
 from quantdag.portfolio.risk import EVENT_RULES, STATE_NAMES, RiskRules, event_reason, new_state
-from quantdag.timeframes import periods_per_year
+from quantdag.timeframes import MS_PER_YEAR, periods_per_year
 
 CANDLE_COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume")
 ATTRIBUTION_SCHEMA = {"strategy": pl.Utf8, "symbol": pl.Utf8, "trading_pnl": pl.Float64, "fees": pl.Float64,
@@ -223,7 +224,7 @@ def run_portfolio(
         "rule": [EVENT_RULES[c] for c in ev_code], "reason": [event_reason(c, risk) for c in ev_code],
     }, schema=RISK_EVENT_SCHEMA)  # fmt: skip
     strategy_equity = pl.DataFrame({"ts": grid, **{s: s_eq[:, k] for k, s in enumerate(strategies)}})
-    metrics = _metrics(eq, gross, net, trades, init_cash, _periods(grid, timeframe))
+    metrics = _metrics(eq, gross, net, trades, init_cash, _periods(grid, timeframe), float(a_slip.sum()))
     metrics.update({k: int(v) for k, v in zip(COUNTERS, counts)})
     metrics["n_risk_events"] = events.height
     settings = {"name": name, "fee": fee, "slippage": slippage, "init_cash": init_cash, "min_notional": min_notional,
@@ -247,29 +248,37 @@ def _last_close(close: np.ndarray) -> np.ndarray:
 
 
 def _periods(ts: pl.Series, timeframe: str | None) -> float:
+    """Candles per year: of ``timeframe``, else of the median spacing of ``ts`` (a 365-day year, as
+    :func:`~quantdag.timeframes.periods_per_year`); the metrics and the tear sheet share it."""
     if timeframe is not None:
         return periods_per_year(timeframe)
     if ts.len() < 2:
         return float("nan")
     step_ms = float(ts.diff().drop_nulls().dt.total_milliseconds().median())
-    return 365.25 * 86_400_000 / step_ms
+    return MS_PER_YEAR / step_ms
 
 
-def _metrics(eq: np.ndarray, gross: np.ndarray, net: np.ndarray, trades: pl.DataFrame, init_cash: float,
-             p: float) -> dict[str, Any]:  # fmt: skip
-    prev = np.concatenate(([init_cash], eq[:-1]))
-    r = eq / prev - 1.0
-    std = float(np.std(r, ddof=1)) if len(r) > 1 else float("nan")
-    peak = np.maximum.accumulate(np.concatenate(([init_cash], eq)))[1:]
-    mean_eq = float(np.mean(eq)) if len(eq) else float("nan")
-    return {
-        "final_equity": float(eq[-1]) if len(eq) else init_cash,
-        "total_return": float(eq[-1] / init_cash - 1.0) if len(eq) else 0.0,
-        "sharpe": float(np.mean(r) / std * math.sqrt(p)) if std and std > 0 else float("nan"),
-        "max_drawdown": float(np.min(eq / peak - 1.0)) if len(eq) else 0.0,
-        "n_trades": trades.height,
-        "fees_paid": float(trades["fee"].sum()),
-        "turnover": float(trades["notional"].sum() / mean_eq) if mean_eq else float("nan"),
-        "avg_gross_exposure": float(np.mean(gross / eq)) if len(eq) else 0.0,
-        "avg_net_exposure": float(np.mean(net / eq)) if len(eq) else 0.0,
-    }
+#: trade-level metrics of a single backtest that mean nothing for fills of a rebalanced book
+_ROUND_TRIP_ONLY = ("n_closed_trades", "n_open_trades", "win_rate", "profit_factor", "expectancy", "avg_trade_duration_bars",
+                    "avg_trade_duration_days", "max_consecutive_wins", "max_consecutive_losses", "n_rejected",
+                    "rejected_size_zero", "rejected_no_cash", "rejected_volume_cap", "n_capped_fills")  # fmt: skip
+
+
+def _metrics(eq: np.ndarray, gross: np.ndarray, net: np.ndarray, trades: pl.DataFrame, init_cash: float, p: float,
+             slippage_paid: float) -> dict[str, Any]:  # fmt: skip
+    """The single backtest's metrics (:func:`quantdag.backtest.metrics.compute_metrics`: the same
+    formulas), ``n_trades`` counting fills, plus the average gross and net exposure (of equity)."""
+    if not len(eq):
+        return {"final_equity": init_cash, "total_return": 0.0, "n_trades": 0}
+    empty = np.zeros(0)
+    out = compute_metrics(
+        equity=eq, position=gross, init_cash=init_cash, periods_per_year=p, bar_ms=MS_PER_YEAR / p if p else math.nan,
+        trade_pnl=empty, trade_bars=empty, trade_open=np.zeros(0, dtype=bool), fees_paid=float(trades["fee"].sum()),
+        slippage_paid=slippage_paid, traded_value=float(trades["notional"].sum()),
+    )  # fmt: skip
+    out = {k: v for k, v in out.items() if k not in _ROUND_TRIP_ONLY}
+    out["n_trades"] = trades.height
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["avg_gross_exposure"] = float(np.mean(gross / eq))
+        out["avg_net_exposure"] = float(np.mean(net / eq))
+    return out
