@@ -38,6 +38,20 @@ def child_run_name(rank: int, params: dict[str, Any]) -> str:
     return name if len(name) <= _RUN_NAME_MAX else name[: _RUN_NAME_MAX - 1] + "…"
 
 
+def _log_batch(run_id: str, values: dict[str, Any], params: dict[str, str]) -> None:
+    """The finite numeric ``values`` as metrics and ``params``, in as few ``log_batch`` calls as MLflow allows."""
+    import mlflow
+    from mlflow.entities import Metric, Param
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(k[:250], float(v), now, 0) for k, v in values.items()
+               if isinstance(v, (int, float)) and math.isfinite(v)]  # fmt: skip
+    client = mlflow.MlflowClient()
+    for i in range(0, max(len(metrics), 1), _BATCH):
+        client.log_batch(run_id, metrics=metrics[i : i + _BATCH],
+                         params=[Param(k, v) for k, v in params.items()] if i == 0 else [])  # fmt: skip
+
+
 def log_backtest(
     result: BacktestResult,
     *,
@@ -60,7 +74,6 @@ def log_backtest(
         exchange/symbol/timeframe (logged as params).
     """
     import mlflow
-    from mlflow.entities import Metric, Param
 
     run = mlflow.active_run()
     if run is None:
@@ -70,13 +83,7 @@ def log_backtest(
         **_clean_params(result.settings.as_dict(), "setting."),
         **market,
     }
-    now = int(time.time() * 1000)
-    metrics = [Metric(k, float(v), now, 0) for k, v in result.metrics.items()
-               if isinstance(v, (int, float)) and math.isfinite(v)]  # fmt: skip
-    client = mlflow.MlflowClient()
-    for i in range(0, max(len(metrics), 1), _BATCH):
-        client.log_batch(run.info.run_id, metrics=metrics[i : i + _BATCH],
-                         params=[Param(k, v) for k, v in params.items()] if i == 0 else [])  # fmt: skip
+    _log_batch(run.info.run_id, result.metrics, params)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         result.trades.write_parquet(d / "trades.parquet")
@@ -149,7 +156,6 @@ def log_portfolio(result: Any, *, members: dict[str, str]) -> None:
     metrics, attribution as metrics per strategy, and the equity, trades, attribution and tear sheet
     as artifacts (one ``log_batch``)."""
     import mlflow
-    from mlflow.entities import Metric, Param
 
     run = mlflow.active_run()
     if run is None:
@@ -157,15 +163,8 @@ def log_portfolio(result: Any, *, members: dict[str, str]) -> None:
     settings = {k: v for k, v in result.settings.items() if k not in ("strategies", "shares", "risk")}
     params = {**_clean_params(settings, "setting."), **_clean_params(result.settings.get("risk", {}), "risk."),
               **_clean_params(result.settings.get("shares", {}), "share."), **_clean_params(members, "member.")}  # fmt: skip
-    now = int(time.time() * 1000)
-    values = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
     by_strategy = result.attribution.group_by("strategy").agg(pl.col("net_pnl").sum()).iter_rows()
-    values.update({f"net_pnl.{s}": float(v) for s, v in by_strategy})
-    metrics = [Metric(k[:250], float(v), now, 0) for k, v in values.items()]
-    client = mlflow.MlflowClient()
-    for i in range(0, max(len(metrics), 1), _BATCH):
-        client.log_batch(run.info.run_id, metrics=metrics[i : i + _BATCH],
-                         params=[Param(k, v) for k, v in params.items()] if i == 0 else [])  # fmt: skip
+    _log_batch(run.info.run_id, {**result.metrics, **{f"net_pnl.{s}": float(v) for s, v in by_strategy}}, params)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         result.equity.write_parquet(d / "equity.parquet")
