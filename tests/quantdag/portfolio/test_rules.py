@@ -326,3 +326,24 @@ def test_duplicate_weights_of_one_strategy_are_refused_but_two_strategies_may_sh
         run_portfolio(candles, dup)
     shared = weight_rows([(0, "AAA", 0.5, "x"), (0, "AAA", 0.2, "y")])
     assert run_portfolio(candles, shared).trades.height == 1
+
+
+def test_real_kraken_candles_two_strategies_match_the_reference_and_attribution_sums():
+    """Three real BTC markets (kraken, 1h, Q1 2023), a momentum and a mean-reversion book on one account."""
+    from conftest import load_real_candles
+
+    frames = [load_real_candles("kraken", m, "1h").with_columns(symbol=pl.lit(m.replace("_", "/"))) for m in ("BTC_USD", "BTC_USDT", "BTC_USDC")]
+    candles = pl.concat(frames).select("ts", "symbol", "open", "high", "low", "close", "volume")
+    ret = pl.col("close") / pl.col("close").shift(24).over("symbol") - 1.0
+    daily = candles.with_columns(r=ret).filter((pl.col("ts").dt.hour() == 23) & pl.col("r").is_not_null())
+    weights = pl.concat([
+        daily.select("ts", "symbol", strategy=pl.lit("momentum"), weight=pl.when(pl.col("r") > 0).then(0.3).otherwise(0.0)),
+        daily.select("ts", "symbol", strategy=pl.lit("reversion"), weight=pl.when(pl.col("r") < 0).then(0.3).otherwise(-0.1)),
+    ])  # fmt: skip
+    shares = {"momentum": 0.7, "reversion": 0.3}
+    got = run_portfolio(candles, weights, shares=shares, init_cash=INIT, **COSTS)
+    want = reference_portfolio(candles, weights, shares=shares, init_cash=INIT, **COSTS)
+    np.testing.assert_allclose(got.equity["equity"].to_numpy(), want.curve, rtol=1e-9)
+    assert got.trades.height == len(want.fills) > 100
+    assert float(got.attribution["net_pnl"].sum()) == pytest.approx(got.final_equity - INIT, abs=1e-9 * INIT)
+    assert got.metrics["fees_paid"] > 0 and got.metrics["n_trades"] == got.trades.height
