@@ -168,3 +168,22 @@ def test_caps_and_order_rate_apply_to_the_paper_account_as_to_the_backtest(tmp_p
     again = _cycle(wh, prices, {"BTC/USDT": 0.6, "ETH/USDT": 0.2, "SOL/USDT": 0.1}, T0, rules,
                    pending={"BTC/USDT", "ETH/USDT", "SOL/USDT"})  # fmt: skip
     assert again["orders_sent"] == 1 and again["positions"]["SOL/USDT"] * 1.0 / again["equity_before"] == pytest.approx(0.1, abs=1e-6)
+
+
+def test_resume_after_n_marks_reenters_the_paper_account_with_its_peak_rearmed(tmp_path):
+    wh = Warehouse(tmp_path / "q.duckdb")
+    rules = RiskRules(max_drawdown=0.2, resume="candles", resume_after=3)
+    prices = {"BTC/USDT": 100.0, "ETH/USDT": 10.0, "SOL/USDT": 1.0}
+    w = {"BTC/USDT": 0.9}
+    _cycle(wh, prices, w, T0, rules, fee=0.0, slippage=0.0)
+    prices["BTC/USDT"] = 75.0
+    tripped = _cycle(wh, prices, w, T0 + timedelta(hours=1), rules, pending=set(), fee=0.0, slippage=0.0)
+    assert tripped["risk_state"] == "halted" and tripped["positions"].get("BTC/USDT", 0.0) == 0.0
+    states = [_cycle(wh, prices, w, T0 + timedelta(hours=k), rules, pending=set(), fee=0.0, slippage=0.0)
+              for k in (2, 3, 4)]  # fmt: skip
+    assert [s["risk_state"] for s in states] == ["halted", "halted", "active"]
+    assert states[-1]["positions"]["BTC/USDT"] * 75.0 / states[-1]["equity_before"] == pytest.approx(0.9, abs=1e-6)
+    row = state_of(wh, "paper:test")
+    assert row["peak"] == pytest.approx(states[-1]["equity_before"])  # re-armed: no trip on the old peak
+    rules_hit = wh.query("SELECT rule FROM risk.events WHERE account = 'paper:test' ORDER BY ts")["rule"].to_list()
+    assert rules_hit == ["max_drawdown", "resume_after_candles"]
