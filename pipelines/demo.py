@@ -205,7 +205,10 @@ def print_portfolio(data_dir: Path, config: ProjectConfig) -> None:
     total = float(attribution["net"].sum())
     print(f"{'total':<{w}}{'':>31}{total:>+11.2f}  (= final equity {r['final_equity']:,.2f} - {config.paper.capital:,.0f})")
     events = wh.query("SELECT count(*) AS n FROM risk.events WHERE account = ?", [f"backtest:{name}"])["n"][0]
-    state = wh.query("SELECT state, equity FROM risk.state WHERE account = ?", [f"portfolio:{name}"])
+    state = wh.query(
+        "SELECT s.state, (SELECT arg_max(e.equity, e.ts) FROM paper.equity e WHERE e.broker = s.account) AS equity "
+        "FROM risk.state s WHERE s.account = ?", [f"portfolio:{name}"],
+    )  # fmt: skip
     tca = wh.query("SELECT count(*) AS n, avg(implementation_shortfall_bps) AS is_bps FROM paper.tca WHERE strategy = ?",
                    [f"portfolio-{name}"])  # fmt: skip
     drift = wh.query("SELECT status, count(*) AS n FROM portfolio.drift WHERE portfolio = ? GROUP BY ALL ORDER BY 1", [name])
