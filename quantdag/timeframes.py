@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
+
 from quantdag.errors import ConfigurationError
 
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
@@ -32,3 +37,12 @@ def timeframe_ms(timeframe: str) -> int:
 def periods_per_year(timeframe: str) -> float:
     """Candles per year for a 24/7 market, used to annualise returns and volatility."""
     return MS_PER_YEAR / timeframe_ms(timeframe)
+
+
+def candles_per_year(ts: "pl.Series", timeframe: str | None = None) -> float:
+    """Candles per year of a series of candle times: ``timeframe``'s, else the median spacing's
+    (NaN when there is no spacing to measure). Metrics, tear sheets and allocations annualise by it."""
+    if timeframe is not None:
+        return periods_per_year(timeframe)
+    step = ts.diff().drop_nulls().dt.total_milliseconds().median() if ts.len() > 1 else None
+    return MS_PER_YEAR / float(step) if step else float("nan")

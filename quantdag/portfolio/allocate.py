@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from quantdag.errors import ConfigurationError, DataError
-from quantdag.timeframes import MS_PER_YEAR, periods_per_year
+from quantdag.timeframes import candles_per_year, periods_per_year
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +147,10 @@ def _rebalance_index(grid: pl.Series, every: int | str, min_history: int) -> np.
 
 
 def _periods_per_year(grid: pl.Series, timeframe: str | None) -> float:
-    if timeframe is not None:
-        return periods_per_year(timeframe)
-    step = grid.diff().drop_nulls().dt.total_milliseconds().median()
-    if step is None or step <= 0:
+    ppy = candles_per_year(grid, timeframe)
+    if not ppy == ppy or ppy <= 0:  # NaN: no spacing to measure
         raise DataError("candles: cannot infer the candle spacing to annualise volatility; pass timeframe")
-    return MS_PER_YEAR / float(step)
+    return ppy
 
 
 def _windows(rets: np.ndarray, idx: np.ndarray, lookback: int) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:

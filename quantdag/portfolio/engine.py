@@ -26,7 +26,7 @@ from quantdag.backtest.metrics import compute_metrics
 from quantdag.errors import ConfigurationError, DataError
 from quantdag.portfolio.nb import COUNTERS, simulate
 from quantdag.portfolio.risk import EVENT_RULES, STATE_NAMES, RiskRules, event_reason, new_state
-from quantdag.timeframes import MS_PER_YEAR, periods_per_year
+from quantdag.timeframes import MS_PER_YEAR, candles_per_year
 
 CANDLE_COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume")
 ATTRIBUTION_SCHEMA = {"strategy": pl.Utf8, "symbol": pl.Utf8, "trading_pnl": pl.Float64, "fees": pl.Float64,
@@ -248,14 +248,8 @@ def _last_close(close: np.ndarray) -> np.ndarray:
 
 
 def _periods(ts: pl.Series, timeframe: str | None) -> float:
-    """Candles per year: of ``timeframe``, else of the median spacing of ``ts`` (a 365-day year, as
-    :func:`~quantdag.timeframes.periods_per_year`); the metrics and the tear sheet share it."""
-    if timeframe is not None:
-        return periods_per_year(timeframe)
-    if ts.len() < 2:
-        return float("nan")
-    step_ms = float(ts.diff().drop_nulls().dt.total_milliseconds().median())
-    return MS_PER_YEAR / step_ms
+    """Candles per year (:func:`quantdag.timeframes.candles_per_year`)."""
+    return candles_per_year(ts, timeframe)
 
 
 #: trade-level metrics of a single backtest that mean nothing for fills of a rebalanced book

@@ -220,23 +220,19 @@ class Streamer:
             if len(page) < 1000:
                 break
             since = page[-1][0] + MINUTE_MS
-        now = self.client.milliseconds() if until_ms is None else until_ms
-        closed = [r for r in got if r[0] + MINUTE_MS <= (until_ms if until_ms is not None else self._server_now(now))]
-        expected = until_ms if until_ms is not None else (closed[-1][0] + MINUTE_MS if closed else last + MINUTE_MS)
+        end = until_ms
+        if end is None:  # up to the minute forming now on the exchange's clock
+            now = int(await self.client.fetch_time())
+            end = now - now % MINUTE_MS
+        closed = [r for r in got if r[0] < end]
         have = {int(r[0]) for r in closed}
-        missing = [t for t in range(last + MINUTE_MS, expected, MINUTE_MS) if t not in have]
+        missing = [t for t in range(last + MINUTE_MS, end, MINUTE_MS) if t not in have]
         if missing:
             self.stats.gaps.append((symbol, missing[0], missing[-1]))
             log.warning("stream %s %s: %d minute(s) neither streamed nor on REST", self.session, symbol, len(missing))
         if closed:
             self._land(symbol, closed, "backfill")
             self.stats.backfilled += len(closed)
-
-    def _server_now(self, fallback: int) -> int:
-        """The newest open the stream has seen + 1 minute bounds what counts as closed."""
-        cache = (self.client.ohlcvs or {}) if self.client is not None else {}
-        newest = [c[-1][0] for per in cache.values() for c in per.values() if c]
-        return max(newest) if newest else fallback
 
     def _land(self, symbol: str, rows: list[list[float]], source: str) -> None:
         now = datetime.now(timezone.utc)
