@@ -10,8 +10,9 @@
 ``DELETE /sim/faults``    drop the plan and lift any ban
 ``GET /sim/requests``     the request log; ``?since=SEQ`` for records after ``SEQ``
 ``DELETE /sim/requests``  clear the log
-``GET /sim/clock``        ``{"now_ms", "frozen", "offset_ms"}``
-``POST /sim/clock``       one of ``{"now_ms": t}`` (freeze), ``{"advance_ms": d}``, ``{"offset_ms": d}``
+``GET /sim/clock``        ``{"now_ms", "frozen", "offset_ms", "speed"}``
+``POST /sim/clock``       one of ``{"now_ms": t}`` (freeze), ``{"advance_ms": d}``, ``{"offset_ms": d}``,
+                          ``{"speed": k}`` or ``{"speed": k, "now_ms": t}`` (run k x wall time from t)
 ``POST /sim/ban``         ban for ``{"seconds": s}``; ``DELETE /sim/ban`` lifts it
 ========================  ==================================================================
 
@@ -196,8 +197,14 @@ def control_routes(sim: SimExchange) -> dict[tuple[str, str], ControlHandler]:
         c = sim.model.clock
         if not isinstance(c, SimClock):
             raise ConfigurationError("this exchange's clock is not a SimClock and cannot be moved")
+        if isinstance(data, dict) and "speed" in data:
+            if set(data) - {"speed", "now_ms"}:
+                raise ConfigurationError('a speed change takes {"speed": k} and optionally "now_ms" (the start)')
+            c.set_speed(data["speed"], now_ms=data.get("now_ms"))
+            return SimResponse(payload=c.state())
         if not isinstance(data, dict) or len(data) != 1:
-            raise ConfigurationError('send exactly one of {"now_ms": ...}, {"advance_ms": ...}, {"offset_ms": ...}')
+            raise ConfigurationError('send exactly one of {"now_ms": ...}, {"advance_ms": ...}, {"offset_ms": ...}, '
+                                     '{"speed": ...}')
         ((key, value),) = data.items()
         if key == "now_ms":
             c.set(value)

@@ -5,23 +5,47 @@ Shapes follow Binance: klines are 12-element rows with prices and volumes as dec
 makes ccxt raise ``BadSymbol``). Klines follow Binance's window rules: with ``startTime`` the first
 ``limit`` candles opening at or after it; otherwise the last ``limit`` candles up to ``endTime``
 (or now), the one containing now being still open. ``limit`` defaults to 500 and is capped at 1000.
+
+Trades (``/api/v3/trades``, ``/historicalTrades``, ``/aggTrades``) come from :class:`TradeTape`: every
+1-minute candle's trades are drawn from the model's seed and the minute, so the same trades are
+served whenever they are asked for, and streamed (see :mod:`quantdag.sim.stream`). Their ids run
+from the candle's first trade id (the ticker's ``firstId``) over its trade count, their sizes sum to
+its volume (the taker buys to its taker-buy volume) and the first, highest, lowest and last prices
+are its open, high, low and close. Each aggregate trade holds exactly one trade, so an aggregate id
+equals its trade id (``a == f == l``): ids agree whichever endpoint or stream a client uses.
+
+The order book (``/api/v3/depth``) is the model's book of :data:`BOOK_LEVELS` levels a side (it is
+redrawn every simulated second); ``limit`` returns its top levels. ``lastUpdateId`` is the clock's
+now in ms, consistent with the depth stream, whose event for second ``s`` has
+``U = (s - 1) * 1000 + 1`` and ``u = s * 1000``.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from quantdag.errors import DataError
 from quantdag.sim.faults import PAGE_FAULTS, rewrite_page
 from quantdag.sim.markets import SimMarket
-from quantdag.sim.model import QUOTE_DECIMALS, KlineUnits, MarketModel, timeframe_supported
+from quantdag.sim.model import QUOTE_DECIMALS, KlineUnits, MarketModel, OrderBook, timeframe_supported
+from quantdag.sim.paths import MS_PER_MINUTE, series_rng
 from quantdag.sim.routing import BinanceError, Route, SimRequest, SimResponse
 from quantdag.timeframes import timeframe_ms
 
 KLINES_DEFAULT_LIMIT, KLINES_MAX_LIMIT = 500, 1000
 DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT = 100, 5000
+TRADES_DEFAULT_LIMIT, TRADES_MAX_LIMIT = 500, 1000
+#: Levels a side of the simulated book: every depth limit is served from this one book, so a
+#: snapshot and the depth stream describe the same levels (the model's book depends on its depth).
+BOOK_LEVELS = 100
+AGG_TRADES_MAX_WINDOW_MS = 3_600_000
 WEIGHT_LIMIT_PER_MINUTE = 6000
 
 _ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"]
@@ -55,6 +79,241 @@ def kline_rows(units: KlineUnits) -> list[list[Any]]:
     ]
 
 
+# ---- trades ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TradeBlock:
+    """Trades as exact integers, in id order: times (ms), prices (ticks), quantities (lot steps)."""
+
+    spec: SimMarket
+    ids: np.ndarray
+    time: np.ndarray
+    price: np.ndarray
+    qty: np.ndarray
+    buyer_maker: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ids.size)
+
+    def take(self, index: Any) -> TradeBlock:
+        """The trades selected by a slice or boolean mask."""
+        return TradeBlock(self.spec, self.ids[index], self.time[index], self.price[index], self.qty[index],
+                          self.buyer_maker[index])
+
+    @staticmethod
+    def concat(spec: SimMarket, blocks: list[TradeBlock]) -> TradeBlock:
+        if not blocks:
+            empty = np.empty(0, dtype=np.int64)
+            return TradeBlock(spec, empty, empty, empty, empty, np.empty(0, dtype=bool))
+        return TradeBlock(spec, *(np.concatenate([getattr(b, f) for b in blocks])
+                                  for f in ("ids", "time", "price", "qty", "buyer_maker")))
+
+    def quote_units(self) -> tuple[np.ndarray, int]:
+        """price x quantity as integers and their decimals (at most 8, rounded if the product has more)."""
+        decimals = self.spec.price_decimals + self.spec.qty_decimals
+        raw = self.price * self.qty
+        if decimals <= 8:
+            return raw, decimals
+        scale = 10 ** (decimals - 8)
+        return (raw + scale // 2) // scale, 8
+
+
+def minute_trades(model: MarketModel, spec: SimMarket, minute: int) -> TradeBlock:
+    """Every trade of the 1-minute candle opening at ``minute * 60000`` ms (the whole minute, even if open).
+
+    Drawn from the model's seed and the minute only. The ids are the candle's ``[f, f + n)``; times
+    follow the model's within-minute volume profile (the trade count of the open candle at second
+    ``k`` is the number of trades before second ``k``) and prices its within-minute path, with the
+    first, highest, lowest and last trades at the candle's open, high, low and close. Sizes are
+    positive lot counts summing to the volume, taker buys (``buyer_maker`` false) to the taker-buy
+    volume, whenever the candle's counts allow it (they always do for the default markets).
+    """
+    t0 = minute * MS_PER_MINUTE
+    units = model.kline_units(spec.symbol, "1m", t0, t0 + MS_PER_MINUTE, now_ms=t0 + MS_PER_MINUTE)
+    if len(units) != 1:
+        raise DataError(f"{spec.symbol}: no candle at {t0}")
+    o, h, low, c = (int(x[0]) for x in (units.open, units.high, units.low, units.close))
+    v, n, tb = int(units.volume[0]), int(units.trades[0]), int(units.taker_base[0])
+    tb = min(max(tb, 0), v)
+    index = (t0 - model.genesis_ms) // MS_PER_MINUTE
+    first_id = model._trade_id_before(spec, index)
+    # the within-minute path and trade counts the open candle is served from, second by second
+    partial = np.array([model._partial_minute(spec, minute, k) for k in range(61)])
+    path = partial[:, 3].astype(float)
+    counts = np.minimum(np.maximum.accumulate(partial[:, 5]), n)
+    counts[0], counts[60] = 0, n
+    per_second = np.diff(counts)
+    rng = series_rng(model.seed, "trades:" + spec.symbol, minute)
+    second = np.repeat(np.arange(60), per_second)
+    offset = rng.integers(0, 1000, size=n)
+    offset = offset[np.lexsort((offset, second))]  # ``second`` is sorted: times never go back
+    time = t0 + second * 1000 + offset
+    frac = offset / 1000.0
+    base = path[second] + (path[second + 1] - path[second]) * frac
+    noise = rng.standard_normal(n) * max(1.0, (h - low) * 0.05)
+    price = np.clip(np.rint(base + noise), low, h).astype(np.int64)
+    if n:
+        price[0] = o
+        fixed = {0, n - 1}
+        for level, at in ((h, int(np.argmax(path))), (low, int(np.argmin(path)))):
+            if n > len(fixed) and level != price[0] and level != c:
+                near = np.argsort(np.abs(time - (t0 + at * 1000)), kind="stable")
+                i = next(int(j) for j in near if int(j) not in fixed)
+                price[i] = level
+                fixed.add(i)
+        price[n - 1] = c
+    buyer_maker, qty = _sides_and_sizes(rng, n, v, tb)
+    ids = first_id + np.arange(n, dtype=np.int64)
+    return TradeBlock(spec, ids, time.astype(np.int64), price, qty, buyer_maker)
+
+
+def _sides_and_sizes(rng: np.random.Generator, n: int, v: int, tb: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which trades are taker sells (buyer is maker) and their sizes: buys sum to ``tb``, all to ``v``."""
+    if n == 0:
+        return np.empty(0, dtype=bool), np.empty(0, dtype=np.int64)
+    lo = max(n - (v - tb), 1 if tb > 0 else 0)
+    hi = min(tb, n - 1 if tb < v else n)
+    target = round(n * tb / v) if v > 0 else 0
+    k = min(max(target, lo), hi) if lo <= hi else min(max(target, 0), n)
+    buys = np.zeros(n, dtype=bool)
+    buys[rng.permutation(n)[:k]] = True
+    weights = rng.exponential(size=n)
+    qty = np.zeros(n, dtype=np.int64)
+    for mask, total in ((buys, tb), (~buys, v - tb)):
+        m = int(mask.sum())
+        if m == 0:
+            continue
+        floor = 1 if total >= m else 0  # positive sizes whenever the candle's volume allows
+        w = weights[mask]
+        qty[mask] = floor + rng.multinomial(total - floor * m, w / w.sum())
+    return ~buys, qty
+
+
+class TradeTape:
+    """Trades of a :class:`MarketModel` by time or id, minutes cached; thread-safe.
+
+    Parameters
+    ----------
+    model:
+        The markets.
+    cache_minutes:
+        Generated minutes kept (a minute of BTC/USDT is about 1,500 trades).
+    """
+
+    def __init__(self, model: MarketModel, cache_minutes: int = 256) -> None:
+        self.model = model
+        self._cache: OrderedDict[tuple[str, int], TradeBlock] = OrderedDict()
+        self._size = cache_minutes
+        self._lock = threading.Lock()
+
+    def minute(self, spec: SimMarket, minute: int) -> TradeBlock:
+        """All trades of one minute (``minute`` counted from the epoch)."""
+        key = (spec.symbol, minute)
+        with self._lock:
+            block = self._cache.get(key)
+            if block is not None:
+                self._cache.move_to_end(key)
+                return block
+        block = minute_trades(self.model, spec, minute)
+        with self._lock:
+            self._cache[key] = block
+            while len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return block
+
+    def between(self, spec: SimMarket, start_ms: int, end_ms: int, now_ms: int) -> TradeBlock:
+        """Trades with ``start_ms < time <= end_ms`` (and not after now), in id order."""
+        end = min(end_ms, now_ms)
+        first = max(start_ms + 1, self.model.genesis_ms) // MS_PER_MINUTE
+        blocks = []
+        for minute in range(first, end // MS_PER_MINUTE + 1):
+            block = self.minute(spec, minute)
+            keep = (block.time > start_ms) & (block.time <= end)
+            blocks.append(block.take(keep))
+        return TradeBlock.concat(spec, blocks)
+
+    def page(self, spec: SimMarket, now_ms: int, limit: int, *, start_ms: int | None = None,
+             end_ms: int | None = None, from_id: int | None = None) -> TradeBlock:
+        """Binance's trade pages: the first ``limit`` trades from ``from_id`` or ``start_ms`` (inclusive),
+        else the last ``limit`` up to ``end_ms`` (inclusive) or now; never a trade after now."""
+        self.model.warm(now_ms)
+        end = now_ms if end_ms is None else min(end_ms, now_ms)
+        now_minute = now_ms // MS_PER_MINUTE
+        if end < self.model.genesis_ms:
+            return TradeBlock.concat(spec, [])
+        if from_id is None and start_ms is None:
+            blocks: list[TradeBlock] = []
+            got = 0
+            for minute in range(end // MS_PER_MINUTE, self.model.genesis_ms // MS_PER_MINUTE - 1, -1):
+                block = self.minute(spec, minute)
+                block = block.take(block.time <= end)
+                blocks.insert(0, block)
+                got += len(block)
+                if got >= limit:
+                    break
+            out = TradeBlock.concat(spec, blocks)
+            return out.take(slice(max(0, len(out) - limit), None))
+        if from_id is not None:
+            minute = self._minute_of_id(spec, from_id, now_minute)
+        else:
+            minute = max(start_ms, self.model.genesis_ms) // MS_PER_MINUTE  # type: ignore[arg-type]
+        blocks, got = [], 0
+        while minute <= end // MS_PER_MINUTE and got < limit:
+            block = self.minute(spec, minute)
+            keep = block.time <= end
+            if from_id is not None:
+                keep &= block.ids >= from_id
+            if start_ms is not None:
+                keep &= block.time >= start_ms
+            block = block.take(keep)
+            blocks.append(block)
+            got += len(block)
+            minute += 1
+        return TradeBlock.concat(spec, blocks).take(slice(0, limit))
+
+    def _minute_of_id(self, spec: SimMarket, trade_id: int, now_minute: int) -> int:
+        """The minute holding ``trade_id`` (the first minute if it is older, now's if it is newer)."""
+        g = self.model.genesis_ms // MS_PER_MINUTE
+        lo, hi = 0, now_minute - g
+        if trade_id < self.model._trade_id_before(spec, 0):
+            return g
+        while lo < hi:  # last index whose first id <= trade_id
+            mid = (lo + hi + 1) // 2
+            if self.model._trade_id_before(spec, mid) <= trade_id:
+                lo = mid
+            else:
+                hi = mid - 1
+        return g + lo
+
+
+def book_levels(model: MarketModel, spec: SimMarket, now_ms: int) -> OrderBook:
+    """The one simulated book at ``now_ms``: :data:`BOOK_LEVELS` levels a side, fixed within each second."""
+    return model.order_book(spec.symbol, BOOK_LEVELS, now_ms=now_ms)
+
+
+def trade_rows(block: TradeBlock) -> list[dict[str, Any]]:
+    """``/api/v3/trades`` rows: id, price, qty, quoteQty, time, isBuyerMaker, isBestMatch."""
+    pd, qd = block.spec.price_decimals, block.spec.qty_decimals
+    quote, quote_decimals = block.quote_units()
+    return [
+        {"id": i, "price": fmt_units(p, pd), "qty": fmt_units(q, qd), "quoteQty": fmt_units(qq, quote_decimals),
+         "time": t, "isBuyerMaker": m, "isBestMatch": True}
+        for i, p, q, qq, t, m in zip(block.ids.tolist(), block.price.tolist(), block.qty.tolist(), quote.tolist(),
+                                     block.time.tolist(), block.buyer_maker.tolist(), strict=True)
+    ]
+
+
+def agg_trade_rows(block: TradeBlock) -> list[dict[str, Any]]:
+    """``/api/v3/aggTrades`` rows ``{a, p, q, f, l, T, m, M}``; every aggregate is one trade (a == f == l)."""
+    pd, qd = block.spec.price_decimals, block.spec.qty_decimals
+    return [
+        {"a": i, "p": fmt_units(p, pd), "q": fmt_units(q, qd), "f": i, "l": i, "T": t, "m": m, "M": True}
+        for i, p, q, t, m in zip(block.ids.tolist(), block.price.tolist(), block.qty.tolist(), block.time.tolist(),
+                                 block.buyer_maker.tolist(), strict=True)
+    ]
+
+
 # ---- parameter parsing ----------------------------------------------------------------------
 
 
@@ -77,8 +336,9 @@ def _mandatory(params: Mapping[str, str], name: str) -> str:
 class PublicApi:
     """Handlers of the public endpoints over one :class:`MarketModel`."""
 
-    def __init__(self, model: MarketModel) -> None:
+    def __init__(self, model: MarketModel, tape: TradeTape | None = None) -> None:
         self.model = model
+        self.tape = tape if tape is not None else TradeTape(model)
 
     def routes(self) -> list[Route]:
         """The route table entries, with Binance's request weights."""
@@ -91,6 +351,9 @@ class PublicApi:
             Route("GET", "/api/v3/ticker/price", self.ticker_price, _price_weight),
             Route("GET", "/api/v3/ticker/bookTicker", self.book_ticker, _price_weight),
             Route("GET", "/api/v3/depth", self.depth, _depth_weight),
+            Route("GET", "/api/v3/trades", self.trades, 25),
+            Route("GET", "/api/v3/historicalTrades", self.historical_trades, 25),
+            Route("GET", "/api/v3/aggTrades", self.agg_trades, 4),
         ]
 
     # ---- helpers -----------------------------------------------------------------------------
@@ -241,13 +504,48 @@ class PublicApi:
         limit = DEPTH_DEFAULT_LIMIT if limit is None else limit
         if not 1 <= limit <= DEPTH_MAX_LIMIT:
             raise BinanceError(-1130, "Invalid data sent for a parameter.")
-        book = self.model.order_book(spec.symbol, limit)
+        book = book_levels(self.model, spec, self.model.now_ms())
         pd, qd = spec.price_decimals, spec.qty_decimals
         return SimResponse(payload={
             "lastUpdateId": book.last_update_id,
-            "bids": [[fmt_float(p, pd), fmt_float(q, qd)] for p, q in book.bids.tolist()],
-            "asks": [[fmt_float(p, pd), fmt_float(q, qd)] for p, q in book.asks.tolist()],
+            "bids": [[fmt_float(p, pd), fmt_float(q, qd)] for p, q in book.bids[:limit].tolist()],
+            "asks": [[fmt_float(p, pd), fmt_float(q, qd)] for p, q in book.asks[:limit].tolist()],
         })
+
+    # ---- trades ------------------------------------------------------------------------------
+
+    def _trade_page(self, params: Mapping[str, str], *, times: bool, ids: bool) -> TradeBlock:
+        spec = self._market(_mandatory(params, "symbol"))
+        limit = _int(params, "limit")
+        limit = TRADES_DEFAULT_LIMIT if limit is None else limit
+        if limit < 1:
+            raise BinanceError(-1130, "Invalid data sent for a parameter.")
+        limit = min(limit, TRADES_MAX_LIMIT)
+        start = _int(params, "startTime") if times else None
+        end = _int(params, "endTime") if times else None
+        from_id = _int(params, "fromId") if ids else None
+        if start is not None and end is not None:
+            if start > end:
+                raise BinanceError(-1023, "Start time is greater than end time.")
+            if end - start > AGG_TRADES_MAX_WINDOW_MS:
+                raise BinanceError(-1127, "More than 1 hours between startTime and endTime.")
+        now = self.model.now_ms()
+        try:
+            return self.tape.page(spec, now, limit, start_ms=start, end_ms=end, from_id=from_id)
+        except DataError as exc:
+            raise BinanceError(-1000, f"An unknown error occurred while processing the request. ({exc})", 500) from exc
+
+    def trades(self, req: SimRequest) -> SimResponse:
+        """``/api/v3/trades``: the most recent ``limit`` trades."""
+        return SimResponse(payload=trade_rows(self._trade_page(req.params, times=False, ids=False)))
+
+    def historical_trades(self, req: SimRequest) -> SimResponse:
+        """``/api/v3/historicalTrades``: ``limit`` trades from ``fromId`` (default: the most recent)."""
+        return SimResponse(payload=trade_rows(self._trade_page(req.params, times=False, ids=True)))
+
+    def agg_trades(self, req: SimRequest) -> SimResponse:
+        """``/api/v3/aggTrades`` by ``fromId`` or ``startTime``/``endTime`` (inclusive), one trade each."""
+        return SimResponse(payload=agg_trade_rows(self._trade_page(req.params, times=True, ids=True)))
 
 
 def _symbol_info(m: SimMarket) -> dict[str, Any]:
