@@ -3,7 +3,9 @@
 Prints its base URL as the first line on stdout (so a parent process started with ``--port 0``
 can read where it listens) and logs to stderr. Bound beyond loopback (``--host 0.0.0.0``), the
 ``/sim/*`` control API needs ``Authorization: Bearer <token>``: the token is ``$QUANTDAG_SIM_TOKEN``
-or, when that is unset, a random one printed as the second stdout line ``token <token>``.
+or, when that is unset, a random one printed as the second stdout line ``token <token>``. The last
+startup line is ``ws <url>``, the websocket streams (``--ws-port``; public market data, no token).
+``--speed K`` runs the clock K times faster than wall time (from ``--now`` if given).
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history-days", type=int, default=400, help="history length when --genesis is not given")
     p.add_argument("--now", type=_instant_ms, default=None, help="freeze the clock at this instant")
     p.add_argument("--offset-ms", type=int, default=0, help="shift the wall clock by this much")
+    p.add_argument("--speed", type=float, default=None,
+                   help="run the clock this many times faster than wall time (from --now if given)")
+    p.add_argument("--ws-port", type=int, default=None,
+                   help="websocket streams port (default: --port + 1, or a free one with --port 0)")
     p.add_argument("--weight-limit", type=int, default=6000, help="request weight per window (default 6000)")
     p.add_argument("--weight-window", type=float, default=60.0, help="weight window in seconds (default 60)")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
@@ -57,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def startup_lines(sim: SimExchange) -> list[str]:
-    """What goes to stdout at start: the base URL, then ``token <token>`` if the token was generated."""
+    """What goes to stdout at start: the base URL, then ``token <token>`` if the token was generated
+    (``main`` prints ``ws <url>`` after them)."""
     lines = [sim.url]
     if sim.token_generated:
         lines.append(f"token {sim.token}")
@@ -77,10 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        clock = SimClock(args.now, offset_ms=args.offset_ms)
+        clock = SimClock(args.now, offset_ms=args.offset_ms, speed=args.speed)
         genesis = None if args.genesis is None else args.genesis // MS_PER_DAY * MS_PER_DAY
         model = MarketModel(args.seed, genesis_ms=genesis, clock=clock, history_days=args.history_days)
-        sim = SimExchange(model, host=args.host, port=args.port,
+        ws_port = args.ws_port if args.ws_port is not None else (args.port + 1 if args.port else 0)
+        sim = SimExchange(model, host=args.host, port=args.port, ws_port=ws_port,
                           limits=RateLimits(weight_limit=args.weight_limit, window_s=args.weight_window))
         sim.start()
     except (ConfigurationError, OSError) as exc:
@@ -88,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for line in startup_lines(sim):
         print(line, flush=True)
+    print(f"ws {sim.ws_url}", flush=True)
     log.info("serving seed %d, markets %s, genesis %s", model.seed, ", ".join(model.symbols),
              datetime.fromtimestamp(model.genesis_ms / 1000, tz=UTC).date())
     try:

@@ -14,6 +14,11 @@
 ``POST /sim/clock``       one of ``{"now_ms": t}`` (freeze), ``{"advance_ms": d}``, ``{"offset_ms": d}``,
                           ``{"speed": k}`` or ``{"speed": k, "now_ms": t}`` (run k x wall time from t)
 ``POST /sim/ban``         ban for ``{"seconds": s}``; ``DELETE /sim/ban`` lifts it
+``GET /sim/stream``       websocket streams: ``{"url", "running", "connections", "faults", "last_seq"}``
+``POST /sim/stream/faults``  schedule stream faults: one ``{"kind": "disconnect", "every_min": 5}`` or
+                          ``{"faults": [...]}`` (see ``StreamFault``); answers the schedule
+``GET /sim/stream/faults``   the schedule; ``DELETE`` drops it and ends active faults
+``GET /sim/stream/log``   what the streams injected; ``?since=SEQ``; ``DELETE`` clears it
 ========================  ==================================================================
 
 Control requests are not logged, rate limited or faulted. Bad input answers 400 ``{"error": ...}``.
@@ -45,6 +50,7 @@ from quantdag.errors import ConfigurationError, QuantdagError
 from quantdag.sim.clock import SimClock
 from quantdag.sim.faults import Fault, FaultPlan
 from quantdag.sim.routing import SimResponse
+from quantdag.sim.stream_faults import StreamFault
 
 if TYPE_CHECKING:  # pragma: no cover - import cycle only for the type checker
     from quantdag.sim.server import SimExchange
@@ -165,7 +171,8 @@ def control_routes(sim: SimExchange) -> dict[tuple[str, str], ControlHandler]:
     def info(params: dict[str, str], data: Any) -> SimResponse:
         m = sim.model
         return SimResponse(payload={"url": sim.url, "seed": m.seed, "genesis_ms": m.genesis_ms, "now_ms": m.now_ms(),
-                                    "symbols": list(m.symbols), "weight_limit": sim.limits.weight_limit})
+                                    "symbols": list(m.symbols), "weight_limit": sim.limits.weight_limit,
+                                    "ws_url": sim.ws_url if sim.stream is not None else None})
 
     def set_faults(params: dict[str, str], data: Any) -> SimResponse:
         sim.faults = FaultPlan.from_dict(data)
@@ -224,7 +231,49 @@ def control_routes(sim: SimExchange) -> dict[tuple[str, str], ControlHandler]:
         sim.unban()
         return ok()
 
+    def streams() -> Any:
+        if sim.stream is None:
+            raise ConfigurationError("this simulated exchange serves no streams")
+        return sim.stream
+
+    def stream_state(params: dict[str, str], data: Any) -> SimResponse:
+        s = streams()
+        return SimResponse(payload={"url": s.url, "running": s.running, "connections": s.connections(),
+                                    "faults": s.faults.to_list(), "last_seq": s.log.last_seq})
+
+    def stream_faults(params: dict[str, str], data: Any) -> SimResponse:
+        return SimResponse(payload={"faults": streams().faults.to_list()})
+
+    def add_stream_faults(params: dict[str, str], data: Any) -> SimResponse:
+        s = streams()
+        if isinstance(data, dict) and set(data) == {"faults"} and isinstance(data["faults"], list):
+            faults = [StreamFault.from_dict(f) for f in data["faults"]]
+        else:
+            faults = [StreamFault.from_dict(data)]
+        for fault in faults:  # all validated before any is scheduled
+            s.faults.add(fault)
+        return stream_faults(params, data)
+
+    def clear_stream_faults(params: dict[str, str], data: Any) -> SimResponse:
+        streams().clear_faults()
+        return ok()
+
+    def stream_log(params: dict[str, str], data: Any) -> SimResponse:
+        s = streams()
+        last = s.log.last_seq
+        return SimResponse(payload={"log": s.log.since(int(params.get("since", "0"))), "last_seq": last})
+
+    def clear_stream_log(params: dict[str, str], data: Any) -> SimResponse:
+        streams().log.clear()
+        return ok()
+
     return {
+        ("GET", "/sim/stream"): stream_state,
+        ("GET", "/sim/stream/faults"): stream_faults,
+        ("POST", "/sim/stream/faults"): add_stream_faults,
+        ("DELETE", "/sim/stream/faults"): clear_stream_faults,
+        ("GET", "/sim/stream/log"): stream_log,
+        ("DELETE", "/sim/stream/log"): clear_stream_log,
         ("GET", "/sim/health"): lambda params, data: ok(),
         ("GET", "/sim/info"): info,
         ("GET", "/sim/faults"): lambda params, data: plan(),

@@ -17,6 +17,12 @@ beyond loopback (see :mod:`quantdag.sim.control`).
 
 Routing is a table of :class:`~quantdag.sim.routing.Route` entries keyed by (method, path); the signed
 order endpoints of :mod:`quantdag.sim.orders` (balances, orders, fills) are added with :meth:`SimExchange.add_route`.
+
+Next to it, on its own port, the websocket market streams of :mod:`quantdag.sim.stream` (started and
+stopped with the HTTP server; :attr:`SimExchange.ws_url`), fed by the same model, clock and trade
+tape; their faults are injected with :meth:`SimExchange.inject_stream_fault` or
+``POST /sim/stream/faults`` and recorded in :attr:`SimExchange.stream_faults_log`.
+:meth:`SimExchange.ccxt_pro_client` is a ``ccxt.pro.binance`` on both.
 """
 
 from __future__ import annotations
@@ -41,8 +47,10 @@ from quantdag.errors import ConfigurationError
 from quantdag.sim.control import TOKEN_ENV, ControlRefused, check_control_request, control_routes, is_loopback
 from quantdag.sim.faults import PAGE_FAULTS, Draw, Fault, FaultPlan
 from quantdag.sim.model import MarketModel
-from quantdag.sim.public_api import PublicApi
+from quantdag.sim.public_api import PublicApi, TradeTape
 from quantdag.sim.routing import JSON_TYPE, BinanceError, Handler, Route, SimRequest, SimResponse, Weight
+from quantdag.sim.stream import StreamServer
+from quantdag.sim.stream_faults import StreamFault
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +83,29 @@ def ccxt_client(base_url: str, **config: Any) -> Any:
     options.update(config)
     ex = ccxt.binance(options)
     ex.urls["api"]["public"] = ex.urls["api"]["private"] = f"{base_url.rstrip('/')}/api/v3"
+    return ex
+
+
+def ccxt_pro_client(base_url: str, ws_url: str, **config: Any) -> Any:
+    """A real ``ccxt.pro.binance`` on a simulated exchange: REST at ``base_url``, streams at ``ws_url``.
+
+    ``ws_url`` is the raw endpoint (``ws://host:port/ws``); ccxt.pro appends ``/<n>`` to it for each of
+    its connections and subscribes by message. Its spot and margin stream urls are replaced, as the REST
+    ones are (spot markets only, no currency endpoint). Use it in a running event loop and
+    ``await ex.close()`` at the end.
+    """
+    import ccxt.pro  # only the helper needs ccxt.pro; the server does not
+
+    options: dict[str, Any] = {
+        "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
+        "enableRateLimit": True,
+    }
+    options.update(config)
+    ex = ccxt.pro.binance(options)
+    ex.urls["api"]["public"] = ex.urls["api"]["private"] = f"{base_url.rstrip('/')}/api/v3"
+    ws = dict(ex.urls["api"]["ws"])
+    ws["spot"] = ws["margin"] = ws_url.rstrip("/")
+    ex.urls["api"]["ws"] = ws
     return ex
 
 
@@ -218,6 +249,10 @@ class SimExchange:
     token:
         Bearer token the ``/sim/*`` control API requires. None: no token on a loopback ``host``; bound
         beyond loopback, ``$QUANTDAG_SIM_TOKEN`` or else a random one (:attr:`token_generated`).
+    streams:
+        Serve the websocket market streams too (:attr:`ws_url`).
+    ws_port:
+        The streams' port; 0 picks a free one.
     """
 
     def __init__(
@@ -231,6 +266,8 @@ class SimExchange:
         warm: bool = True,
         log_limit: int = 100_000,
         token: str | None = None,
+        streams: bool = True,
+        ws_port: int = 0,
     ) -> None:
         if model is None or isinstance(model, int):
             model = MarketModel(seed=7 if model is None else model)
@@ -259,8 +296,10 @@ class SimExchange:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._routes: dict[tuple[str, str], Route] = {}
-        for route in PublicApi(model).routes():
+        self.tape = TradeTape(model)
+        for route in PublicApi(model, self.tape).routes():
             self.add_route(route)
+        self.stream: StreamServer | None = StreamServer(model, self.tape, host=host, port=ws_port) if streams else None
         self._control = control_routes(self)
 
     def __repr__(self) -> str:
@@ -282,6 +321,12 @@ class SimExchange:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"quantdag-sim:{self._port}", daemon=True)
         self._thread.start()
+        if self.stream is not None:
+            try:
+                self.stream.start()
+            except BaseException:
+                self.stop()
+                raise
         log.info("simulated exchange listening on %s", self.url)
         if self._token is not None and not is_loopback(self.host):
             log.warning("simulated exchange bound beyond loopback (%s): its control API needs the bearer token",
@@ -293,6 +338,8 @@ class SimExchange:
         server, self._server = self._server, None
         if server is None:
             return
+        if self.stream is not None:
+            self.stream.stop()
         self._stopping.set()
         server.shutdown()
         server.close_connections()
@@ -333,6 +380,41 @@ class SimExchange:
     def ccxt_client(self, **config: Any) -> Any:
         """A real ``ccxt.binance`` pointed at this server; see :func:`ccxt_client`."""
         return ccxt_client(self.url, **config)
+
+    # ---- websocket streams -------------------------------------------------------------------
+
+    def _streams(self) -> StreamServer:
+        if self.stream is None:
+            raise ConfigurationError("this simulated exchange serves no streams (streams=False)")
+        return self.stream
+
+    @property
+    def ws_port(self) -> int:
+        return self._streams().port
+
+    @property
+    def ws_url(self) -> str:
+        """The raw stream endpoint, e.g. ``ws://127.0.0.1:8766/ws`` (``/ws/<stream>`` and ``/stream?streams=``
+        are served too)."""
+        return self._streams().url
+
+    def ccxt_pro_client(self, **config: Any) -> Any:
+        """A real ``ccxt.pro.binance`` on this server's REST API and streams; see :func:`ccxt_pro_client`."""
+        return ccxt_pro_client(self.url, self.ws_url, **config)
+
+    def inject_stream_fault(self, kind: str, **params: Any) -> StreamFault:
+        """Schedule a stream fault, e.g. ``inject_stream_fault("disconnect", every_min=5)``
+        (see :class:`~quantdag.sim.stream_faults.StreamFault`)."""
+        return self._streams().inject(kind, **params)
+
+    def clear_stream_faults(self) -> None:
+        """Drop scheduled stream faults and end active ones; the log stays."""
+        self._streams().clear_faults()
+
+    @property
+    def stream_faults_log(self) -> list[dict[str, Any]]:
+        """What the streams injected, oldest first: ``{"seq", "kind", "sim_ms", "wall_ms", "conn", ...}``."""
+        return self._streams().log.since(0)
 
     # ---- routes, faults, log, ban ------------------------------------------------------------
 
@@ -561,4 +643,4 @@ class SimExchange:
             return SimResponse(400, {"error": str(exc)})
 
 
-__all__ = ["JSON_TYPE", "RateLimits", "RequestRecord", "SimExchange", "ccxt_client"]
+__all__ = ["JSON_TYPE", "RateLimits", "RequestRecord", "SimExchange", "ccxt_client", "ccxt_pro_client"]
