@@ -27,7 +27,7 @@ export DAGSTER_HOME ?= $(or $(QUANTDAG_DATA_DIR),$(CURDIR)/data)/dagster_home
 # cache bytecode: without it every process recompiles dagster, mlflow and ccxt from source
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup demo test test-fast ui mlflow-ui data-dir sim bench lock clean postgres postgres-stop
+.PHONY: setup demo test test-fast ui mlflow-ui data-dir sim stream bench lock clean postgres postgres-stop
 
 setup: $(VENV)/.installed
 
@@ -80,6 +80,11 @@ postgres-stop: setup
 
 sim: setup
 	$(PY) -m quantdag.sim --port 8765 --seed 7
+
+# Stream the configured markets' 1m candles over websockets (the simulator offline) until Ctrl-C;
+# closed candles land in <data_dir>/landing and move into market.candles whenever the file is free.
+stream: setup
+	@$(DATA_ENV) && exec $(PY) -m quantdag.stream
 
 bench: setup
 	$(PY) benchmarks/pipeline.py

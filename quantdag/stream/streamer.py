@@ -72,7 +72,7 @@ def make_client(rest_url: str | None, ws_url: str | None, **config: Any) -> Any:
         ex.urls["api"]["public"] = ex.urls["api"]["private"] = rest_url.rstrip("/")
     if ws_url:
         ws = dict(ex.urls["api"]["ws"])
-        ws["spot"] = ws_url.rstrip("/")
+        ws["spot"] = ws["margin"] = ws_url.rstrip("/")
         ex.urls["api"]["ws"] = ws
     return ex
 
@@ -107,7 +107,8 @@ class Streamer:
 
     def __init__(self, client_factory: Callable[[], Any], symbols: Sequence[str], root: Path, *, exchange: str = "sim",
                  watchdog_s: float = 5.0, recycle_s: float = 3600.0, last_closed: dict[str, int] | None = None,
-                 on_candles: Callable[[], None] | None = None, session: str | None = None) -> None:  # fmt: skip
+                 on_candles: Callable[[], None] | None = None, session: str | None = None,
+                 wall_clock: bool = True) -> None:  # fmt: skip
         self.factory = client_factory
         self.symbols = list(symbols)
         self.root = Path(root)
@@ -121,6 +122,8 @@ class Streamer:
         self.client: Any = None
         self._opened = 0.0
         self._stop = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self.wall_clock = wall_clock  # the exchange's clock is the wall's: close -> landed latency is measurable
 
     def stop(self) -> None:
         self._stop.set()
@@ -145,10 +148,22 @@ class Streamer:
             await self._close()
         return self.stats
 
+    async def _reconnect(self, seen: Any, why: str) -> None:
+        """Replace the client ``seen`` failed on, unless another market's loop already did."""
+        async with self._lock:
+            if self.client is seen:
+                await self._connect(why)
+
     async def _connect(self, why: str) -> None:
-        await self._close()
-        self.client = self.factory()
-        await self.client.load_markets()
+        old, self.client = self.client, None
+        if old is not None:
+            try:
+                await old.close()
+            except Exception:  # a dead connection: nothing left to close
+                pass
+        client = self.factory()
+        await client.load_markets()
+        self.client = client
         self._opened = time.monotonic()
         if why != "start":
             self.stats.reconnects[why] += 1
@@ -172,22 +187,20 @@ class Streamer:
             try:
                 await asyncio.wait_for(client.watch_ohlcv(symbol, "1m"), timeout=self.watchdog_s)
             except asyncio.TimeoutError:
-                if self.client is client:
-                    await self._connect("silence")
+                await self._reconnect(client, "silence")
                 need_backfill = True
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # ccxt NetworkError and friends: the connection is gone
-                log.warning("stream %s %s: %s", self.session, symbol, type(exc).__name__)
-                if self.client is client:
-                    await asyncio.sleep(0.05)
-                    await self._connect("disconnect")
+                log.info("stream %s %s: %s", self.session, symbol, type(exc).__name__)
+                await asyncio.sleep(0.05)
+                await self._reconnect(client, "disconnect")
                 need_backfill = True
                 continue
             await self._drain(symbol)
-            if time.monotonic() - self._opened > self.recycle_s and self.client is client:
-                await self._connect("recycle")
+            if time.monotonic() - self._opened > self.recycle_s:
+                await self._reconnect(client, "recycle")
                 need_backfill = True
 
     async def _drain(self, symbol: str) -> None:
@@ -211,20 +224,19 @@ class Streamer:
         if last is None:
             return
         self.stats.backfills += 1
+        end = until_ms
+        if end is None:  # up to the minute forming on the exchange's clock, read first: what comes back after is closed
+            now = int(await self.client.fetch_time())
+            end = now - now % MINUTE_MS
         since = last + MINUTE_MS
         got: list[list[float]] = []
-        while True:
-            page = await self.client.fetch_ohlcv(symbol, "1m", since=since, limit=1000)
-            page = [r for r in page if until_ms is None or r[0] < until_ms]
+        while since < end:
+            page = [r for r in await self.client.fetch_ohlcv(symbol, "1m", since=since, limit=1000) if r[0] < end]
             got += page
             if len(page) < 1000:
                 break
             since = page[-1][0] + MINUTE_MS
-        end = until_ms
-        if end is None:  # up to the minute forming now on the exchange's clock
-            now = int(await self.client.fetch_time())
-            end = now - now % MINUTE_MS
-        closed = [r for r in got if r[0] < end]
+        closed = got
         have = {int(r[0]) for r in closed}
         missing = [t for t in range(last + MINUTE_MS, end, MINUTE_MS) if t not in have]
         if missing:
@@ -242,7 +254,7 @@ class Streamer:
         )  # fmt: skip
         write_batch(self.root, frame, session=self.session)
         self.last[symbol] = int(rows[-1][0])
-        if source == "stream":
+        if source == "stream" and self.wall_clock:
             self.stats.latency_ms.append(now.timestamp() * 1000 - (rows[-1][0] + MINUTE_MS))
         if self.on_candles is not None:
             self.on_candles()
