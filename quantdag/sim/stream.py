@@ -29,7 +29,8 @@ Streams (``<sym>`` is the lower-case market id, e.g. ``btcusdt``):
 
 After a clock jump the streams replay at most :data:`CATCHUP_MS` of simulated time (closed candles,
 trades, one depth event per second) and skip the rest; a depth event then spans the jump
-(``U`` = the last ``u`` + 1) with the net change. Faults: :mod:`quantdag.sim.stream_faults`.
+(``U`` = the last ``u`` + 1) with the net change. A clock set back restarts every stream at the new
+now (depth ids then go back: a client must resync). Faults: :mod:`quantdag.sim.stream_faults`.
 """
 
 from __future__ import annotations
@@ -282,6 +283,7 @@ class StreamServer:
         self._stop: asyncio.Event | None = None
         self._restarting = False
         self._restart_task: asyncio.Task[None] | None = None
+        self._last_now = 0
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -519,6 +521,9 @@ class StreamServer:
             await asyncio.sleep(self.poll_s)
 
     def _tick(self, now: int) -> None:
+        if now < self._last_now:  # the clock was set back: every stream starts over from the new now
+            self._producers.clear()
+        self._last_now = now
         for fault in self.faults.due(now, self._has_target):
             self._fire(fault, now)
         for conn in self._conns.values():
