@@ -253,7 +253,7 @@ class StreamServer:
     tape:
         Trades (share the REST API's so both serve one cache).
     host, port:
-        Where to listen; port 0 picks a free port (kept across :meth:`restart`).
+        Where to listen; port 0 picks a free port (kept across ``restart`` faults).
     poll_s:
         Wall seconds between two passes over the streams (the simulated clock is read each pass).
     """
@@ -406,6 +406,9 @@ class StreamServer:
             if not self._stop.is_set():  # type: ignore[union-attr]
                 await self._open()
                 self.log.add("restart_end", self.model.now_ms(), port=self._port)
+        except OSError:  # e.g. another process took the port meanwhile
+            log.exception("simulated stream server could not come back on port %s", self._port)
+            self.log.add("restart_failed", self.model.now_ms(), port=self._port)
         finally:
             self._restarting = False
 
