@@ -1,0 +1,151 @@
+"""Streaming under faults: completeness, duplicates, backfills, latency and memory. One JSON line.
+
+    .venv/bin/python benchmarks/stream.py                 # 65 simulated minutes at 60x + 3 wall minutes at 1x
+    .venv/bin/python benchmarks/stream.py --minutes 20 --latency-minutes 1   # quicker
+
+What runs is what ``python -m quantdag.stream`` runs: the :class:`~quantdag.stream.streamer.Streamer`
+over real ccxt.pro websockets against the project's simulator on 127.0.0.1, closed candles into
+the landing area, ingested into a real DuckDB file by the same ``ingest`` loop.
+
+1. Faults, at 60x: disconnects (close 1006), silences without close (only a reconnect helps),
+   duplicates, out-of-order messages and server restarts every few simulated minutes, over at least
+   one simulated hour. Reported: streamed + backfilled candles equal to REST's for the same minutes
+   (target 100 %), minutes twice (target 0), minutes missing inside the run, reconnects vs backfills
+   (every reconnect followed by one), the stream's RSS every few seconds (flat).
+2. Latency, at 1x (the simulator's clock is the wall's): candle close -> landed, and candle close ->
+   stored in ``market.candles`` (the ingest loop's commit), p50 and p99 (target p99 < 2 s).
+   Candle close -> paper order needs the intraday loop (issue #17's next step): not measured yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import ccxt  # noqa: E402
+import polars as pl  # noqa: E402
+import psutil  # noqa: E402
+
+from quantdag.sim import MarketModel, SimExchange  # noqa: E402
+from quantdag.sim.clock import SimClock  # noqa: E402
+from quantdag.store import Warehouse  # noqa: E402
+from quantdag.stream.__main__ import _ingest_loop  # noqa: E402
+from quantdag.stream.streamer import Streamer, make_client  # noqa: E402
+
+SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+FAULTS = [("disconnect", {"every_min": 7}), ("silence", {"every_min": 11, "resume": False}),
+          ("duplicate", {"every_min": 3, "count": 2}), ("out_of_order", {"every_min": 5}),
+          ("restart", {"every_min": 13, "delay_s": 0.5})]  # fmt: skip
+
+
+async def _stream(sim: SimExchange, tmp: Path, seconds: float, *, wall_clock: bool, watchdog_s: float) -> dict:
+    root, db = tmp / "landing", tmp / "quantdag.duckdb"
+    Warehouse(db).ensure_schema()
+    st = Streamer(lambda: make_client(f"{sim.url}/api/v3", sim.ws_url), SYMBOLS, root, watchdog_s=watchdog_s,
+                  wall_clock=wall_clock)  # fmt: skip
+    proc, rss = psutil.Process(), []
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        while not stop.is_set():
+            rss.append(proc.memory_info().rss / 2**20)
+            await asyncio.sleep(5)
+
+    stored_at: dict[tuple[str, int], float] = {}
+
+    async def watch_store() -> None:  # when each candle is committed to market.candles (polls the file read-only)
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+            try:
+                rows = await asyncio.to_thread(lambda: Warehouse(db, read_only=True, lock_timeout=0.05).query(
+                    "SELECT symbol, epoch_ms(ts) AS t FROM market.stream_candles"))  # fmt: skip
+            except Exception:
+                continue
+            now = time.time() * 1000
+            for s, t in rows.iter_rows():
+                stored_at.setdefault((s, int(t)), now)
+
+    tasks = [asyncio.create_task(sample()), asyncio.create_task(_ingest_loop(db, root, stop, every_s=0.2))]
+    if wall_clock:
+        tasks.append(asyncio.create_task(watch_store()))
+    stats = await st.run(seconds)
+    stop.set()
+    await asyncio.gather(*tasks)
+    store_lat = sorted(at - (t + 60_000) for (_, t), at in stored_at.items())
+    q = lambda xs, p: round(xs[min(len(xs) - 1, int(p * len(xs)))], 1) if xs else None  # noqa: E731
+    return {"stats": stats, "rss_mb": rss, "store_p50": q(store_lat, 0.5), "store_p99": q(store_lat, 0.99),
+            "db": db}  # fmt: skip
+
+
+def _compare(sim: SimExchange, db: Path) -> dict:
+    rest = ccxt.binance({"options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}})
+    rest.urls["api"]["public"] = f"{sim.url}/api/v3"
+    got = Warehouse(db, read_only=True).query("SELECT symbol, epoch_ms(ts) AS t, open, high, low, close, volume "
+                                              "FROM market.candles WHERE timeframe = '1m' ORDER BY symbol, ts")  # fmt: skip
+    equal = total = missing = 0
+    for sym in SYMBOLS:
+        mine = got.filter(pl.col("symbol") == sym)
+        ts = mine["t"].to_list()
+        ref: dict[int, list] = {}
+        since = ts[0]
+        while since <= ts[-1]:
+            page = rest.fetch_ohlcv(sym, "1m", since=since, limit=1000)
+            ref.update({r[0]: r[1:] for r in page})
+            if len(page) < 1000:
+                break
+            since = page[-1][0] + 60_000
+        total += len(ts)
+        missing += (ts[-1] - ts[0]) // 60_000 + 1 - len(ts)
+        equal += sum(ref.get(r[1]) == list(r[2:]) for r in mine.iter_rows())
+    return {"candles": total, "equal_to_rest": equal, "equal_pct": round(100 * equal / total, 3) if total else None,
+            "missing_minutes": int(missing)}  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=65, help="simulated minutes of the fault run (at 60x)")
+    p.add_argument("--latency-minutes", type=float, default=3, help="wall minutes of the latency run (at 1x)")
+    a = p.parse_args()
+    out: dict = {"benchmark": "quantdag.stream under faults", "markets": SYMBOLS, "loadavg_start": os.getloadavg()}
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        with SimExchange(MarketModel(seed=11, history_days=2, clock=SimClock(speed=60))) as sim:
+            for kind, params in FAULTS:
+                sim.inject_stream_fault(kind, **params)
+            r = asyncio.run(_stream(sim, tmp / "faults", a.minutes, wall_clock=False, watchdog_s=1.5))
+            s = r["stats"]
+            injected = [e for e in getattr(sim, "stream_faults_log", [])]
+            out["faults"] = {
+                "simulated_minutes": a.minutes, "speed": 60, **_compare(sim, r["db"]), "streamed": s.streamed,
+                "backfilled": s.backfilled, "duplicates_landed": 0, "dropped": dict(s.dropped),
+                "reconnects": dict(s.reconnects), "backfills": s.backfills, "gaps": len(s.gaps),
+                "every_reconnect_backfilled": s.backfills >= sum(s.reconnects.values()),
+                "faults_injected": len(injected), "rss_mb_first_last_max": [round(r["rss_mb"][0], 1), round(r["rss_mb"][-1], 1),
+                                                                            round(max(r["rss_mb"]), 1)] if r["rss_mb"] else None,
+            }  # fmt: skip
+            dupes = Warehouse(r["db"], read_only=True).query(
+                "SELECT count(*) - count(DISTINCT (symbol, ts)) AS d FROM market.stream_candles")["d"][0]  # fmt: skip
+            out["faults"]["duplicates_landed"] = int(dupes)
+        if a.latency_minutes > 0:
+            with SimExchange(MarketModel(seed=11, history_days=2)) as sim:
+                r = asyncio.run(_stream(sim, tmp / "latency", a.latency_minutes * 60 + 5, wall_clock=True, watchdog_s=10))
+                d = r["stats"].as_dict()
+                out["latency"] = {"wall_minutes": a.latency_minutes, "speed": 1, "closed_candles": d["streamed"],
+                                  "close_to_landed_ms_p50": d["latency_ms_p50"], "close_to_landed_ms_p99": d["latency_ms_p99"],
+                                  "close_to_stored_ms_p50": r["store_p50"], "close_to_stored_ms_p99": r["store_p99"],
+                                  "close_to_paper_order_ms": None}  # fmt: skip
+    out["loadavg_end"] = os.getloadavg()
+    print(json.dumps(out, default=str))
+
+
+if __name__ == "__main__":
+    main()
