@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import backtests, events, indicators, market_data, optimization, paper, portfolio, signals
+from assets import backtests, events, indicators, market_data, optimization, paper, portfolio, signals, stream
 from assets.partitions import Partitions
 from quantdag.config import ProjectConfig
 from quantdag.strategies import Strategy
@@ -25,4 +25,5 @@ def build_assets(config: ProjectConfig, parts: Partitions, configured: dict[str,
         *optimization.build(config, parts),
         *paper.build(config, parts),
         *portfolio.build(config, configured),
+        *stream.build(config),
     ]

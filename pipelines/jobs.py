@@ -35,6 +35,8 @@ def build_jobs(parts: Partitions) -> dict[str, dg.UnresolvedAssetJobDefinition]:
         by_group("portfolio_job", "portfolio", description="Combine the portfolio's members into weights and backtest them in one account."),
         # One paper cycle of the portfolio's account, then its paper-vs-backtest drift.
         by_group("portfolio_paper_job", "portfolio_paper", description="Paper-trade the portfolio (its targets, sizing and risk rules) and check drift."),
+        # Streamed candles that waited in the landing area (a job held DuckDB), and every market's freshness.
+        by_group("stream_ingest_job", "streaming", description="Store landed streamed candles; check each market's freshness."),
         # The daily backtest-paper drift check of a parameter set.
         dg.define_asset_job("paper_drift_job", selection=dg.AssetSelection.assets("paper_drift_check"), partitions_def=parts.param_sets),
     ]

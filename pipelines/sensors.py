@@ -6,6 +6,8 @@ import logging
 import os
 from datetime import date, datetime, timedelta, timezone
 
+from pathlib import Path
+
 import dagster as dg
 
 from assets.partitions import param_sets
@@ -145,5 +147,21 @@ def build_sensors(config: ProjectConfig, param_set_keys: list[str], warehouse_pa
             requests.append(dg.RunRequest(run_key=f"heal|{a}|{b}|{hour}", tags=range_tags(job.partitions_def, span)))
         return requests
 
+    @dg.sensor(job_name="stream_ingest_job", name="ingest_streamed_candles", minimum_interval_seconds=30,
+               default_status=dg.DefaultSensorStatus.RUNNING)
+    def ingest_streamed_candles(context: dg.SensorEvaluationContext):
+        """Landing files older than 30 s (the streamer could not store them: a job held DuckDB) → store them."""
+        import time
+
+        from quantdag.stages.stream import landing_root
+        from quantdag.stream.landing import pending
+
+        data_dir = Path(warehouse_path).parent if warehouse_path else config.data_path
+        files = pending(landing_root(data_dir))
+        waiting = [f for f in files if time.time() - f.stat().st_mtime > 30]
+        if not waiting:
+            return dg.SkipReason(f"{len(files)} landing file(s), none waiting over 30 s")
+        return dg.RunRequest(run_key=f"landing|{waiting[-1].name}")
+
     return [run_failure_alert, register_param_sets, promote_best_params, paper_on_new_signals, recover_crashed_runs,
-            heal_market_data]
+            heal_market_data, ingest_streamed_candles]
