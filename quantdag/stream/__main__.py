@@ -114,16 +114,13 @@ def _ws_of(base: str) -> str:
 
 
 def _live_client(config: Any) -> Any:
-    from quantdag.exchange.secrets import load_credentials
+    """The live venue's streams: Binance (spot), whose klines say when they close; its testnet with ``sandbox``."""
+    from quantdag.errors import ConfigurationError
 
-    creds = load_credentials(config.exchange.id)
-    import ccxt.pro
-
-    cls = getattr(ccxt.pro, config.exchange.id)
-    opts: dict[str, Any] = {"enableRateLimit": True}
-    if creds is not None:
-        opts.update(apiKey=creds.api_key, secret=creds.secret)
-    ex = cls(opts)
+    if config.exchange.id != "binance":
+        raise ConfigurationError(f"exchange.id {config.exchange.id!r}: live streaming reads Binance's closed-kline "
+                                 "flag; other venues are not supported yet (the daily REST jobs are)")  # fmt: skip
+    ex = make_client(None, None)
     if config.exchange.sandbox:
         ex.set_sandbox_mode(True)
     return ex
