@@ -125,16 +125,21 @@ class Fault:
         ConfigurationError
             On unknown keys or bad values.
         """
-        if not isinstance(data, Mapping):
-            raise ConfigurationError(f"a fault must be a JSON object, got {data!r}")
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigurationError(f"unknown fault fields {sorted(unknown)}; known: {sorted(known)}")
-        try:
-            return cls(**dict(data))
-        except TypeError as exc:
-            raise ConfigurationError(f"bad fault {dict(data)!r}: {exc}") from exc
+        return dataclass_from_dict(cls, data, "fault")
+
+
+def dataclass_from_dict(cls: Any, data: Any, what: str) -> Any:
+    """``cls(**data)`` from JSON-like data, or a :class:`ConfigurationError` naming the bad keys or values."""
+    if not isinstance(data, Mapping):
+        raise ConfigurationError(f"a {what} must be a JSON object, got {data!r}")
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigurationError(f"unknown {what} fields {sorted(unknown)}; known: {sorted(known)}")
+    try:
+        return cls(**dict(data))
+    except TypeError as exc:
+        raise ConfigurationError(f"bad {what} {dict(data)!r}: {exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from quantdag.errors import ConfigurationError
+from quantdag.sim.faults import dataclass_from_dict
 
 #: Every stream fault kind.
 STREAM_FAULT_KINDS = ("disconnect", "silence", "duplicate", "out_of_order", "depth_gap", "restart")
@@ -134,15 +135,7 @@ class StreamFault:
         ConfigurationError
             On unknown keys or bad values.
         """
-        if not isinstance(data, Mapping):
-            raise ConfigurationError(f"a stream fault must be a JSON object, got {data!r}")
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigurationError(f"unknown stream fault fields {sorted(unknown)}")
-        try:
-            return cls(**dict(data))
-        except TypeError as exc:
-            raise ConfigurationError(f"bad stream fault {dict(data)!r}: {exc}") from exc
+        return dataclass_from_dict(cls, data, "stream fault")
 
 
 class StreamFaultLog:

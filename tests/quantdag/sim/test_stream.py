@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from quantdag.errors import ConfigurationError
@@ -26,6 +25,7 @@ from quantdag.sim.paths import MS_PER_DAY, MS_PER_MINUTE
 from quantdag.sim.public_api import BOOK_LEVELS, book_levels
 from quantdag.sim.stream import StreamKey, parse_stream
 
+from .ws_support import connect, recv, run
 from .support import GENESIS, NOW, http, http_json
 
 SPEED = 60.0
@@ -45,18 +45,10 @@ def fast() -> Iterator[SimExchange]:
 # ---- helpers --------------------------------------------------------------------------------
 
 
-def connect(url: str) -> Any:
-    """A raw client that buffers without limit, so closing it never waits behind unread messages."""
-    return ws_connect(url, max_queue=None, close_timeout=1)
 
 
-def run(coro: Any, timeout: float = 20.0) -> Any:
-    """Run a test coroutine with a hard deadline."""
-    return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-async def recv(ws: ClientConnection, timeout: float = 5.0) -> Any:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
 
 async def subscribe(ws: ClientConnection, streams: list[str], rid: int = 1) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 import ccxt
 import pytest
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
 from quantdag.errors import ConfigurationError
@@ -24,6 +23,7 @@ from quantdag.sim import MarketModel, SimClock, SimExchange
 from quantdag.sim.public_api import book_levels
 from quantdag.sim.stream_faults import STREAM_FAULT_KINDS, StreamFault, StreamFaultPlan
 
+from .ws_support import connect, recv, run
 from .support import GENESIS, NOW, http, http_json
 
 SPEED = 60.0
@@ -46,16 +46,10 @@ def fast(shared_fast: SimExchange) -> Iterator[SimExchange]:
     shared_fast.clear_stream_faults()
 
 
-def connect(url: str) -> Any:
-    return ws_connect(url, max_queue=None, close_timeout=1)
 
 
-def run(coro: Any, timeout: float = 20.0) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-async def recv(ws: ClientConnection, timeout: float = 5.0) -> Any:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
 
 async def take(ws: ClientConnection, n: int) -> list[Any]:
