@@ -41,15 +41,22 @@ def last_stored(db: Path, exchange: str, symbols: list[str]) -> dict[str, int]:
     return {r["symbol"]: int(r["ts"].timestamp() * 1000) for r in rows.iter_rows(named=True) if r["symbol"] in symbols}
 
 
-async def _ingest_loop(db: Path, root: Path, stop: asyncio.Event, every_s: float = 1.0) -> dict[str, int]:
-    """Drain the landing area into the warehouse whenever the file is free (never blocking the streams)."""
+async def _ingest_loop(db: Path, root: Path, stop: asyncio.Event, every_s: float = 1.0, *,
+                       intraday: Any = None, trades: list | None = None) -> dict[str, int]:  # fmt: skip
+    """Drain the landing area into the warehouse whenever the file is free (never blocking the streams);
+    with ``intraday`` (an :class:`~quantdag.stream.intraday.IntradayLoop`), act on what was stored."""
     done = {"files": 0, "candles": 0, "busy": 0}
 
     def once(timeout: float) -> None:
         try:
-            rep = ingest(Warehouse(db, lock_timeout=timeout), root)
+            wh = Warehouse(db, lock_timeout=timeout)
+            rep = ingest(wh, root)
             done["files"] += rep.files
             done["candles"] += rep.candles
+            if intraday is not None and rep.minutes:
+                loop_report = intraday.on_stored(wh, rep.minutes)
+                if trades is not None and loop_report.completed:
+                    trades.append(loop_report)
         except WarehouseError:
             done["busy"] += 1  # a job holds the file: the candles wait in the landing area
 
@@ -61,7 +68,7 @@ async def _ingest_loop(db: Path, root: Path, stop: asyncio.Event, every_s: float
     return done
 
 
-async def stream(seconds: float | None, speed: float, config: Any) -> dict[str, Any]:
+async def stream(seconds: float | None, speed: float, config: Any, *, trade: bool = False) -> dict[str, Any]:
     data = Path(config.data_path)
     data.mkdir(parents=True, exist_ok=True)
     symbols = sorted({m.symbol for m in config.markets})
@@ -92,7 +99,8 @@ async def stream(seconds: float | None, speed: float, config: Any) -> dict[str, 
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, streamer.stop)
-    ingesting = asyncio.create_task(_ingest_loop(db, root, stop))
+    intraday, loops = (_intraday(config, db, rest, exchange) if trade else None), []
+    ingesting = asyncio.create_task(_ingest_loop(db, root, stop, intraday=intraday, trades=loops))
     try:
         stats = await streamer.run(seconds)
     finally:
@@ -100,7 +108,53 @@ async def stream(seconds: float | None, speed: float, config: Any) -> dict[str, 
         ingested = await ingesting
         if sim is not None:
             sim.stop()
-    return {"session": streamer.session, "markets": symbols, **stats.as_dict(), "ingested": ingested}
+    out = {"session": streamer.session, "markets": symbols, **stats.as_dict(), "ingested": ingested}
+    if trade:
+        lat = sorted(x for r in loops for x in r.close_to_order_ms)
+        out["intraday"] = {"research_candles": sum(len(r.completed) for r in loops),
+                           "paper_cycles": sum(len(r.cycles) for r in loops),
+                           "orders_sent": sum(int(c.get("orders_sent", 0)) for r in loops for c in r.cycles),
+                           "close_to_order_ms": lat}  # fmt: skip
+    return out
+
+
+def _intraday(config: Any, db: Path, rest: str | None, exchange: str) -> Any:
+    """The intraday loop of the paper-enabled parameter sets, priced at the venue's live ticker."""
+    import dataclasses
+
+    import ccxt
+
+    from quantdag.execution import ticker_source
+    from quantdag.stages.paper import Execution, PaperAccount
+    from quantdag.stream.intraday import IntradayLoop
+    from quantdag.strategies.keys import configured_param_sets, strategy_name_of
+    from quantdag.strategies.loader import load_user_strategies
+
+    load_user_strategies(config.strategy_paths)
+    configured = configured_param_sets([(e.strategy, e.params) for e in config.strategies.param_sets],
+                                       defaults=config.strategies.defaults)  # fmt: skip
+    keys = [k for k in configured if strategy_name_of(k) in set(config.strategies.paper)]
+    client = ccxt.binance({"options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}})
+    if rest:
+        client.urls["api"]["public"] = client.urls["api"]["private"] = rest
+    ex = config.portfolio.execution
+    account = PaperAccount(capital=config.paper.capital, quote=config.paper.quote, cash_buffer=config.paper.cash_buffer,
+                           rules=config.risk.rules(), min_notional=config.portfolio.min_notional,
+                           execution=Execution(algo=ex.algo, above_notional=ex.above_notional, slices=ex.slices,
+                                               duration_s=ex.duration_s))  # fmt: skip
+    markets = [dataclasses.replace(m, exchange=exchange) for m in config.research_markets]
+    return IntradayLoop(markets, keys, ticker_source(_SyncTicker(client)), account=account, configured=configured,
+                        webhook_env=config.alerts.webhook_env)  # fmt: skip
+
+
+class _SyncTicker:
+    """``fetch_ticker`` of a plain ccxt client (what :func:`ticker_source` calls)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def fetch_ticker(self, symbol: str) -> dict:
+        return self.client.fetch_ticker(symbol)
 
 
 def _ws_of(base: str) -> str:
@@ -130,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m quantdag.stream", description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=None, help="stop after N seconds (default: until Ctrl-C)")
     p.add_argument("--speed", type=float, default=1.0, help="the in-process simulator's clock speed (default 1)")
+    p.add_argument("--trade", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the intraday loop: a closed research candle -> signals -> paper orders "
+                        "(default: automation.paper_trading)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from quantdag.config import load_config
@@ -141,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"configuration error: {exc}") from None
     if args.speed <= 0:
         raise SystemExit(f"--speed must be > 0, got {args.speed}")
-    print(json.dumps(asyncio.run(stream(args.seconds, args.speed, config)), default=str))
+    trade = config.automation.paper_trading if args.trade is None else args.trade
+    print(json.dumps(asyncio.run(stream(args.seconds, args.speed, config, trade=trade)), default=str))
     return 0
 
 

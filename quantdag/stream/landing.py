@@ -67,6 +67,7 @@ class IngestReport:
     files: int = 0
     candles: int = 0
     by_market: dict[str, int] = field(default_factory=dict)
+    minutes: list[tuple[str, int]] = field(default_factory=list)  # (symbol, open ms) of the 1m candles stored
 
 
 def ingest(wh: Warehouse, root: Path, *, limit: int | None = None) -> IngestReport:
@@ -97,6 +98,8 @@ def ingest(wh: Warehouse, root: Path, *, limit: int | None = None) -> IngestRepo
     for f in files:
         os.replace(f, done / f.name)
     report.files, report.candles = len(files), batch.height
+    ones = batch.filter(pl.col("timeframe") == "1m")
+    report.minutes = list(zip(ones["symbol"].to_list(), (ones["ts"].dt.epoch("ms")).to_list()))
     report.by_market = {f"{sym}:{tf}": int(n) for sym, tf, n in batch.group_by("symbol", "timeframe").len().iter_rows()}
     return report
 

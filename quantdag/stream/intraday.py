@@ -1,0 +1,124 @@
+"""The intraday loop: a stored 1m candle that closes a research candle, through signals and risk, to a paper order.
+
+Runs in the streamer's process right after its ingest commit (it already holds the warehouse
+then, so nothing waits for a Dagster job): for each research market whose candle the new minutes
+complete (all of its minutes stored; a research market at 1m is complete at once) the candle is
+built from them (``quantdag.data.resample``, the daily job's aggregation) and stored; then every
+paper-enabled parameter set's signals are recomputed on those markets and its paper account runs
+one cycle (:func:`quantdag.stages.paper.paper_cycle`: the backtest's sizing and risk rules). The
+daily jobs stay the backfill and the reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from quantdag.data.resample import resample
+from quantdag.markets import Market
+from quantdag.stages.common import market_slice
+from quantdag.stages.paper import PaperAccount, paper_cycle
+from quantdag.stages.signals import build_signals
+from quantdag.store import Warehouse
+from quantdag.strategies import Strategy
+from quantdag.timeframes import timeframe_ms
+
+log = logging.getLogger(__name__)
+
+MINUTE_MS = 60_000
+
+
+@dataclass
+class LoopReport:
+    completed: list[tuple[str, int]] = field(default_factory=list)  # research market key, candle open (ms)
+    cycles: list[dict] = field(default_factory=list)  # one paper cycle summary per parameter set
+    close_to_order_ms: list[float] = field(default_factory=list)
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def completed_candles(wh: Warehouse, markets: Sequence[Market], minutes: Sequence[tuple[str, int]]) -> dict[Market, list[int]]:
+    """Research candles (open ms) the stored 1m ``minutes`` (symbol, open ms) close, whose minutes are all stored."""
+    out: dict[Market, list[int]] = {}
+    for m in markets:
+        tf = timeframe_ms(m.timeframe)
+        ends = sorted({t + MINUTE_MS for s, t in minutes if s == m.symbol and (t + MINUTE_MS) % tf == 0})
+        for end in ends:
+            if tf == MINUTE_MS:
+                out.setdefault(m, []).append(end - tf)
+                continue
+            n = wh.query("SELECT count(*) AS n FROM market.candles WHERE exchange = ? AND symbol = ? AND timeframe = '1m' "
+                         "AND ts >= ? AND ts < ?", [m.exchange, m.symbol, _dt(end - tf), _dt(end)])["n"][0]  # fmt: skip
+            if n == tf // MINUTE_MS:
+                out.setdefault(m, []).append(end - tf)
+            else:
+                log.warning("intraday %s: candle %d has %d of %d minutes stored; the daily job will build it", m.key, end - tf, n, tf // MINUTE_MS)
+    return out
+
+
+def store_research_candles(wh: Warehouse, done: Mapping[Market, list[int]]) -> None:
+    """Build each completed research candle from its stored minutes and store it (keyed replace)."""
+    for m, opens in done.items():
+        if m.timeframe == "1m":
+            continue
+        tf = timeframe_ms(m.timeframe)
+        lo, hi = min(opens), max(opens) + tf
+        minutes = wh.read("market.candles", [market_slice(Market(m.exchange, m.symbol, "1m"), (_dt(lo), _dt(hi)))], order_by=("ts",))
+        coarse = resample(minutes, m.timeframe)
+        with wh.transaction() as con:
+            con.register("_coarse", coarse)
+            try:
+                con.execute("DELETE FROM market.candles t USING _coarse c WHERE t.exchange = c.exchange AND t.symbol = c.symbol "
+                            "AND t.timeframe = c.timeframe AND t.ts = c.ts")  # fmt: skip
+                con.execute("INSERT INTO market.candles BY NAME SELECT * FROM _coarse")
+            finally:
+                con.unregister("_coarse")
+
+
+class IntradayLoop:
+    """See the module docstring. ``keys``: the paper-enabled parameter sets; ``price_source``:
+    the live price of a symbol (a :class:`~quantdag.execution.brokers.paper.Quote`)."""
+
+    def __init__(self, markets: Sequence[Market], keys: Sequence[str], price_source: Callable[[str], object], *,
+                 account: PaperAccount = PaperAccount(), configured: Mapping[str, Strategy] | None = None,
+                 webhook_env: str = "QUANTDAG_ALERT_WEBHOOK") -> None:  # fmt: skip
+        self.markets = list(markets)
+        self.keys = list(keys)
+        self.price_source = price_source
+        self.account = account
+        self.configured = configured
+        self.webhook_env = webhook_env
+
+    def on_stored(self, wh: Warehouse, minutes: Sequence[tuple[str, int]]) -> LoopReport:
+        """Act on newly stored 1m candles (symbol, open ms): research candles, signals, paper cycles."""
+        report = LoopReport()
+        done = completed_candles(wh, self.markets, minutes)
+        if not done:
+            return report
+        store_research_candles(wh, done)
+        report.completed = [(m.key, t) for m, ts in done.items() for t in ts]
+        changed = list(done)
+        for key in self.keys:
+            try:
+                build_signals(wh, key, changed, configured=self.configured)
+                summary = paper_cycle(wh, key, self.markets, price_source=self.price_source, account=self.account,
+                                      webhook_env=self.webhook_env)  # fmt: skip
+            except Exception as exc:  # one parameter set's failure (e.g. a look-ahead refusal) never stops the others
+                log.error("intraday %s: %s", key, exc)
+                report.cycles.append({"param_set": key, "error": str(exc)})
+                continue
+            summary["param_set"] = key
+            report.cycles.append(summary)
+            if summary.get("orders_sent"):
+                now = time.time() * 1000
+                closes = [t + timeframe_ms(m.timeframe) for m, ts in done.items() for t in ts]
+                report.close_to_order_ms.append(now - max(closes))
+        return report
+
+
+__all__ = ["IntradayLoop", "LoopReport", "completed_candles", "store_research_candles"]
