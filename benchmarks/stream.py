@@ -14,7 +14,9 @@ the landing area, ingested into a real DuckDB file by the same ``ingest`` loop.
    (every reconnect followed by one), the stream's RSS every few seconds (flat).
 2. Latency, at 1x (the simulator's clock is the wall's): candle close -> landed, and candle close ->
    stored in ``market.candles`` (the ingest loop's commit), p50 and p99 (target p99 < 2 s).
-   Candle close -> paper order needs the intraday loop (issue #17's next step): not measured yet.
+3. Candle close -> paper order, at 1x: the intraday loop on a 1m research market with a strategy
+   that decides every minute (long after a rising minute, flat after a falling one), one paper
+   account; p50 and p99 over the minutes that sent an order.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from quantdag.sim.clock import SimClock  # noqa: E402
 from quantdag.store import Warehouse  # noqa: E402
 from quantdag.stream.__main__ import _ingest_loop  # noqa: E402
 from quantdag.stream.streamer import Streamer, make_client  # noqa: E402
+from quantdag.stream.intraday import IntradayLoop  # noqa: E402
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
 FAULTS = [("disconnect", {"every_min": 7}), ("silence", {"every_min": 11, "resume": False}),
@@ -47,11 +50,13 @@ FAULTS = [("disconnect", {"every_min": 7}), ("silence", {"every_min": 11, "resum
           ("restart", {"every_min": 13, "delay_s": 0.5})]  # fmt: skip
 
 
-async def _stream(sim: SimExchange, tmp: Path, seconds: float, *, wall_clock: bool, watchdog_s: float) -> dict:
+async def _stream(sim: SimExchange, tmp: Path, seconds: float, *, wall_clock: bool, watchdog_s: float,
+                  symbols: list[str] = SYMBOLS, intraday: IntradayLoop | None = None, last: dict | None = None) -> dict:  # fmt: skip
     root, db = tmp / "landing", tmp / "quantdag.duckdb"
     Warehouse(db).ensure_schema()
-    st = Streamer(lambda: make_client(f"{sim.url}/api/v3", sim.ws_url), SYMBOLS, root, watchdog_s=watchdog_s,
-                  wall_clock=wall_clock)  # fmt: skip
+    st = Streamer(lambda: make_client(f"{sim.url}/api/v3", sim.ws_url), symbols, root, watchdog_s=watchdog_s,
+                  wall_clock=wall_clock, last_closed=last)  # fmt: skip
+    loops: list = []
     proc, rss = psutil.Process(), []
     stop = asyncio.Event()
 
@@ -74,7 +79,8 @@ async def _stream(sim: SimExchange, tmp: Path, seconds: float, *, wall_clock: bo
             for s, t in rows.iter_rows():
                 stored_at.setdefault((s, int(t)), now)
 
-    tasks = [asyncio.create_task(sample()), asyncio.create_task(_ingest_loop(db, root, stop, every_s=0.2))]
+    tasks = [asyncio.create_task(sample()),
+             asyncio.create_task(_ingest_loop(db, root, stop, every_s=0.2, intraday=intraday, trades=loops))]
     if wall_clock:
         tasks.append(asyncio.create_task(watch_store()))
     stats = await st.run(seconds)
@@ -82,8 +88,49 @@ async def _stream(sim: SimExchange, tmp: Path, seconds: float, *, wall_clock: bo
     await asyncio.gather(*tasks)
     store_lat = sorted(at - (t + 60_000) for (_, t), at in stored_at.items())
     q = lambda xs, p: round(xs[min(len(xs) - 1, int(p * len(xs)))], 1) if xs else None  # noqa: E731
+    orders = sorted(x for r in loops for x in r.close_to_order_ms)
     return {"stats": stats, "rss_mb": rss, "store_p50": q(store_lat, 0.5), "store_p99": q(store_lat, 0.99),
-            "db": db}  # fmt: skip
+            "order_p50": q(orders, 0.5), "order_p99": q(orders, 0.99), "orders": len(orders), "db": db}  # fmt: skip
+
+
+def _order_latency(tmp: Path, minutes: float) -> dict:
+    """Phase 3: the intraday loop on BTC/USDT:1m, one account, a decision every minute, at 1x."""
+    from quantdag.execution import ticker_source
+    from quantdag.markets import Market
+    from quantdag.stages.paper import PaperAccount
+    from quantdag.strategies import Strategy, create_strategy, register
+
+    @register
+    class EveryMinute(Strategy):
+        """Long half the book after a rising minute, flat after a falling one."""
+
+        name = "bench_every_minute"
+        required_columns = ("close",)
+
+        def compute_signals(self, frame: pl.DataFrame) -> pl.DataFrame:
+            up = pl.col("close") > pl.col("close").shift(1)
+            return frame.with_columns(entry=up.fill_null(False), exit=(~up).fill_null(False),
+                                      target=pl.when(up).then(0.5).otherwise(0.0))  # fmt: skip
+
+    with SimExchange(MarketModel(seed=11, history_days=2)) as sim:
+        rest = ccxt.binance({"options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}})
+        rest.urls["api"]["public"] = f"{sim.url}/api/v3"
+        db = tmp / "quantdag.duckdb"
+        Warehouse(db).ensure_schema()
+        now = rest.fetch_time()
+        rows = rest.fetch_ohlcv("BTC/USDT", "1m", since=now - now % 60_000 - 120 * 60_000, limit=120)
+        frame = pl.DataFrame(rows, schema=["ts", "open", "high", "low", "close", "volume"], orient="row").with_columns(
+            pl.col("ts").cast(pl.Datetime("ms", "UTC")), exchange=pl.lit("sim"), symbol=pl.lit("BTC/USDT"),
+            timeframe=pl.lit("1m"), filled=pl.lit(False))  # fmt: skip
+        wh = Warehouse(db)
+        with wh.transaction() as con:
+            Warehouse.insert(con, "market.candles", frame)
+        loop = IntradayLoop([Market("sim", "BTC/USDT", "1m")], [create_strategy("bench_every_minute").key],
+                            ticker_source(rest), account=PaperAccount(cash_buffer=0.0), webhook_env="QUANTDAG_BENCH_NO_WEBHOOK")  # fmt: skip
+        r = asyncio.run(_stream(sim, tmp, minutes * 60 + 5, wall_clock=True, watchdog_s=10, symbols=["BTC/USDT"],
+                                intraday=loop, last={"BTC/USDT": int(rows[-1][0])}))  # fmt: skip
+    return {"wall_minutes": minutes, "orders": r["orders"], "close_to_paper_order_ms_p50": r["order_p50"],
+            "close_to_paper_order_ms_p99": r["order_p99"]}  # fmt: skip
 
 
 def _compare(sim: SimExchange, db: Path) -> dict:
@@ -141,8 +188,8 @@ def main() -> None:
                 d = r["stats"].as_dict()
                 out["latency"] = {"wall_minutes": a.latency_minutes, "speed": 1, "closed_candles": d["streamed"],
                                   "close_to_landed_ms_p50": d["latency_ms_p50"], "close_to_landed_ms_p99": d["latency_ms_p99"],
-                                  "close_to_stored_ms_p50": r["store_p50"], "close_to_stored_ms_p99": r["store_p99"],
-                                  "close_to_paper_order_ms": None}  # fmt: skip
+                                  "close_to_stored_ms_p50": r["store_p50"], "close_to_stored_ms_p99": r["store_p99"]}  # fmt: skip
+            out["intraday"] = _order_latency(tmp / "intraday", a.latency_minutes)
     out["loadavg_end"] = os.getloadavg()
     print(json.dumps(out, default=str))
 
