@@ -100,7 +100,6 @@ def _order_latency(tmp: Path, minutes: float) -> dict:
     from quantdag.stages.paper import PaperAccount
     from quantdag.strategies import Strategy, create_strategy, register
 
-    @register
     class EveryMinute(Strategy):
         """Long half the book after a rising minute, flat after a falling one."""
 
@@ -112,6 +111,7 @@ def _order_latency(tmp: Path, minutes: float) -> dict:
             return frame.with_columns(entry=up.fill_null(False), exit=(~up).fill_null(False),
                                       target=pl.when(up).then(0.5).otherwise(0.0))  # fmt: skip
 
+    register(EveryMinute)  # this process only (a benchmark run)
     with SimExchange(MarketModel(seed=11, history_days=2)) as sim:
         rest = ccxt.binance({"options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}})
         rest.urls["api"]["public"] = f"{sim.url}/api/v3"

@@ -15,8 +15,7 @@ from quantdag.sim import MarketModel, SimExchange
 from quantdag.sim.clock import SimClock
 from quantdag.stages.paper import PaperAccount
 from quantdag.store import Warehouse
-from quantdag.strategies import Strategy, create_strategy, register
-from quantdag.strategies.base import list_strategies
+from quantdag.strategies import Strategy, create_strategy, register, unregister
 from quantdag.stream.__main__ import _ingest_loop
 from quantdag.stream.intraday import IntradayLoop, completed_candles
 from quantdag.stream.streamer import Streamer, make_client
@@ -24,19 +23,24 @@ from quantdag.stream.streamer import Streamer, make_client
 pytestmark = pytest.mark.slow  # real websockets, simulated minutes (~15 s)
 
 
-if "test_momentum_minute" not in list_strategies():
+class MomentumMinute(Strategy):
+    """Long half the book after a rising minute, flat after a falling one: a decision every candle."""
 
-    @register
-    class MomentumMinute(Strategy):
-        """Long half the book after a rising minute, flat after a falling one: a decision every candle."""
+    name = "test_momentum_minute"
+    required_columns = ("close",)
 
-        name = "test_momentum_minute"
-        required_columns = ("close",)
+    def compute_signals(self, frame: pl.DataFrame) -> pl.DataFrame:
+        up = pl.col("close") > pl.col("close").shift(1)
+        return frame.with_columns(entry=up.fill_null(False), exit=(~up).fill_null(False),
+                                  target=pl.when(up).then(0.5).otherwise(0.0))  # fmt: skip
 
-        def compute_signals(self, frame: pl.DataFrame) -> pl.DataFrame:
-            up = pl.col("close") > pl.col("close").shift(1)
-            return frame.with_columns(entry=up.fill_null(False), exit=(~up).fill_null(False),
-                                      target=pl.when(up).then(0.5).otherwise(0.0))  # fmt: skip
+
+@pytest.fixture
+def momentum_minute():
+    """Registered for this test only: the registry is global, other tests list every strategy."""
+    register(MomentumMinute)
+    yield MomentumMinute.name
+    unregister(MomentumMinute.name)
 
 
 def _history(sim, wh, symbol, minutes=120):
@@ -52,12 +56,12 @@ def _history(sim, wh, symbol, minutes=120):
     return {symbol: int(rows[-1][0])}, rest
 
 
-def test_a_closed_minute_reaches_the_paper_order_the_backtest_would_place(tmp_path):
+def test_a_closed_minute_reaches_the_paper_order_the_backtest_would_place(tmp_path, momentum_minute):
     db, root = tmp_path / "quantdag.duckdb", tmp_path / "landing"
     wh = Warehouse(db)
     wh.ensure_schema()
     market = Market("sim", "BTC/USDT", "1m")
-    key = create_strategy("test_momentum_minute").key
+    key = create_strategy(momentum_minute).key
     with SimExchange(MarketModel(seed=11, history_days=2, clock=SimClock(speed=30))) as sim:
         last, rest = _history(sim, wh, "BTC/USDT")
         loop = IntradayLoop([market], [key], ticker_source(rest), account=PaperAccount(capital=10_000.0, cash_buffer=0.0),
