@@ -51,7 +51,8 @@ FAULTS = [("disconnect", {"every_min": 7}), ("silence", {"every_min": 11, "resum
 
 
 async def _stream(sim: SimExchange, tmp: Path, seconds: float, *, wall_clock: bool, watchdog_s: float,
-                  symbols: list[str] = SYMBOLS, intraday: IntradayLoop | None = None, last: dict | None = None) -> dict:  # fmt: skip
+                  symbols: list[str] = SYMBOLS, intraday: IntradayLoop | None = None, last: dict | None = None,
+                  watch: bool = True) -> dict:  # fmt: skip
     root, db = tmp / "landing", tmp / "quantdag.duckdb"
     Warehouse(db).ensure_schema()
     st = Streamer(lambda: make_client(f"{sim.url}/api/v3", sim.ws_url), symbols, root, watchdog_s=watchdog_s,
@@ -81,7 +82,7 @@ async def _stream(sim: SimExchange, tmp: Path, seconds: float, *, wall_clock: bo
 
     tasks = [asyncio.create_task(sample()),
              asyncio.create_task(_ingest_loop(db, root, stop, every_s=0.2, intraday=intraday, trades=loops))]
-    if wall_clock:
+    if wall_clock and watch:  # read-only polls of the file (not with the intraday loop: one process, one configuration)
         tasks.append(asyncio.create_task(watch_store()))
     stats = await st.run(seconds)
     stop.set()
@@ -122,13 +123,12 @@ def _order_latency(tmp: Path, minutes: float) -> dict:
         frame = pl.DataFrame(rows, schema=["ts", "open", "high", "low", "close", "volume"], orient="row").with_columns(
             pl.col("ts").cast(pl.Datetime("ms", "UTC")), exchange=pl.lit("sim"), symbol=pl.lit("BTC/USDT"),
             timeframe=pl.lit("1m"), filled=pl.lit(False))  # fmt: skip
-        wh = Warehouse(db)
-        with wh.transaction() as con:
+        with Warehouse(db).transaction() as con:
             Warehouse.insert(con, "market.candles", frame)
         loop = IntradayLoop([Market("sim", "BTC/USDT", "1m")], [create_strategy("bench_every_minute").key],
                             ticker_source(rest), account=PaperAccount(cash_buffer=0.0), webhook_env="QUANTDAG_BENCH_NO_WEBHOOK")  # fmt: skip
         r = asyncio.run(_stream(sim, tmp, minutes * 60 + 5, wall_clock=True, watchdog_s=10, symbols=["BTC/USDT"],
-                                intraday=loop, last={"BTC/USDT": int(rows[-1][0])}))  # fmt: skip
+                                intraday=loop, last={"BTC/USDT": int(rows[-1][0])}, watch=False))  # fmt: skip
     return {"wall_minutes": minutes, "orders": r["orders"], "close_to_paper_order_ms_p50": r["order_p50"],
             "close_to_paper_order_ms_p99": r["order_p99"]}  # fmt: skip
 
