@@ -194,10 +194,9 @@ def print_portfolio(data_dir: Path, config: ProjectConfig) -> None:
           f"{', '.join(config.universe.research_markets)} ({config.portfolio.allocation.method}, rebalance {settings['rebalance']}); "
           f"return {r['total_return']:.1%}, sharpe {_num(r['sharpe'])}, max dd {_num(r['max_drawdown'], '.1%')}, "
           f"{r['n_trades']} trades, turnover {_num(r['turnover'], '.1f')}x")
-    attribution = wh.query(
-        "SELECT strategy, sum(trading_pnl) AS trading, sum(fees) AS fees, sum(slippage) AS slippage, sum(net_pnl) AS net "
-        "FROM portfolio.attribution WHERE portfolio = ? GROUP BY strategy ORDER BY net DESC", [name],
-    )  # fmt: skip
+    from quantdag.stages.portfolio import attribution_summary
+
+    attribution = attribution_summary(wh, name).rename({"trading_pnl": "trading", "net_pnl": "net"}).sort("net", descending=True)
     w = max([len("strategy"), *(len(s) for s in attribution["strategy"])]) + 2
     print(f"{'attribution':<{w}}{'trading':>11}{'fees':>10}{'slippage':>10}{'net P&L':>11}")
     for a in attribution.iter_rows(named=True):

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
-import polars as pl
 
 from quantdag.errors import ConfigurationError
 from quantdag.portfolio.risk import (
@@ -36,7 +35,7 @@ from quantdag.portfolio.risk import (
     new_state,
     update_state,
 )
-from quantdag.store import Slice, Warehouse
+from quantdag.store import Warehouse
 from quantdag.tracking import WEBHOOK_ENV, send_alert
 
 log = logging.getLogger(__name__)
@@ -148,13 +147,6 @@ def halt(wh: Warehouse, account: str, reason: str = "halted by hand", *, webhook
 def resume(wh: Warehouse, account: str, reason: str = "resumed by hand", *, webhook_env: str = WEBHOOK_ENV) -> None:
     """Lift a halt or a reduction of ``account`` by hand (the peak re-armed at its last equity)."""
     _manual(wh, account, ACTIVE, EV_MANUAL_RESUME, reason, webhook_env)
-
-
-def store_events(wh: Warehouse, account: str, events: pl.DataFrame) -> None:
-    """Replace ``account``'s events with ``events`` (ts, state, rule, reason): a backtest's, whose
-    every rerun recomputes them all."""
-    frame = events.with_columns(account=pl.lit(account), equity=pl.lit(None, dtype=pl.Float64))
-    wh.replace_slices("risk.events", frame, [Slice(where={"account": account}, time_column=None)])
 
 
 def main(argv: list[str] | None = None) -> int:

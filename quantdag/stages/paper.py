@@ -30,10 +30,9 @@ from quantdag.execution.brokers.paper import Quote
 from quantdag.markets import Market
 from quantdag.portfolio import RiskRules
 from quantdag.stages.accounts import Execution, last_decision, rebalance_account
-from quantdag.stages.signals import read_signals, require_no_lookahead, resolve_param_set
+from quantdag.stages.signals import position_fractions, read_signals, require_no_lookahead, resolve_param_set
 from quantdag.store import Slice, Warehouse
 from quantdag.strategies import Strategy
-from quantdag.strategies.base import position_state
 from quantdag.timeframes import timeframe_ms
 from quantdag.tracking import WEBHOOK_ENV, send_alert
 
@@ -81,12 +80,7 @@ def target_fractions(
         sig = read_signals(wh, strategy, m)
         if sig.height == 0:
             continue
-        if sig["target"].null_count() < sig.height:
-            frac = float(sig["target"].fill_null(0.0)[-1])
-        else:
-            state = sig.select(position_state(pl.col("entry"), pl.col("exit")).alias("s"))["s"]
-            frac = float(state[-1])
-        out[m.symbol] = max(0.0, frac)  # the paper account is long-only (spot)
+        out[m.symbol] = float(position_fractions(sig)[-1])  # the paper account is long-only (spot)
         decision = max(decision, int(sig["ts"][-1].timestamp() * 1000))
     return out, decision
 
@@ -102,10 +96,7 @@ def changed_markets(wh: Warehouse, strategy: Strategy, markets: Sequence[Market]
         sig = read_signals(wh, strategy, m)
         if not sig.height:
             continue
-        if sig["target"].null_count() < sig.height:
-            frac = sig["target"].fill_null(0.0).clip(0.0, None)
-        else:
-            frac = sig.select(position_state(pl.col("entry"), pl.col("exit")).cast(pl.Float64).alias("f"))["f"]
+        frac = position_fractions(sig)
         changed = sig.select("ts").with_columns(f=frac, prev=frac.shift(1))
         hit = changed.filter((pl.col("ts") > lo) & (pl.col("ts") <= hi) & (pl.col("f") != pl.col("prev").fill_null(-1.0)))
         if hit.height:

@@ -25,10 +25,9 @@ from quantdag.markets import Market
 from quantdag.portfolio import PortfolioResult, RiskRules, allocate, run_portfolio
 from quantdag.stages.accounts import Execution, last_decision, rebalance_account
 from quantdag.stages.common import read_candles
-from quantdag.stages.signals import read_signals, require_no_lookahead, resolve_param_set
+from quantdag.stages.signals import position_fractions, read_signals, require_no_lookahead, resolve_param_set
 from quantdag.store import Slice, Warehouse
 from quantdag.strategies import Strategy
-from quantdag.strategies.base import position_state
 from quantdag.tracking import WEBHOOK_ENV
 
 TS = pl.Datetime("ms", "UTC")
@@ -90,17 +89,6 @@ def candles_long(wh: Warehouse, markets: Sequence[Market]) -> pl.DataFrame:
     return pl.concat(frames).with_columns(pl.col("ts").cast(TS)) if frames else pl.DataFrame()
 
 
-def _fractions(sig: pl.DataFrame, allow_short: bool) -> pl.Series:
-    """A parameter set's position fraction at every signal candle."""
-    if sig["target"].null_count() < sig.height:
-        frac = sig["target"].fill_null(0.0)
-    else:
-        frac = sig.select(position_state(pl.col("entry"), pl.col("exit")).cast(pl.Float64).alias("f"))["f"]
-        if allow_short and "short_entry" in sig.columns and sig["short_entry"].null_count() < sig.height:
-            frac = frac - sig.select(position_state(pl.col("short_entry"), pl.col("short_exit")).cast(pl.Float64).alias("f"))["f"]
-    return frac.clip(-1.0 if allow_short else 0.0, 1.0)
-
-
 def allocation_weights(candles: pl.DataFrame, spec: PortfolioSpec) -> pl.DataFrame:
     """(ts, symbol, alloc) at every candle: the latest fit at or before it, equal weight before the first."""
     grid = candles.select("ts", "symbol").sort("ts", "symbol")
@@ -126,7 +114,7 @@ def build_weights(wh: Warehouse, spec: PortfolioSpec, markets: Sequence[Market],
             sig = read_signals(wh, s, m)
             if not sig.height:
                 continue
-            parts.append(pl.DataFrame({"ts": sig["ts"].cast(TS), "symbol": m.symbol, "frac": _fractions(sig, spec.allow_short)})
+            parts.append(pl.DataFrame({"ts": sig["ts"].cast(TS), "symbol": m.symbol, "frac": position_fractions(sig, allow_short=spec.allow_short)})
                          .with_columns(strategy=pl.lit(s.key)))  # fmt: skip
     schema = {"portfolio": pl.Utf8, "strategy": pl.Utf8, "ts": TS, "symbol": pl.Utf8, "weight": pl.Float64}
     if not parts:

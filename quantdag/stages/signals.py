@@ -18,6 +18,7 @@ from quantdag.errors import ConfigurationError, DataError, StrategyError
 from quantdag.markets import CANDLE_KEY, Market
 from quantdag.stages.common import CheckVerdict, StageReport, batch_check_counts, read_candles
 from quantdag.store import Slice, Warehouse, load_sql
+from quantdag.strategies.base import position_state
 from quantdag.strategies import Strategy, check_lookahead
 from quantdag.strategies.keys import default_param_sets, strategy_from_key
 
@@ -63,6 +64,19 @@ def strategy_where(s: Strategy, m: Market) -> dict[str, str]:
 def read_signals(wh: Warehouse, s: Strategy, m: Market) -> pl.DataFrame:
     """The stored signals of strategy ``s`` on market ``m``, oldest first."""
     return wh.read("signals.signals", [Slice(where=strategy_where(s, m), time_column=None)], order_by=("ts",))
+
+
+def position_fractions(sig: pl.DataFrame, *, allow_short: bool = False) -> pl.Series:
+    """A parameter set's position fraction at every stored signal candle: its ``target`` when it has
+    one, else the entry/exit state (minus the short one with ``allow_short``); clipped to [0, 1]
+    (spot, long only) or, with ``allow_short``, [-1, 1]. The paper accounts and the portfolio read it."""
+    if sig["target"].null_count() < sig.height:
+        frac = sig["target"].fill_null(0.0)
+    else:
+        frac = sig.select(position_state(pl.col("entry"), pl.col("exit")).cast(pl.Float64).alias("f"))["f"]
+        if allow_short and "short_entry" in sig.columns and sig["short_entry"].null_count() < sig.height:
+            frac = frac - sig.select(position_state(pl.col("short_entry"), pl.col("short_exit")).cast(pl.Float64).alias("f"))["f"]
+    return frac.clip(-1.0 if allow_short else 0.0, 1.0)
 
 
 def stored_param_sets(wh: Warehouse) -> dict[str, tuple[str, dict]]:
