@@ -181,11 +181,12 @@ class Streamer:
         need_backfill = symbol in self.last  # a restart: the minutes since the last stored candle
         while not self._stop.is_set():
             client = self.client
-            if need_backfill:
-                await self._backfill(symbol, None)
-                need_backfill = False
             try:
+                if need_backfill:  # inside the try: a backfill the venue drops is retried after a reconnect
+                    await self._backfill(symbol, None)
+                    need_backfill = False
                 await asyncio.wait_for(client.watch_ohlcv(symbol, "1m"), timeout=self.watchdog_s)
+                await self._drain(symbol)  # may backfill: a failure leaves ``last`` where it was, refetched next time
             except asyncio.TimeoutError:
                 await self._reconnect(client, "silence")
                 need_backfill = True
@@ -198,7 +199,6 @@ class Streamer:
                 await self._reconnect(client, "disconnect")
                 need_backfill = True
                 continue
-            await self._drain(symbol)
             if time.monotonic() - self._opened > self.recycle_s:
                 await self._reconnect(client, "recycle")
                 need_backfill = True
