@@ -6,7 +6,7 @@ import dagster as dg
 
 from assets.common import DUCKDB_POOL
 from quantdag.config import ProjectConfig
-from quantdag.stages.stream import freshness, ingest_landing, landing_root
+from quantdag.stages.stream import freshness, ingest_landing, landing_root, recent_events
 from resources import ExchangeResource, WarehouseResource
 
 
@@ -15,7 +15,8 @@ def build(config: ProjectConfig) -> list[dg.AssetsDefinition]:
     markets = config.markets
 
     @dg.asset(group_name="streaming", pool=DUCKDB_POOL, kinds={"duckdb", "parquet"},
-              metadata={"table": "market.candles", "also_writes": "market.stream_candles", "landing": "<data_dir>/landing"},
+              metadata={"table": "market.candles", "landing": "<data_dir>/landing",
+                        "also_writes": "market.stream_candles, market.trades, market.book, market.stream_events"},
               check_specs=[dg.AssetCheckSpec("streams_fresh", asset="streamed_candles",
                                              description="every market's last streamed 1m candle closed < 3 minutes ago")])  # fmt: skip
     def streamed_candles(context: dg.AssetExecutionContext, warehouse: WarehouseResource, exchange: ExchangeResource):
@@ -26,6 +27,8 @@ def build(config: ProjectConfig) -> list[dg.AssetsDefinition]:
         stale = fresh.filter(~fresh["fresh"])
         yield dg.MaterializeResult(metadata={
             "files": report.files, "candles": report.candles, "by_market": dg.MetadataValue.json(report.by_market),
+            "trades": report.rows.get("trades", 0), "book_samples": report.rows.get("book", 0),
+            "stream_events_24h": dg.MetadataValue.json(recent_events(wh)),
         })  # fmt: skip
         yield dg.AssetCheckResult(
             check_name="streams_fresh", passed=stale.height == 0, severity=dg.AssetCheckSeverity.WARN,

@@ -52,6 +52,8 @@ class ExchangeSettings(_Section):
     max_retries: int = Field(5, ge=0)
     max_ban_wait: float = Field(120.0, gt=0)
     gap_refetches: int = Field(3, ge=0, description="times candles missing inside a fetched page are asked for again")
+    enable_ws: bool = Field(True, description="stream the markets over the venue's websockets (quantdag.stream, ccxt.pro); "
+                                              "false: the daily REST jobs only")  # fmt: skip
 
     @property
     def venue(self) -> str:
@@ -263,6 +265,29 @@ class PortfolioSettings(_Section):
     drift_tolerance: float = Field(0.02, gt=0, description="paper vs backtest: positions and P&L apart by more, of equity")
 
 
+class StreamSettings(_Section):
+    """What ``python -m quantdag.stream`` watches besides every market's closed 1m candles."""
+
+    trades: Literal["all", "none"] | list[str] = Field("all", description="markets whose trades are streamed and stored")
+    order_book: Literal["all", "none"] | list[str] = Field("all", description="markets whose order book is kept and sampled")
+    book_levels: int = Field(10, ge=1, le=1000, description="levels summed into a book sample's depth")
+    book_sample_s: float = Field(1.0, gt=0, description="venue seconds between stored book samples")
+    watchdog_s: float = Field(5.0, gt=0, description="a candle stream quiet this long is reconnected (~2x its 2 s cadence)")
+    recycle_s: float = Field(3600.0, gt=0, description="connections are reopened this often")
+
+    def symbols(self, channel: Literal["trades", "order_book"], configured: list[str]) -> list[str]:
+        """The markets of ``channel``: all, none, or the listed ones (each must be a configured market)."""
+        v = getattr(self, channel)
+        if v == "all":
+            return list(configured)
+        if v == "none":
+            return []
+        unknown = sorted(set(v) - set(configured))
+        if unknown:
+            raise ConfigurationError(f"stream.{channel}: {unknown} not among universe.markets {configured}")
+        return list(v)
+
+
 class AlertSettings(_Section):
     webhook_env: str = Field("QUANTDAG_ALERT_WEBHOOK", description="env var holding the webhook URL (a secret)")
 
@@ -371,6 +396,7 @@ class ProjectConfig(_Section):
     risk: RiskSettings = RiskSettings()
     portfolio: PortfolioSettings = PortfolioSettings()
     alerts: AlertSettings = AlertSettings()
+    stream: StreamSettings = StreamSettings()
     automation: AutomationSettings = AutomationSettings()
     instance: InstanceSettings = InstanceSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
@@ -423,6 +449,20 @@ class ProjectConfig(_Section):
         if self.optimization.market is not None:
             market_by_key(self.universe.markets_on("check"), self.optimization.market)
         return self
+
+    @model_validator(mode="after")
+    def _stream_markets(self) -> ProjectConfig:
+        symbols = sorted({m.symbol for m in self.universe.markets_on("check")})
+        self.stream.symbols("trades", symbols)
+        self.stream.symbols("order_book", symbols)
+        return self
+
+    @property
+    def stream_symbols(self) -> dict[str, list[str]]:
+        """The streamer's markets per channel: ``ohlcv`` every configured market, ``trades`` and ``book`` per ``stream``."""
+        symbols = sorted({m.symbol for m in self.markets})
+        return {"ohlcv": symbols, "trades": self.stream.symbols("trades", symbols),
+                "book": self.stream.symbols("order_book", symbols)}  # fmt: skip
 
     # ---- what the pipeline asks of it -------------------------------------------------------
 

@@ -28,8 +28,16 @@ def landing_root(data_dir: Path) -> Path:
 
 
 def ingest_landing(wh: Warehouse, root: Path) -> IngestReport:
-    """Every pending landing file into ``market.candles`` (+ ``market.stream_candles``), in one transaction."""
+    """Every pending landing file (candles, trades, book samples, stream events) into the warehouse, in one transaction."""
     return ingest(wh, root)
+
+
+def recent_events(wh: Warehouse, *, hours: float = 24.0, now: datetime | None = None) -> dict[str, int]:
+    """What the streams met in the last ``hours``: ``{"<channel> <kind>": count}`` (gaps, reconnects, resnapshots, drops)."""
+    since = (now or datetime.now(timezone.utc)).timestamp() - hours * 3600
+    rows = wh.query("SELECT channel || ' ' || kind AS k, sum(count)::BIGINT AS n FROM market.stream_events "
+                    "WHERE seen_at >= to_timestamp(?) GROUP BY 1 ORDER BY 1", [since])  # fmt: skip
+    return dict(zip(rows["k"].to_list(), rows["n"].to_list()))
 
 
 def pending_files(root: Path) -> int:

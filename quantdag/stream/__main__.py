@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from quantdag.store import Warehouse, WarehouseError
-from quantdag.stream.landing import ingest
+from quantdag.stream.landing import CHANNELS, ingest
 from quantdag.stream.streamer import Streamer, make_client
 
 log = logging.getLogger("quantdag.stream")
@@ -45,7 +45,7 @@ async def _ingest_loop(db: Path, root: Path, stop: asyncio.Event, every_s: float
                        intraday: Any = None, trades: list | None = None) -> dict[str, int]:  # fmt: skip
     """Drain the landing area into the warehouse whenever the file is free (never blocking the streams);
     with ``intraday`` (an :class:`~quantdag.stream.intraday.IntradayLoop`), act on what was stored."""
-    done = {"files": 0, "candles": 0, "busy": 0}
+    done = {"files": 0, "candles": 0, "trades": 0, "book": 0, "events": 0, "busy": 0}
 
     def once(timeout: float) -> None:
         try:
@@ -53,6 +53,8 @@ async def _ingest_loop(db: Path, root: Path, stop: asyncio.Event, every_s: float
             rep = ingest(wh, root)
             done["files"] += rep.files
             done["candles"] += rep.candles
+            for kind, n in rep.rows.items():
+                done[kind] += n
             if intraday is not None and rep.minutes:
                 loop_report = intraday.on_stored(wh, rep.minutes)
                 if trades is not None and loop_report.completed:
@@ -68,10 +70,32 @@ async def _ingest_loop(db: Path, root: Path, stop: asyncio.Event, every_s: float
     return done
 
 
-async def stream(seconds: float | None, speed: float, config: Any, *, trade: bool = False) -> dict[str, Any]:
+def last_trades(db: Path, exchange: str, symbols: list[str]) -> dict[str, tuple[int, int]]:
+    """Per market the (id, ms) of its last stored trade: a restart backfills the trades since."""
+    if not db.exists() or not symbols:
+        return {}
+    try:
+        rows = Warehouse(db, read_only=True, lock_timeout=2.0).query(
+            "SELECT symbol, arg_max(id, ts) AS id, max(ts) AS ts FROM market.trades WHERE exchange = ? GROUP BY symbol",
+            [exchange],
+        )  # fmt: skip
+    except WarehouseError:
+        return {}
+    return {r["symbol"]: (int(r["id"]), int(r["ts"].timestamp() * 1000)) for r in rows.iter_rows(named=True)
+            if r["symbol"] in symbols}  # fmt: skip
+
+
+async def stream(seconds: float | None, speed: float, config: Any, *, trade: bool = False,
+                 channels: tuple[str, ...] = CHANNELS) -> dict[str, Any]:  # fmt: skip
+    from quantdag.errors import ConfigurationError
+
+    if not config.exchange.enable_ws:
+        raise ConfigurationError("exchange.enable_ws is false: streaming is off for this venue "
+                                 "(set it true in the configuration; the daily REST jobs run either way)")  # fmt: skip
     data = Path(config.data_path)
     data.mkdir(parents=True, exist_ok=True)
-    symbols = sorted({m.symbol for m in config.markets})
+    chosen = {ch: (syms if ch in channels else []) for ch, syms in config.stream_symbols.items()}
+    symbols = chosen["ohlcv"]
     sim = None
     if config.exchange.mode == "simulated":
         from quantdag.sim import MarketModel, SimExchange
@@ -92,8 +116,12 @@ async def stream(seconds: float | None, speed: float, config: Any, *, trade: boo
         exchange = config.exchange.venue
     factory = (lambda: make_client(rest, ws)) if config.exchange.mode == "simulated" else (lambda: _live_client(config))
     db, root = data / "quantdag.duckdb", data / "landing"
+    sc = config.stream
     streamer = Streamer(factory, symbols, root, exchange=exchange, last_closed=last_stored(db, exchange, symbols),
-                        watchdog_s=max(2.0, 10.0 / max(speed, 1.0)), wall_clock=speed == 1.0)  # fmt: skip
+                        watchdog_s=max(2.0, sc.watchdog_s / max(speed, 1.0)), recycle_s=sc.recycle_s,
+                        wall_clock=speed == 1.0, trades=chosen["trades"], books=chosen["book"],
+                        last_trade=last_trades(db, exchange, chosen["trades"]), book_levels=sc.book_levels,
+                        book_sample_ms=int(sc.book_sample_s * 1000))  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -168,13 +196,9 @@ def _ws_of(base: str) -> str:
 
 
 def _live_client(config: Any) -> Any:
-    """The live venue's streams: Binance (spot), whose klines say when they close; its testnet with ``sandbox``."""
-    from quantdag.errors import ConfigurationError
-
-    if config.exchange.id != "binance":
-        raise ConfigurationError(f"exchange.id {config.exchange.id!r}: live streaming reads Binance's closed-kline "
-                                 "flag; other venues are not supported yet (the daily REST jobs are)")  # fmt: skip
-    ex = make_client(None, None)
+    """The live venue's streams (any ccxt.pro exchange; Binance's klines say when they close, the others'
+    closed candles are read over REST); its testnet with ``sandbox``."""
+    ex = make_client(None, None, venue=config.exchange.id)
     if config.exchange.sandbox:
         ex.set_sandbox_mode(True)
     return ex
@@ -184,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m quantdag.stream", description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=None, help="stop after N seconds (default: until Ctrl-C)")
     p.add_argument("--speed", type=float, default=1.0, help="the in-process simulator's clock speed (default 1)")
+    p.add_argument("--channels", default=",".join(CHANNELS),
+                   help="what to stream: a comma list of ohlcv, trades, book (default all; their markets: the `stream` section)")
     p.add_argument("--trade", action=argparse.BooleanOptionalAction, default=None,
                    help="run the intraday loop: a closed research candle -> signals -> paper orders "
                         "(default: automation.paper_trading)")
@@ -198,8 +224,16 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"configuration error: {exc}") from None
     if args.speed <= 0:
         raise SystemExit(f"--speed must be > 0, got {args.speed}")
+    channels = tuple(c.strip() for c in args.channels.split(",") if c.strip())
+    bad = sorted(set(channels) - set(CHANNELS))
+    if bad or "ohlcv" not in channels:
+        raise SystemExit(f"--channels {args.channels!r}: one or more of {CHANNELS}, ohlcv included")
     trade = config.automation.paper_trading if args.trade is None else args.trade
-    print(json.dumps(asyncio.run(stream(args.seconds, args.speed, config, trade=trade)), default=str))
+    try:
+        out = asyncio.run(stream(args.seconds, args.speed, config, trade=trade, channels=channels))
+    except ConfigurationError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
+    print(json.dumps(out, default=str))
     return 0
 
 

@@ -307,7 +307,10 @@ class Streamer:
             rows = []
             while queue:
                 rows.append(queue.popleft())
-        else:  # plain ccxt.pro: its cache holds the last tradesLimit trades; a reader that fell behind sees a jump
+        else:  # plain ccxt.pro: its cache holds the last tradesLimit trades, so a reader that fell behind lost some
+            last = self.last_trade.get(symbol, (None, -1))[1]
+            if last >= 0 and cache and cache[0]["timestamp"] > last:  # none of the cache seen: some may be lost between
+                await self._trades_catch_up(symbol)  # fetch them by time first
             last = self.last_trade.get(symbol, (None, -1))[1]
             rows = [trade_row(t) for t in cache if t["timestamp"] >= last]
         await self._take_trades(symbol, rows)
@@ -386,8 +389,8 @@ class Streamer:
     async def _book_step(self, client: Any, symbol: str) -> None:
         ob = await client.watch_order_book(symbol)
         self.stats.book["updates"] += 1
-        ts = ob.get("timestamp") or int(time.time() * 1000)
-        if ts - self._last_sample.get(symbol, -(10**15)) < self.book_sample_ms:
+        ts = ob.get("timestamp")  # None on a fresh snapshot (REST depth has no time): sampled from its first diff on
+        if ts is None or ts - self._last_sample.get(symbol, -(10**15)) < self.book_sample_ms:
             return
         bids, asks = ob["bids"][: self.book_levels], ob["asks"][: self.book_levels]
         if not bids or not asks:

@@ -29,6 +29,11 @@ def test_stream_ingest_job_stores_waiting_candles_and_checks_every_markets_fresh
                                    "research_markets": ["BTC/USDT:1h"]})  # fmt: skip
     defs = build_defs(tmp_path, config=config, sim_url=sim.url)
     write_batch(tmp_path / "landing", _landed([5, 4, 3, 2]), session="s-test")
+    now = datetime.now(timezone.utc)
+    gap = pl.DataFrame([{"exchange": "sim", "symbol": "ETH/USDT", "channel": "ohlcv", "kind": "gap", "first_ts": now,
+                         "last_ts": now, "count": 2, "detail": "neither streamed nor on REST", "seen_at": now}])
+    write_batch(tmp_path / "landing", gap.with_columns(pl.col("first_ts", "last_ts", "seen_at").cast(pl.Datetime("ms", "UTC"))),
+                session="s-test", kind="events")  # fmt: skip
     old = pending(tmp_path / "landing")[0]
     os.utime(old, (time.time() - 120, time.time() - 120))
     sensor = defs.resolve_sensor_def("ingest_streamed_candles")
@@ -37,6 +42,8 @@ def test_stream_ingest_job_stores_waiting_candles_and_checks_every_markets_fresh
         assert len(requests) == 1  # a file the streamer left for over 30 s
         result = defs.resolve_job_def("stream_ingest_job").execute_in_process(instance=instance)
     assert result.success
+    meta = result.asset_materializations_for_node("streamed_candles")[0].metadata
+    assert meta["candles"].value == 8 and meta["stream_events_24h"].value == {"ohlcv gap": 2}  # the UI shows the gap
     wh = defs.resources["warehouse"].get()
     assert wh.query("SELECT count(*) AS n FROM market.candles WHERE timeframe = '1m'")["n"][0] == 8
     assert set(wh.query("SELECT DISTINCT session FROM market.stream_candles")["session"]) == {"s-test"}

@@ -66,3 +66,42 @@ def test_bad_batches_are_refused_naming_the_problem_and_a_failed_ingest_moves_no
     with pytest.raises(Exception):
         ingest(wh, root)
     assert len(pending(root)) == 1 and wh.query("SELECT count(*) AS n FROM market.candles")["n"][0] == 0
+
+
+def _trades(ids, source="stream"):
+    return pl.DataFrame([{"exchange": "sim", "symbol": "BTC/USDT", "id": i, "ts": T0 + timedelta(milliseconds=10 * i),
+                          "price": 100.0 + i, "amount": 0.1, "side": "buy", "source": source, "received_at": T0}
+                         for i in ids]).with_columns(pl.col("ts", "received_at").cast(pl.Datetime("ms", "UTC")))  # fmt: skip
+
+
+def _event(kind="reconnect", channel="ohlcv", first=None):
+    return pl.DataFrame([{"exchange": "sim", "symbol": "*", "channel": channel, "kind": kind, "first_ts": first,
+                          "last_ts": first, "count": 1, "detail": "silence", "seen_at": T0}],
+                        schema_overrides={"first_ts": pl.Datetime("ms", "UTC"), "last_ts": pl.Datetime("ms", "UTC"),
+                                          "seen_at": pl.Datetime("ms", "UTC")})  # fmt: skip
+
+
+def test_trades_and_events_are_stored_once_whatever_overlaps_and_reingests(tmp_path):
+    wh, root = Warehouse(tmp_path / "q.duckdb"), tmp_path / "landing"
+    write_batch(root, _trades(range(0, 5)), session="s1", kind="trades")
+    write_batch(root, _trades(range(3, 8), source="backfill"), session="s1", kind="trades")  # ids 3, 4 twice
+    write_batch(root, _event(), session="s1", kind="events")  # a reconnect: no first_ts (NULL)
+    rep = ingest(wh, root)
+    assert rep.rows == {"trades": 8, "events": 1} and rep.candles == 0  # ids 3 and 4 once
+    assert wh.query("SELECT list(id ORDER BY id) AS ids FROM market.trades")["ids"][0].to_list() == list(range(8))
+    for kind in ("trades", "events"):  # the same files again: nothing new
+        for f in (root / kind / "done").glob("*.parquet"):
+            f.rename(root / kind / f.name)
+    ingest(wh, root)
+    assert wh.query("SELECT count(*) AS n FROM market.trades")["n"][0] == 8
+    assert wh.query("SELECT count(*) AS n FROM market.stream_events")["n"][0] == 1
+
+
+def test_a_batch_of_an_unknown_kind_channel_or_event_is_refused_naming_it(tmp_path):
+    with pytest.raises(DataError, match="kind 'quotes'"):
+        write_batch(tmp_path, _trades([1]), session="s", kind="quotes")
+    with pytest.raises(DataError, match="channel 'tape'"):
+        write_batch(tmp_path, _event(channel="tape"), session="s", kind="events")
+    with pytest.raises(DataError, match="kind 'synthetic'"):
+        write_batch(tmp_path, _event(kind="synthetic"), session="s", kind="events")
+    assert pending(tmp_path) == []

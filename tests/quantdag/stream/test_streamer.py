@@ -123,3 +123,11 @@ def test_command_streams_for_n_seconds_and_stores_closed_candles_with_their_sess
     rows = wh.query("SELECT c.ts, s.session, s.source FROM market.candles c JOIN market.stream_candles s USING "
                     "(exchange, symbol, timeframe, ts) WHERE c.timeframe = '1m'")  # fmt: skip
     assert rows.height == summary["ingested"]["candles"] >= 3 and set(rows["session"]) == {summary["session"]}
+    trades = wh.query("SELECT count(*) AS n, max(id) - min(id) + 1 AS span, count(DISTINCT session) AS s FROM market.trades")
+    assert trades["n"][0] == trades["span"][0] == summary["ingested"]["trades"] > 0 and trades["s"][0] == 1
+    assert wh.query("SELECT count(*) AS n FROM market.book")["n"][0] == summary["ingested"]["book"] > 0
+    data["exchange"]["enable_ws"] = False  # streaming off for the venue: a clear refusal, nothing started
+    cfg.write_text(yaml.safe_dump(data))
+    off = subprocess.run([sys.executable, "-m", "quantdag.stream", "--seconds", "1"], cwd=ROOT, capture_output=True,
+                         env={**__import__("os").environ, "QUANTDAG_CONFIG": str(cfg)}, text=True, timeout=120)  # fmt: skip
+    assert off.returncode != 0 and "exchange.enable_ws is false" in off.stderr
