@@ -6,32 +6,18 @@ from assets.common import DUCKDB_POOL, metrics_table, mlflow_run_link
 from quantdag.config import ProjectConfig
 from quantdag.stages.portfolio import (
     Execution,
-    PortfolioSpec,
     attribution_summary,
     backtest_portfolio,
     build_weights,
     make_broker,
     paper_portfolio_step,
     portfolio_drift,
+    spec_of,
 )
 from quantdag.strategies import Strategy
 from resources import ExchangeResource, MlflowResource, WarehouseResource
 
 EXPERIMENT = "quantdag-portfolios"
-
-
-def spec_of(config: ProjectConfig) -> PortfolioSpec:
-    """The configuration's portfolio (``portfolio`` + ``risk`` + the backtest's costs + paper capital)."""
-    p, bt = config.portfolio, config.backtest_settings()
-    return PortfolioSpec(
-        name=p.name, members=tuple(p.strategies), shares=dict(p.shares), allocation=p.allocation.method,
-        lookback=p.allocation.lookback, every=p.allocation.every,
-        allocation_options=({"vol_target": p.allocation.vol_target} if p.allocation.method == "vol_target" else
-                            {"turnover_penalty": p.allocation.turnover_penalty} if p.allocation.method == "max_sharpe" else {}),
-        rebalance=p.rebalance, drift_band=p.drift_band, turnover_cap=p.turnover_cap, min_notional=p.min_notional,
-        allow_short=p.allow_short, rules=config.risk.rules(), fee=bt.fee, slippage=bt.slippage,
-        init_cash=config.paper.capital, drift_tolerance=p.drift_tolerance,
-    )  # fmt: skip
 
 
 def build(config: ProjectConfig, configured: dict[str, Strategy]) -> list[dg.AssetsDefinition]:

@@ -290,6 +290,21 @@ def decided_since(wh: Warehouse, spec: PortfolioSpec, since_ms: int | None, unti
     return set(rows["symbol"].to_list())
 
 
+def spec_of(config: Any) -> PortfolioSpec:
+    """The configuration's portfolio (``portfolio`` + ``risk`` + the backtest's costs + paper capital of a
+    :class:`~quantdag.config.ProjectConfig`): one spec for the daily assets and the streamer's intraday loop."""
+    p, bt = config.portfolio, config.backtest_settings()
+    return PortfolioSpec(
+        name=p.name, members=tuple(p.strategies), shares=dict(p.shares), allocation=p.allocation.method,
+        lookback=p.allocation.lookback, every=p.allocation.every,
+        allocation_options=({"vol_target": p.allocation.vol_target} if p.allocation.method == "vol_target" else
+                            {"turnover_penalty": p.allocation.turnover_penalty} if p.allocation.method == "max_sharpe" else {}),
+        rebalance=p.rebalance, drift_band=p.drift_band, turnover_cap=p.turnover_cap, min_notional=p.min_notional,
+        allow_short=p.allow_short, rules=config.risk.rules(), fee=bt.fee, slippage=bt.slippage,
+        init_cash=config.paper.capital, drift_tolerance=p.drift_tolerance,
+    )  # fmt: skip
+
+
 def paper_portfolio_step(
     wh: Warehouse,
     spec: PortfolioSpec,

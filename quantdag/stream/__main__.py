@@ -172,7 +172,23 @@ def _intraday(config: Any, db: Path, rest: str | None, exchange: str) -> Any:
                                                duration_s=ex.duration_s))  # fmt: skip
     markets = [dataclasses.replace(m, exchange=exchange) for m in config.research_markets]
     return IntradayLoop(markets, keys, ticker_source(_SyncTicker(client)), account=account, configured=configured,
-                        webhook_env=config.alerts.webhook_env)  # fmt: skip
+                        webhook_env=config.alerts.webhook_env, portfolio=_portfolio(config, rest, exchange))  # fmt: skip
+
+
+def _portfolio(config: Any, rest: str | None, exchange: str) -> Any:
+    """The portfolio account the intraday loop rebalances, with the broker its daily asset uses."""
+    from quantdag.exchange.client import ExchangeClient, ExchangeConfig
+    from quantdag.stages.portfolio import Execution, make_broker, spec_of
+    from quantdag.stream.intraday import PortfolioTrading
+
+    spec = spec_of(config)
+    client = ExchangeClient(ExchangeConfig(exchange_id=config.exchange.id, venue=exchange, api_url=rest,
+                                           sandbox=config.exchange.sandbox, timeout_ms=config.exchange.timeout_ms))  # fmt: skip
+    broker = make_broker(config.portfolio.broker, spec, client, capital=config.paper.capital, quote=config.paper.quote,
+                         fee=spec.fee, slippage=spec.slippage)  # fmt: skip
+    ex = config.portfolio.execution
+    return PortfolioTrading(spec, broker, quote=config.paper.quote, execution=Execution(
+        algo=ex.algo, above_notional=ex.above_notional, slices=ex.slices, duration_s=ex.duration_s))  # fmt: skip
 
 
 class _SyncTicker:

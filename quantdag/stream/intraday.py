@@ -5,8 +5,10 @@ then, so nothing waits for a Dagster job): for each research market whose candle
 complete (all of its minutes stored; a research market at 1m is complete at once) the candle is
 built from them (``quantdag.data.resample``, the daily job's aggregation) and stored; then every
 paper-enabled parameter set's signals are recomputed on those markets and its paper account runs
-one cycle (:func:`quantdag.stages.paper.paper_cycle`: the backtest's sizing and risk rules). The
-daily jobs stay the backfill and the reports.
+one cycle (:func:`quantdag.stages.paper.paper_cycle`: the backtest's sizing and risk rules); with a
+:class:`PortfolioTrading`, the portfolio's members' signals and weights are rebuilt and its account
+rebalances (:func:`quantdag.stages.portfolio.paper_portfolio_step`, the portfolio backtest's rules).
+The daily jobs stay the backfill and the reports.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from quantdag.data.resample import resample
 from quantdag.markets import Market
 from quantdag.stages.common import market_slice
 from quantdag.stages.paper import PaperAccount, paper_cycle
-from quantdag.stages.signals import build_signals
+from quantdag.stages.portfolio import Execution, PortfolioSpec, build_weights, paper_portfolio_step
+from quantdag.stages.signals import build_signals, resolve_param_set
 from quantdag.store import Warehouse
 from quantdag.strategies import Strategy
 from quantdag.timeframes import timeframe_ms
@@ -29,6 +33,16 @@ from quantdag.timeframes import timeframe_ms
 log = logging.getLogger(__name__)
 
 MINUTE_MS = 60_000
+
+
+@dataclass(frozen=True)
+class PortfolioTrading:
+    """The portfolio account the loop rebalances: its spec, broker (paper or ccxt) and execution."""
+
+    spec: PortfolioSpec
+    broker: Any
+    quote: str = "USDT"
+    execution: Execution = Execution()
 
 
 @dataclass
@@ -86,13 +100,14 @@ class IntradayLoop:
 
     def __init__(self, markets: Sequence[Market], keys: Sequence[str], price_source: Callable[[str], object], *,
                  account: PaperAccount = PaperAccount(), configured: Mapping[str, Strategy] | None = None,
-                 webhook_env: str = "QUANTDAG_ALERT_WEBHOOK") -> None:  # fmt: skip
+                 webhook_env: str = "QUANTDAG_ALERT_WEBHOOK", portfolio: PortfolioTrading | None = None) -> None:  # fmt: skip
         self.markets = list(markets)
         self.keys = list(keys)
         self.price_source = price_source
         self.account = account
         self.configured = configured
         self.webhook_env = webhook_env
+        self.portfolio = portfolio
 
     def on_stored(self, wh: Warehouse, minutes: Sequence[tuple[str, int]]) -> LoopReport:
         """Act on newly stored 1m candles (symbol, open ms): research candles, signals, paper cycles."""
@@ -113,12 +128,34 @@ class IntradayLoop:
                 report.cycles.append({"param_set": key, "error": str(exc)})
                 continue
             summary["param_set"] = key
-            report.cycles.append(summary)
-            if summary.get("orders_sent"):
-                now = time.time() * 1000
-                closes = [t + timeframe_ms(m.timeframe) for m, ts in done.items() for t in ts]
-                report.close_to_order_ms.append(now - max(closes))
+            self._record(report, summary, done)
+        if self.portfolio is not None:
+            try:
+                summary = self._portfolio_cycle(wh, changed)
+            except Exception as exc:  # the parameter sets' accounts above are kept whatever happens here
+                log.error("intraday portfolio %s: %s", self.portfolio.spec.name, exc)
+                report.cycles.append({"portfolio": self.portfolio.spec.name, "error": str(exc)})
+            else:
+                self._record(report, {**summary, "portfolio": self.portfolio.spec.name}, done)
         return report
 
+    def _record(self, report: LoopReport, summary: dict, done: Mapping[Market, list[int]]) -> None:
+        report.cycles.append(summary)
+        if summary.get("orders_sent"):
+            closes = [t + timeframe_ms(m.timeframe) for m, ts in done.items() for t in ts]
+            report.close_to_order_ms.append(time.time() * 1000 - max(closes))
 
-__all__ = ["IntradayLoop", "LoopReport", "completed_candles", "store_research_candles"]
+    def _portfolio_cycle(self, wh: Warehouse, changed: Sequence[Market]) -> dict:
+        """The members' signals on the new candles (those not already rebuilt as paper sets), the
+        portfolio's weights, then its account's rebalance: what the daily portfolio job does, now."""
+        p = self.portfolio
+        for entry in p.spec.members:  # signals first: building them records the look-ahead verdict the weights require
+            s = resolve_param_set(wh, entry, self.configured)
+            if s.key not in self.keys:
+                build_signals(wh, s.key, changed, configured=self.configured)
+        build_weights(wh, p.spec, self.markets, self.configured)
+        return paper_portfolio_step(wh, p.spec, self.markets, p.broker, quote=p.quote, execution=p.execution,
+                                    configured=self.configured, webhook_env=self.webhook_env)  # fmt: skip
+
+
+__all__ = ["IntradayLoop", "LoopReport", "PortfolioTrading", "completed_candles", "store_research_candles"]
