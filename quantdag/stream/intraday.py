@@ -109,6 +109,27 @@ class IntradayLoop:
         self.webhook_env = webhook_env
         self.portfolio = portfolio
 
+    def warm_up(self, wh: Warehouse) -> float:
+        """Rebuild every account's signals (and the portfolio's weights) on the stored candles, trading
+        nothing: the first closed candle then costs what the others do (imports, numba compilation and
+        caches are paid here, before the stream starts). Returns the seconds it took."""
+        t0 = time.perf_counter()
+        keys = list(self.keys)
+        if self.portfolio is not None:
+            keys += [k for k in (resolve_param_set(wh, e, self.configured).key for e in self.portfolio.spec.members)
+                     if k not in keys]  # fmt: skip
+        for key in keys:
+            try:
+                build_signals(wh, key, self.markets, configured=self.configured)
+            except Exception as exc:  # e.g. no candles yet: the first closed candle pays instead
+                log.info("intraday warm-up %s: %s", key, exc)
+        if self.portfolio is not None:
+            try:
+                build_weights(wh, self.portfolio.spec, self.markets, self.configured)
+            except Exception as exc:
+                log.info("intraday warm-up portfolio: %s", exc)
+        return time.perf_counter() - t0
+
     def on_stored(self, wh: Warehouse, minutes: Sequence[tuple[str, int]]) -> LoopReport:
         """Act on newly stored 1m candles (symbol, open ms): research candles, signals, paper cycles."""
         report = LoopReport()

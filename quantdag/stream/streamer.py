@@ -191,7 +191,12 @@ class Streamer:
                 need_catch_up = True
                 continue
             except asyncio.CancelledError:
-                raise
+                task = asyncio.current_task()
+                if self._stop.is_set() or (task is not None and task.cancelling()):
+                    raise  # the run is ending
+                # else a future of the old client that another loop's reconnect closed: this loop goes on
+                need_catch_up = True
+                continue
             except ChecksumError:  # the book missed a diff: ccxt dropped it; the next watch fetches a new snapshot
                 self.stats.book["resnapshots"] += 1
                 self._event(channel, symbol, "resnapshot", detail="sequence gap in the depth stream")
