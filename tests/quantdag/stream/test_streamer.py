@@ -83,6 +83,13 @@ def test_a_restart_backfills_from_the_last_stored_candle(tmp_path):
         _check_against_rest(sim, _landed(tmp_path))
 
 
+def test_connections_are_recycled_on_schedule_and_no_minute_is_lost_across_them(tmp_path):
+    with _sim() as sim:
+        _, stats = _run(sim, tmp_path, 9, recycle_s=2.5)
+        counts = _check_against_rest(sim, _landed(tmp_path))
+    assert stats.reconnects["recycle"] >= 2 and min(counts.values()) >= 5 and stats.gaps == []
+
+
 def test_candles_wait_in_the_landing_area_while_a_job_holds_the_warehouse_and_none_is_lost(tmp_path):
     db = tmp_path / "quantdag.duckdb"
     Warehouse(db).ensure_schema()
