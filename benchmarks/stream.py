@@ -79,8 +79,10 @@ async def _stream(sim: SimExchange, tmp: Path, seconds: float, *, wall_clock: bo
     store_lat = sorted(at - (t + 60_000) for (_, t), at in stored_at.items()) if wall_clock else []
     q = lambda xs, p: round(xs[min(len(xs) - 1, int(p * len(xs)))], 1) if xs else None  # noqa: E731
     orders = sorted(x for r in loops for x in r.close_to_order_ms)
+    done = sorted(x for r in loops for x in r.close_to_done_ms)
     return {"stats": stats, "rss_mb": rss, "ingested": tasks[1].result(), "store_p50": q(store_lat, 0.5), "store_p99": q(store_lat, 0.99),
             "order_p50": q(orders, 0.5), "order_p99": q(orders, 0.99), "order_max": q(orders, 1.0), "orders": len(orders),
+            "done_p50": q(done, 0.5), "done_max": q(done, 1.0),
             "db": db}  # fmt: skip
 
 
@@ -129,7 +131,9 @@ def _order_latency(tmp: Path, minutes: float) -> dict:
                                 intraday=loop, last={"BTC/USDT": int(rows[-1][0])}))  # fmt: skip
     return {"wall_minutes": minutes, "accounts": ["parameter set", "portfolio"], "cycles_that_ordered": r["orders"],
             "warm_up_s": r["ingested"].get("warm_up_s"), "close_to_paper_order_ms_p50": r["order_p50"],
-            "close_to_paper_order_ms_p99": r["order_p99"], "close_to_paper_order_ms_max": r["order_max"]}  # fmt: skip
+            "close_to_paper_order_ms_p99": r["order_p99"], "close_to_paper_order_ms_max": r["order_max"],
+            "close_to_last_child_done_ms_p50": r["done_p50"], "close_to_last_child_done_ms_max": r["done_max"],
+            "execution": "parents above 2,500 USDT sliced by TWAP into 3 children over 3 s"}  # fmt: skip
 
 
 def _compare(sim: SimExchange, db: Path) -> dict:
@@ -187,37 +191,43 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=65, help="simulated minutes of the fault run (at 60x)")
     p.add_argument("--latency-minutes", type=float, default=5, help="wall minutes of each latency run (at 1x)")
+    p.add_argument("--only", choices=["faults", "latency", "intraday"], default=None, help="run one phase")
     a = p.parse_args()
     out: dict = {"benchmark": "quantdag.stream under faults", "markets": SYMBOLS, "loadavg_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        with SimExchange(MarketModel(seed=11, history_days=2, clock=SimClock(speed=60))) as sim:
-            for kind, params in FAULTS:
-                sim.inject_stream_fault(kind, **params)
-            r = asyncio.run(_stream(sim, tmp / "faults", a.minutes, wall_clock=False, watchdog_s=1.5, trades=TRADES, books=BOOKS))
-            s = r["stats"]
-            injected = [e for e in getattr(sim, "stream_faults_log", [])]
-            out["faults"] = {
-                "simulated_minutes": a.minutes, "speed": 60, **_compare(sim, r["db"]), "streamed": s.streamed,
-                "backfilled": s.backfilled, "duplicates_landed": 0, "dropped": dict(s.dropped),
-                "reconnects": dict(s.reconnects), "backfills": s.backfills, "gaps": len(s.gaps),
-                "every_reconnect_backfilled": s.backfills >= sum(s.reconnects.values()),
-                "faults_injected": len(injected), "trades": {**_compare_trades(sim, r["db"]), **dict(s.trades)},
-                "book": dict(s.book), "rss_mb_at_0_25_50_75_100pct": _quartiles(r["rss_mb"]),
-            }  # fmt: skip
-            dupes = Warehouse(r["db"], read_only=True).query(
-                "SELECT count(*) - count(DISTINCT (symbol, ts)) AS d FROM market.stream_candles")["d"][0]  # fmt: skip
-            out["faults"]["duplicates_landed"] = int(dupes)
-        if a.latency_minutes > 0:
+        if a.only in (None, "faults"):
+            out["faults"] = _faults(tmp / "faults", a.minutes)
+        if a.only in (None, "latency") and a.latency_minutes > 0:
             with SimExchange(MarketModel(seed=11, history_days=2)) as sim:
                 r = asyncio.run(_stream(sim, tmp / "latency", a.latency_minutes * 60 + 5, wall_clock=True, watchdog_s=10))
                 d = r["stats"].as_dict()
                 out["latency"] = {"wall_minutes": a.latency_minutes, "speed": 1, "closed_candles": d["streamed"],
                                   "close_to_landed_ms_p50": d["latency_ms_p50"], "close_to_landed_ms_p99": d["latency_ms_p99"],
                                   "close_to_stored_ms_p50": r["store_p50"], "close_to_stored_ms_p99": r["store_p99"]}  # fmt: skip
+        if a.only in (None, "intraday") and a.latency_minutes > 0:
             out["intraday"] = _order_latency(tmp / "intraday", a.latency_minutes)
     out["loadavg_end"] = os.getloadavg()
     print(json.dumps(out, default=str))
+
+
+def _faults(tmp: Path, minutes: float) -> dict:
+    """Phase 1: every fault kind over ``minutes`` simulated minutes at 60x."""
+    with SimExchange(MarketModel(seed=11, history_days=2, clock=SimClock(speed=60))) as sim:
+        for kind, params in FAULTS:
+            sim.inject_stream_fault(kind, **params)
+        r = asyncio.run(_stream(sim, tmp, minutes, wall_clock=False, watchdog_s=1.5, trades=TRADES, books=BOOKS))
+        s = r["stats"]
+        dupes = Warehouse(r["db"], read_only=True).query(
+            "SELECT count(*) - count(DISTINCT (symbol, ts)) AS d FROM market.stream_candles")["d"][0]  # fmt: skip
+        return {
+            "simulated_minutes": minutes, "speed": 60, **_compare(sim, r["db"]), "streamed": s.streamed,
+            "backfilled": s.backfilled, "duplicates_landed": int(dupes), "dropped": dict(s.dropped),
+            "reconnects": dict(s.reconnects), "backfills": s.backfills, "gaps": len(s.gaps),
+            "every_reconnect_backfilled": s.backfills >= sum(s.reconnects.values()),
+            "faults_injected": len(sim.stream_faults_log), "trades": {**_compare_trades(sim, r["db"]), **dict(s.trades)},
+            "book": dict(s.book), "rss_mb_at_0_25_50_75_100pct": _quartiles(r["rss_mb"]),
+        }  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,8 @@ from quantdag.errors import ConfigurationError, DataError, QuantdagError
 from quantdag.store import parquet
 
 log = logging.getLogger(__name__)
+#: held while a thread opens a connection: two threads attaching one file at once fail ("Unique file handle conflict")
+_CONNECTING = threading.Lock()
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
@@ -195,7 +198,8 @@ class Warehouse:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                 elif not self.path.exists():
                     raise ConfigurationError(f"database {self.path} does not exist (opened read-only)")
-                con = duckdb.connect(str(self.path), read_only=self.read_only)
+                with _CONNECTING:  # DuckDB's instance cache races when two threads open one file at once
+                    con = duckdb.connect(str(self.path), read_only=self.read_only)
                 con.execute("SET TimeZone = 'UTC'")
                 return con
             except OSError as exc:  # the folder cannot be created

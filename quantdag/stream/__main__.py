@@ -46,40 +46,74 @@ async def _ingest_loop(db: Path, root: Path, stop: asyncio.Event, every_s: float
                        intraday: Any = None, trades: list | None = None,
                        stored: dict | None = None) -> dict[str, int]:  # fmt: skip
     """Drain the landing area into the warehouse whenever the file is free (never blocking the streams);
-    with ``intraday`` (an :class:`~quantdag.stream.intraday.IntradayLoop`), act on what was stored;
-    ``stored`` gets (symbol, open ms) -> wall ms of the commit of each 1m candle (the benchmark's latency)."""
+    with ``intraday`` (an :class:`~quantdag.stream.intraday.IntradayLoop`), act on what was stored, in a
+    task of its own (a sliced order's pauses never hold up the next minute's ingest); ``trades`` gets its
+    reports; ``stored`` gets (symbol, open ms) -> wall ms of the commit of each 1m candle."""
     done = {"files": 0, "candles": 0, "trades": 0, "book": 0, "events": 0, "busy": 0}
-    warm = intraday is None
+    inbox: asyncio.Queue = asyncio.Queue()
 
     def once(timeout: float) -> None:
-        nonlocal warm
         try:
-            wh = Warehouse(db, lock_timeout=timeout)
-            if not warm:  # the first time the file is free: pay the loop's cold start before a candle waits on it
-                done["warm_up_s"] = round(intraday.warm_up(wh), 2)
-                warm = True
-            rep = ingest(wh, root)
-            done["files"] += rep.files
-            done["candles"] += rep.candles
-            if stored is not None:
-                now = time.time() * 1000
-                for minute in rep.minutes:
-                    stored.setdefault(minute, now)
-            for kind, n in rep.rows.items():
-                done[kind] += n
-            if intraday is not None and rep.minutes:
-                loop_report = intraday.on_stored(wh, rep.minutes)
-                if trades is not None and loop_report.completed:
-                    trades.append(loop_report)
+            rep = ingest(Warehouse(db, lock_timeout=timeout), root)
         except WarehouseError:
             done["busy"] += 1  # a job holds the file: the candles wait in the landing area
+            return
+        done["files"] += rep.files
+        done["candles"] += rep.candles
+        for kind, n in rep.rows.items():
+            done[kind] += n
+        now = time.time() * 1000
+        if stored is not None:
+            for minute in rep.minutes:
+                stored.setdefault(minute, now)
+        if intraday is not None and rep.minutes:
+            loop.call_soon_threadsafe(inbox.put_nowait, rep.minutes)
 
+    loop = asyncio.get_running_loop()
+    acting = asyncio.create_task(_act(db, intraday, inbox, trades, done)) if intraday is not None else None
     while not stop.is_set():
         await asyncio.to_thread(once, 0.2)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every_s)
     await asyncio.to_thread(once, 30.0)
+    if acting is not None:
+        inbox.put_nowait(None)  # after the last ingest: act on what it stored, then end
+        await acting
     return done
+
+
+async def _act(db: Path, intraday: Any, inbox: asyncio.Queue, reports: list | None, done: dict) -> None:
+    """The intraday loop's task: warm up, then act on each batch of stored minutes (those that arrived
+    while it was busy together); while a job holds the file the minutes wait and are tried again."""
+    try:
+        done["warm_up_s"] = round(await asyncio.to_thread(lambda: intraday.warm_up(Warehouse(db, lock_timeout=30.0))), 2)
+    except WarehouseError:
+        pass  # the first candle pays the cold start instead
+    minutes: list = []
+    ending = False
+    while not (ending and not minutes):
+        if not minutes or inbox.qsize():
+            item = await inbox.get()
+            ending = ending or item is None
+            minutes += item or []
+            while not inbox.empty():
+                item = inbox.get_nowait()
+                ending = ending or item is None
+                minutes += item or []
+        if not minutes:
+            continue
+        try:
+            rep = await asyncio.to_thread(lambda: intraday.on_stored(Warehouse(db, lock_timeout=5.0), minutes))
+        except WarehouseError:
+            done["busy"] += 1
+            if ending:
+                log.warning("intraday: the warehouse stayed busy; %d stored minute(s) not acted on", len(minutes))
+                return
+            await asyncio.sleep(1.0)
+            continue
+        minutes = []
+        if reports is not None and rep.completed:
+            reports.append(rep)
 
 
 def last_trades(db: Path, exchange: str, symbols: list[str]) -> dict[str, tuple[int, int]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -49,7 +50,8 @@ class PortfolioTrading:
 class LoopReport:
     completed: list[tuple[str, int]] = field(default_factory=list)  # research market key, candle open (ms)
     cycles: list[dict] = field(default_factory=list)  # one paper cycle summary per parameter set
-    close_to_order_ms: list[float] = field(default_factory=list)
+    close_to_order_ms: list[float] = field(default_factory=list)  # candle close -> the cycle's first order created
+    close_to_done_ms: list[float] = field(default_factory=list)  # candle close -> the cycle's last child order done
 
 
 def _dt(ms: int) -> datetime:
@@ -139,44 +141,70 @@ class IntradayLoop:
         store_research_candles(wh, done)
         report.completed = [(m.key, t) for m, ts in done.items() for t in ts]
         changed = list(done)
-        for key in self.keys:
+        jobs: list[tuple[dict, Callable[[Warehouse], dict]]] = []
+        for key in self.keys:  # signals first (quick), then every account at once
             try:
                 build_signals(wh, key, changed, configured=self.configured)
-                summary = paper_cycle(wh, key, self.markets, price_source=self.price_source, account=self.account,
-                                      webhook_env=self.webhook_env)  # fmt: skip
             except Exception as exc:  # one parameter set's failure (e.g. a look-ahead refusal) never stops the others
                 log.error("intraday %s: %s", key, exc)
                 report.cycles.append({"param_set": key, "error": str(exc)})
                 continue
-            summary["param_set"] = key
-            self._record(report, summary, done)
+            jobs.append(({"param_set": key}, lambda w, key=key: paper_cycle(
+                w, key, self.markets, price_source=self.price_source, account=self.account, webhook_env=self.webhook_env)))
         if self.portfolio is not None:
+            name = self.portfolio.spec.name
             try:
-                summary = self._portfolio_cycle(wh, changed)
-            except Exception as exc:  # the parameter sets' accounts above are kept whatever happens here
-                log.error("intraday portfolio %s: %s", self.portfolio.spec.name, exc)
-                report.cycles.append({"portfolio": self.portfolio.spec.name, "error": str(exc)})
+                self._portfolio_inputs(wh, changed)
+            except Exception as exc:
+                log.error("intraday portfolio %s: %s", name, exc)
+                report.cycles.append({"portfolio": name, "error": str(exc)})
             else:
-                self._record(report, {**summary, "portfolio": self.portfolio.spec.name}, done)
+                jobs.append(({"portfolio": name}, self._portfolio_step))
+        # each account in a thread of its own, with its own connections: a sliced parent's pauses in one
+        # account never delay another account's first order
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as pool:
+            futures = [(tag, pool.submit(run, _own(wh))) for tag, run in jobs]
+            for tag, fut in futures:
+                try:
+                    summary = fut.result()
+                except Exception as exc:  # one account's failure never stops the others
+                    log.error("intraday %s: %s", tag, exc)
+                    report.cycles.append({**tag, "error": str(exc)})
+                    continue
+                self._record(wh, report, {**summary, **tag}, done)
         return report
 
-    def _record(self, report: LoopReport, summary: dict, done: Mapping[Market, list[int]]) -> None:
+    def _record(self, wh: Warehouse, report: LoopReport, summary: dict, done: Mapping[Market, list[int]]) -> None:
+        """Keep the cycle's summary; if it sent orders, the time from the candle's close to its first
+        order's creation (a sliced parent's later children follow on its schedule) and to the cycle's end."""
         report.cycles.append(summary)
         if summary.get("orders_sent"):
-            closes = [t + timeframe_ms(m.timeframe) for m, ts in done.items() for t in ts]
-            report.close_to_order_ms.append(time.time() * 1000 - max(closes))
+            close = max(t + timeframe_ms(m.timeframe) for m, ts in done.items() for t in ts)
+            first = wh.query("SELECT epoch_ms(min(ts_created)) AS t FROM paper.orders WHERE broker = ? AND intent LIKE ?",
+                             [summary["account"], f"rebalance:{summary['decision_ts_ms']}:%"])["t"][0]  # fmt: skip
+            now = time.time() * 1000
+            report.close_to_order_ms.append((now if first is None else first) - close)
+            report.close_to_done_ms.append(now - close)
 
-    def _portfolio_cycle(self, wh: Warehouse, changed: Sequence[Market]) -> dict:
-        """The members' signals on the new candles (those not already rebuilt as paper sets), the
-        portfolio's weights, then its account's rebalance: what the daily portfolio job does, now."""
+    def _portfolio_inputs(self, wh: Warehouse, changed: Sequence[Market]) -> None:
+        """The members' signals on the new candles (those not already rebuilt as paper sets) and the
+        portfolio's weights: what the daily portfolio job computes, now."""
         p = self.portfolio
         for entry in p.spec.members:  # signals first: building them records the look-ahead verdict the weights require
             s = resolve_param_set(wh, entry, self.configured)
             if s.key not in self.keys:
                 build_signals(wh, s.key, changed, configured=self.configured)
         build_weights(wh, p.spec, self.markets, self.configured)
+
+    def _portfolio_step(self, wh: Warehouse) -> dict:
+        p = self.portfolio
         return paper_portfolio_step(wh, p.spec, self.markets, p.broker, quote=p.quote, execution=p.execution,
                                     configured=self.configured, webhook_env=self.webhook_env)  # fmt: skip
+
+
+def _own(wh: Warehouse) -> Warehouse:
+    """The same file, a handle of its own (a thread's connections never mix with another's)."""
+    return Warehouse(wh.path, lock_timeout=wh.lock_timeout, parquet_dir=wh.parquet_dir)
 
 
 __all__ = ["IntradayLoop", "LoopReport", "PortfolioTrading", "completed_candles", "store_research_candles"]
