@@ -13,6 +13,7 @@ import click
 from quantdag.cli.backtest import backtest
 from quantdag.cli.check import check
 from quantdag.cli.list_cmd import list_strategies
+from quantdag.cli.new_strategy import new_strategy
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -27,7 +28,7 @@ def cli() -> None:
     """
 
 
-for _command in (backtest, check, list_strategies):
+for _command in (backtest, check, list_strategies, new_strategy):
     cli.add_command(_command)
 
 

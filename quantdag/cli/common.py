@@ -55,13 +55,15 @@ def reports_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def load_project() -> ProjectConfig:
-    """The configuration (``$QUANTDAG_CONFIG`` or the repository's file), its strategy files registered."""
+def load_project(*, register: bool = True) -> ProjectConfig:
+    """The configuration (``$QUANTDAG_CONFIG`` or the repository's file), its strategy files
+    registered unless ``register`` is false."""
     from quantdag.config import load_config
     from quantdag.strategies.loader import load_user_strategies
 
     config = load_config()
-    load_user_strategies(config.strategy_folders)
+    if register:
+        load_user_strategies(config.strategy_folders)
     return config
 
 
