@@ -14,6 +14,7 @@ from quantdag.cli.backtest import backtest
 from quantdag.cli.check import check
 from quantdag.cli.list_cmd import list_strategies
 from quantdag.cli.new_strategy import new_strategy
+from quantdag.cli.reproduce import reproduce
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -28,7 +29,7 @@ def cli() -> None:
     """
 
 
-for _command in (backtest, check, list_strategies, new_strategy):
+for _command in (backtest, check, list_strategies, new_strategy, reproduce):
     cli.add_command(_command)
 
 
