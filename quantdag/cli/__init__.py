@@ -15,6 +15,7 @@ from quantdag.cli.check import check
 from quantdag.cli.list_cmd import list_strategies
 from quantdag.cli.new_strategy import new_strategy
 from quantdag.cli.reproduce import reproduce
+from quantdag.cli.sweep import sweep
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -29,7 +30,7 @@ def cli() -> None:
     """
 
 
-for _command in (backtest, check, list_strategies, new_strategy, reproduce):
+for _command in (backtest, check, list_strategies, new_strategy, reproduce, sweep):
     cli.add_command(_command)
 
 
