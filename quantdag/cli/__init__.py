@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import click
 
+from quantdag.cli.analyze import analyze
 from quantdag.cli.backtest import backtest
 from quantdag.cli.check import check
 from quantdag.cli.list_cmd import list_strategies
@@ -30,7 +31,7 @@ def cli() -> None:
     """
 
 
-for _command in (backtest, check, list_strategies, new_strategy, reproduce, sweep):
+for _command in (analyze, backtest, check, list_strategies, new_strategy, reproduce, sweep):
     cli.add_command(_command)
 
 
