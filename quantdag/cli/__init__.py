@@ -15,6 +15,7 @@ from quantdag.cli.backtest import backtest
 from quantdag.cli.check import check
 from quantdag.cli.list_cmd import list_strategies
 from quantdag.cli.new_strategy import new_strategy
+from quantdag.cli.profile import profile
 from quantdag.cli.reproduce import reproduce
 from quantdag.cli.sweep import sweep
 
@@ -31,7 +32,7 @@ def cli() -> None:
     """
 
 
-for _command in (analyze, backtest, check, list_strategies, new_strategy, reproduce, sweep):
+for _command in (analyze, backtest, check, list_strategies, new_strategy, profile, reproduce, sweep):
     cli.add_command(_command)
 
 
