@@ -13,6 +13,7 @@ import click
 from quantdag.cli.analyze import analyze
 from quantdag.cli.backtest import backtest
 from quantdag.cli.check import check
+from quantdag.cli.env import demo, doctor, download, ui
 from quantdag.cli.list_cmd import list_strategies
 from quantdag.cli.new_strategy import new_strategy
 from quantdag.cli.profile import profile
@@ -32,7 +33,7 @@ def cli() -> None:
     """
 
 
-for _command in (analyze, backtest, check, list_strategies, new_strategy, profile, reproduce, sweep):
+for _command in (analyze, backtest, check, demo, doctor, download, ui, list_strategies, new_strategy, profile, reproduce, sweep):
     cli.add_command(_command)
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from conftest import SHARED_DATA, require_shared
 
 KRAKEN_1H = SHARED_DATA / "kraken" / "BTC_USDT-1h.parquet"
 
 
+@pytest.mark.slow
 def test_profile_times_each_stage_and_writes_the_call_stack_profile(cli, tmp_path):
     out = tmp_path / "profile.html"
     proc = cli("profile", "sma_cross", "--candles", str(require_shared(KRAKEN_1H)), "--out", str(out))
