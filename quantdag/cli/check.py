@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from quantdag.cli.common import CheckFailed, build_strategy, existing_file, load_project, parse_day, parse_params, reports_errors
+from quantdag.cli.common import CheckFailed, existing_file, load_project, parse_day, parse_params, reports_errors
 
 
 @click.command()
@@ -38,15 +38,14 @@ def check(strategy: str, market_key: str | None, candle_file: str | None, start:
 
     if prefixes != "all" and not (prefixes.isdigit() and int(prefixes) >= 1):
         raise InputError(f"--prefixes {prefixes!r}: expected a positive integer or 'all'")
-    config = load_project()
-    s = build_strategy(strategy, parse_params(params))
     from quantdag.cli.backtest import prepare
 
+    config = load_project()
     if market_key is None and candle_file is None:
         market_key = config.research_markets[0].key
-    job = prepare(config, strategy, s.params, market_key, existing_file(candle_file, "--candles") if candle_file else None,
+    job = prepare(config, strategy, parse_params(params), market_key, existing_file(candle_file, "--candles") if candle_file else None,
                   parse_day(start, "--from"), parse_day(end, "--to"))  # fmt: skip
-    candles = job.candles.tail(max_candles)
+    s, candles = job.strategy, job.candles.tail(max_candles)
     look = check_lookahead(s, candles, prefixes=prefixes if prefixes == "all" else int(prefixes),
                            perturbations=perturbations, seed=seed)  # fmt: skip
     click.echo(look.summary())

@@ -23,3 +23,11 @@ def test_profile_times_each_stage_and_writes_the_call_stack_profile(cli, tmp_pat
     assert float(stages["peak resident memory of the process"]) > 50
     html = out.read_text()
     assert "pyinstrument" in html and "backtest_signals" in html  # the call stacks name our functions
+
+
+@pytest.mark.slow
+def test_profile_on_stored_simulator_candles(cli):
+    proc = cli("profile", "macd", "--market", "ETH/USDT:1h", "--from", "2026-02-01", "--to", "2026-02-28")
+    assert proc.returncode == 0, proc.stderr
+    assert "on ETH/USDT:1h: 672 candles" in proc.stdout and "load candles" in proc.stdout
+    assert (cli.data_dir / "reports" / "profile-macd-ETH_USDT-1h.html").exists()

@@ -30,3 +30,13 @@ def test_sweep_on_real_candles_prints_best_dsr_pbo_and_draws_the_heatmap(cli, tm
     assert "deflated Sharpe ratio 0." in proc.stdout and "probability of backtest overfitting" in proc.stdout
     assert heat.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "mlflow run: " in proc.stdout and (cli.data_dir / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_sweep_on_stored_simulator_candles(cli):
+    proc = cli("sweep", "rsi", "--market", "BTC/USDT:1h", "--from", "2026-03-01", "--to", "2026-05-31",
+               "--grid", "period=10:20:5", "--grid", "oversold=20,30", "--no-mlflow")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "downloading 92 day(s) of BTC/USDT:1h from sim" in proc.stderr
+    assert "sweeping rsi on BTC/USDT:1h: 2208 candles" in proc.stdout and "evaluated 6 combinations" in proc.stdout
+    assert "heatmap: " in proc.stdout and "mlflow run" not in proc.stdout
