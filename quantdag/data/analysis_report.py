@@ -35,11 +35,16 @@ def _polyline(xs: np.ndarray, ys: np.ndarray, colour: str) -> str:
     return f'<polyline fill="none" stroke="{colour}" stroke-width="1.2" points="{pts}"/>'
 
 
-def _axis(t0: float, t1: float, lo: float, hi: float, fmt: str = "{:.4g}") -> str:
+def _num(v: float) -> str:
+    """A value for an axis label: thousands separated, never in exponent notation for prices."""
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
+
+def _axis(t0: float, t1: float, lo: float, hi: float) -> str:
     return (f'<text x="{PAD}" y="{H - 8}" font-size="11">{_day(t0)}</text>'
             f'<text x="{W - PAD}" y="{H - 8}" font-size="11" text-anchor="end">{_day(t1)}</text>'
-            f'<text x="2" y="{PAD - 4}" font-size="11">{fmt.format(hi)}</text>'
-            f'<text x="2" y="{H - PAD + 12}" font-size="11">{fmt.format(lo)}</text>'
+            f'<text x="{PAD + 4}" y="{PAD - 6}" font-size="11">{_num(hi)}</text>'
+            f'<text x="{PAD + 4}" y="{H - PAD - 4}" font-size="11">{_num(lo)}</text>'
             f'<rect x="{PAD}" y="{PAD - 20}" width="{W - 2 * PAD}" height="{H - 2 * PAD + 20}" fill="none" stroke="#ccc"/>')  # fmt: skip
 
 
@@ -139,6 +144,14 @@ def _kv(items: dict[str, Any]) -> str:
     return "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in items.items()) + "</table>"
 
 
+def _by_severity(events: pl.DataFrame) -> pl.DataFrame:
+    """Critical before warning before info, the highest score first within each."""
+    if events.height == 0:
+        return events
+    rank = pl.col("severity").replace_strict({"critical": 0, "warning": 1, "info": 2}, default=3)
+    return events.sort([rank, pl.col("score")], descending=[False, True]).select("event_type", "severity", "ts_start", "ts_end", "score", "detail")
+
+
 def render(a: MarketAnalysis, source: str) -> str:
     st, rg, cov = a.returns, a.regimes, a.coverage
     tails = pl.DataFrame({"quantile": list(st.get("quantiles", {})), "observed": list(st.get("quantiles", {}).values()),
@@ -157,7 +170,7 @@ td,th{{border:1px solid #ddd;padding:2px 8px;font-size:13px;text-align:right}}th
 <h2>Coverage</h2>{_kv(cov)}
 <h2>Timeline: price, volatility regimes, events</h2>{timeline_svg(a)}
 <p>Shading: low / mid / high volatility regime (terciles of the rolling volatility). Ticks under the axis: events (hover for detail).</p>
-<h2>Market events</h2>{_table(counts, empty="no events")}{_table(a.events.select("event_type", "severity", "ts_start", "ts_end", "detail") if a.events.height else a.events, 30, "no events")}
+<h2>Market events</h2>{_table(counts, empty="no events")}<p>The most severe first (all of them are on the timeline):</p>{_table(_by_severity(a.events), 30, "no events")}
 <h2>Gaps and filled candles</h2>{_table(a.gaps, empty="no gaps")}
 <h2>Zero-volume runs</h2>{_table(a.zero_volume_runs, empty="no zero-volume candles")}
 <h2>Price jumps</h2><p>Log returns beyond 5 robust standard deviations (1.4826 × MAD).</p>{_table(a.jumps, empty="none")}
