@@ -4,9 +4,9 @@ A strategy declares how many leading candles it needs before a signal can fire
 (:attr:`Strategy.startup_candles`). Beyond that warm-up, its signals must be the same whether the
 history it was given starts at candle 0 or later: a recursive indicator (an EMA, a position state
 carried from the first candle) whose warm-up is under-declared gives different signals on a
-backtest that starts elsewhere, so the backtest, a sweep on a shorter window and the paper account
-(which loads only the warm-up) would disagree. The look-ahead check cannot see this: it cuts the
-*end* of the history, this check cuts its *start*.
+backtest that starts elsewhere, so a backtest over the whole stored history and one over a shorter
+window (a sweep, a walk-forward fold, a newly added market) disagree on the same candles. The
+look-ahead check cannot see this: it cuts the *end* of the history, this check cuts its *start*.
 
 Only the signal columns are compared (``entry``, ``exit``, the short pair, ``target``): an
 indicator that converges (an EMA) may differ in its last digits for ever while its signals agree.
