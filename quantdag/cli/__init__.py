@@ -24,7 +24,8 @@ from quantdag.cli.sweep import sweep
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="quantdag")
 def cli() -> None:
-    """quantdag: backtest, check and scaffold strategies, reproduce runs.
+    """quantdag: the research loop without Dagster: scaffold, check, backtest, sweep and profile a
+    strategy, analyze a market's data, reproduce a logged run.
 
     Reads the configuration from $QUANTDAG_CONFIG (default: the repository's quantdag.yaml) and
     the data dir from $QUANTDAG_DATA_DIR (default: the configuration's data_dir).
