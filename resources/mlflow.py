@@ -31,13 +31,12 @@ from typing import Any
 
 import dagster as dg
 
-#: The experiment tag MLflow 3.x's UI reads for an experiment's kind, and our experiments' value.
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-MODEL_DEVELOPMENT = "custom_model_development"
+# the experiment kind tag and value, and the data dir's artifact folder: one home, shared with the
+# store that code without Dagster opens (quantdag.tracking.store: the quantdag command, notebooks)
+from quantdag.tracking.store import ARTIFACTS_DIR, EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT  # noqa: F401
+
 #: Query string that opens MLflow 3.17's UI in its "Machine learning" view rather than GenAI.
 UI_QUERY = "workflowType=machine_learning"
-#: The folder of a data dir that holds artifacts (:meth:`MlflowResource.at`).
-ARTIFACTS_DIR = "mlartifacts"
 
 #: Experiment ids this process has looked up (and tagged/relocated): (tracking uri, artifact root, name) -> id.
 _EXPERIMENT_IDS: dict[tuple[str, str, str], str] = {}

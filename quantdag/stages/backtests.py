@@ -110,18 +110,25 @@ def run_backtests(
             raise DataError(
                 f"{key} on {m}: {sig.height} signals for {bars.height} candles; materialize signals first"
             )
-        s = settings.replace(timeframe=m.timeframe)
-        if sig["target"].null_count() < sig.height:
-            result = run(bars, target=sig["target"].fill_null(0.0), settings=s)
-        elif sig["short_entry"].null_count() < sig.height:
-            result = run(
-                bars, sig["entry"], sig["exit"], short_entries=sig["short_entry"].fill_null(False),
-                short_exits=sig["short_exit"].fill_null(False), settings=s.replace(direction="both"),
-            )
-        else:
-            result = run(bars, sig["entry"], sig["exit"], settings=s)
-        out.append(BacktestOutcome(m, result, bars.height, strategy))
+        out.append(BacktestOutcome(m, backtest_signals(bars, sig, settings.replace(timeframe=m.timeframe)), bars.height, strategy))
     return out
+
+
+def backtest_signals(bars: pl.DataFrame, sig: pl.DataFrame, settings: BacktestSettings) -> BacktestResult:
+    """The engine on a strategy's signals: its ``target`` column (a position fraction) when it has
+    one, else its long and short entries/exits (``direction="both"`` for shorts), else entry/exit.
+
+    One home for this choice: the pipeline's backtests and the ``quantdag`` command both use it.
+    A column a strategy does not produce may be absent or all null.
+    """
+    if "target" in sig.columns and sig["target"].null_count() < sig.height:
+        return run(bars, target=sig["target"].fill_null(0.0), settings=settings)
+    if "short_entry" in sig.columns and sig["short_entry"].null_count() < sig.height:
+        return run(
+            bars, sig["entry"], sig["exit"], short_entries=sig["short_entry"].fill_null(False),
+            short_exits=sig["short_exit"].fill_null(False), settings=settings.replace(direction="both"),
+        )
+    return run(bars, sig["entry"], sig["exit"], settings=settings)
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,15 @@ EXIT_OK, EXIT_LOOKAHEAD, EXIT_USAGE = 0, 1, 2
 
 
 def resolve_strategy(name: str) -> type[Strategy]:
-    """A registered strategy by name, or a class given as ``module.path:ClassName``."""
+    """A registered strategy by name, a class of a strategy file as ``path/file.py:ClassName``, or
+    an importable class as ``module.path:ClassName``."""
     if ":" not in name:
         return get_strategy(name)
-    module_name, _, attr = name.partition(":")
+    module_name, _, attr = name.rpartition(":")
+    if module_name.endswith(".py"):
+        from quantdag.strategies.loader import load_strategy_class
+
+        return load_strategy_class(module_name, attr)
     try:
         obj = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:

@@ -77,6 +77,23 @@ def load_strategy_file(path: str | Path) -> list[str]:
         raise ConfigurationError(f"strategy file {p}: {exc}") from exc
 
 
+def load_strategy_class(path: str | Path, class_name: str) -> type[Strategy]:
+    """Class ``class_name`` of strategy file ``path`` (the file's strategies are registered too).
+
+    Raises
+    ------
+    ConfigurationError
+        If the file fails to load or has no Strategy subclass of that name (the ones it has named).
+    """
+    load_strategy_file(path)
+    module = sys.modules[_module_name(Path(path).resolve())]
+    obj = getattr(module, class_name, None)
+    if not (isinstance(obj, type) and issubclass(obj, Strategy)):
+        have = sorted(n for n, c in inspect.getmembers(module, inspect.isclass) if issubclass(c, Strategy) and c is not Strategy)
+        raise ConfigurationError(f"{path} defines no Strategy class {class_name!r}; it has: {', '.join(have) or 'none'}")
+    return obj
+
+
 def load_strategy_paths(folders: Iterable[str | Path]) -> list[str]:
     """Register the strategies of every ``*.py`` file in ``folders`` (sorted, not recursive).
 

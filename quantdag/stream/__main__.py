@@ -146,7 +146,7 @@ async def stream(seconds: float | None, speed: float, config: Any, *, trade: boo
     if config.exchange.mode == "simulated":
         from quantdag.sim import MarketModel, SimExchange
         from quantdag.sim.clock import SimClock
-        from resources.exchange import SIM_GENESIS_MS
+        from quantdag.exchange.simulated import SIM_GENESIS_MS
 
         if config.exchange.simulator.url:
             base = config.exchange.simulator.url.rstrip("/")
