@@ -94,6 +94,11 @@ DEPEG_PANIC = ("USDC loses its peg as panic spreads", "USDC depegs; stablecoin h
                "USD Coin breaks the peg, panic selling in stablecoins", "USDC crash: is this a bank run?")
 DEPEG_RELIEF = ("USDC regains its peg as fears ease", "USD Coin recovers after depeg scare",
                 "Relief as USDC climbs back to one dollar")
+#: What makes two stories of the same template different stories: a context clause (news) or a tag (social).
+CONTEXTS = ("in Asian trading", "after Fed minutes", "as ETF flows swing", "ahead of options expiry", "on exchange data",
+            "as funding rates shift", "in thin weekend trade", "after a whale transfer", "as miners move coins",
+            "amid macro jitters", "as open interest builds", "after CPI print", "in European hours", "on derivatives desks")
+SOCIAL_TAGS = ("lol", "fr", "ngl", "!!", "imo", "tbh", "gm", "smh", "iykyk", "no cap", "send it", "zoom out")
 _BUCKETS = (-1.2, -0.4, 0.4, 1.2)
 
 
@@ -168,7 +173,11 @@ class NewsFeed:
                 templates = (SOCIAL_TEMPLATES if src.kind == "social" else NEWS_TEMPLATES)[bucket(tone)]
                 name = NAMES.get(asset, (asset,))[int(rng.integers(len(NAMES.get(asset, (asset,)))))]
                 title = templates[int(rng.integers(len(templates)))].format(a=name)
-                title = title[0].upper() + title[1:] if src.kind == "news" else title
+                move = 100 * math.expm1(lag * sigma)
+                if src.kind == "news":
+                    title = f"{title[0].upper()}{title[1:]} ({move:+.1f}%) {CONTEXTS[int(rng.integers(len(CONTEXTS)))]}"
+                else:
+                    title = f"{title} @ {here:,.0f} {SOCIAL_TAGS[int(rng.integers(len(SOCIAL_TAGS)))]}"
                 delay = float(rng.uniform(*src.delay_min)) * MS_PER_MINUTE
                 if rng.random() < src.late_share:
                     delay = float(rng.uniform(*src.late_hours)) * MS_PER_HOUR
