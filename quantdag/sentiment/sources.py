@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -41,7 +41,8 @@ class HttpPolicy:
 def _redacted(url: str) -> str:
     """``url`` without its query string or user info: a feed URL may carry a token."""
     p = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit((p.scheme, p.hostname or "", p.path, "", "")) + ("?…" if p.query else "")
+    host = (p.hostname or "") + (f":{p.port}" if p.port else "")
+    return urllib.parse.urlunsplit((p.scheme, host, p.path, "", "")) + ("?…" if p.query else "")
 
 
 def http_get(url: str, policy: HttpPolicy = HttpPolicy()) -> bytes:
@@ -64,7 +65,8 @@ def http_get(url: str, policy: HttpPolicy = HttpPolicy()) -> bytes:
                 return resp.read()
         except urllib.error.HTTPError as exc:
             if exc.code < 500 and exc.code != 429:
-                raise FeedError(f"feed {_redacted(url)} answered HTTP {exc.code}") from None
+                detail = exc.read()[:200].decode("utf-8", "replace") if exc.fp is not None else ""
+                raise FeedError(f"feed {_redacted(url)} answered HTTP {exc.code}" + (f": {detail}" if detail else "")) from None
             last = f"HTTP {exc.code}"
         except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
             last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
@@ -97,10 +99,17 @@ class ArchiveJsonSource(NewsSource):
     policy: HttpPolicy = field(default_factory=HttpPolicy)
     archive: bool = True
 
+    #: Longest window one request asks for (the archive refuses more than 31 days).
+    page: timedelta = timedelta(days=30)
+
     def fetch(self, start: datetime, end: datetime, now: datetime) -> pl.DataFrame:
         sep = "&" if "?" in self.url else "?"
-        body = http_get(f"{self.url}{sep}since={_ms(start)}&until={_ms(min(end, now))}", self.policy)
-        return parse_json_feed(body, self.name)
+        pages, lo, hi = [], start, min(end, now)
+        while lo < hi:
+            top = min(lo + self.page, hi)
+            pages.append(parse_json_feed(http_get(f"{self.url}{sep}since={_ms(lo)}&until={_ms(top)}", self.policy), self.name))
+            lo = top
+        return pl.concat(pages) if pages else parse_json_feed(b'{"items": []}', self.name)
 
 
 @dataclass(frozen=True)

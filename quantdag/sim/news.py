@@ -3,7 +3,7 @@
 Per UTC day and crypto asset of the model, a seeded number of headlines from :data:`SOURCES`,
 each of its own reliability. An item's tone is
 
-    reliability * (0.5 * lead + 0.5 * lag) + (1 - reliability) * noise
+    reliability * (LEAD_SHARE * lead + (1 - LEAD_SHARE) * lag) + (1 - reliability) * noise
 
 where ``lag`` is the asset's return over the 6 hours before publication and ``lead`` its return
 over the 6 hours after, both in units of the asset's 6-hour volatility. The simulator knows the
@@ -38,6 +38,7 @@ MS_PER_MINUTE = 60_000
 MS_PER_HOUR = 3_600_000
 MS_PER_DAY = 86_400_000
 HORIZON_H = 6  # hours of return behind (lag) and ahead (lead) of an item
+LEAD_SHARE = 0.4  # how much of an item's signal is the coming return (the rest: the past one)
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ class NewsFeed:
                 before = closes[max(h - 1 - HORIZON_H, 0)]
                 after = closes[min(h - 1 + HORIZON_H, closes.size - 1)]
                 lag, lead = math.log(here / before) / sigma, math.log(after / here) / sigma
-                tone = src.reliability * (0.5 * lead + 0.5 * lag) + (1 - src.reliability) * float(rng.normal())
+                tone = src.reliability * (LEAD_SHARE * lead + (1 - LEAD_SHARE) * lag) + (1 - src.reliability) * float(rng.normal())
                 templates = (SOCIAL_TEMPLATES if src.kind == "social" else NEWS_TEMPLATES)[bucket(tone)]
                 name = NAMES.get(asset, (asset,))[int(rng.integers(len(NAMES.get(asset, (asset,)))))]
                 title = templates[int(rng.integers(len(templates)))].format(a=name)
