@@ -21,9 +21,9 @@ from typing import Any
 
 import polars as pl
 
+from quantdag.data.frames import UTC_MS
 from quantdag.errors import DataError, QuantdagError
 
-UTC_MS = pl.Datetime("ms", "UTC")
 #: Columns of ``raw.news`` (``sql/create_raw_news.sql``); key (feed, item_id, revision).
 RAW_NEWS_SCHEMA: dict[str, pl.DataType] = {
     "feed": pl.String(), "source": pl.String(), "item_id": pl.String(), "revision": pl.Int32(), "kind": pl.String(),

@@ -70,7 +70,7 @@ def ingest_news(wh: Warehouse, sources: Sequence[NewsSource], windows: Sequence[
         elif any(w[0] <= now < w[1] for w in windows):
             fetched = src.fetch(now, now, now).unique(["feed", "item_id"], keep="last", maintain_order=True)
             stored = wh.query(
-                "SELECT feed, item_id, arg_max(revision, revision) AS revision, arg_max(title, revision) AS title "
+                "SELECT feed, item_id, max(revision) AS revision, arg_max(title, revision) AS title "
                 "FROM raw.news WHERE feed = ? GROUP BY ALL", [src.name],
             )  # fmt: skip
             fresh = new_versions(fetched, stored)

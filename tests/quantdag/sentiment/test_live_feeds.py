@@ -57,7 +57,7 @@ class FeedServer:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
@@ -139,6 +139,7 @@ def test_feed_still_down_after_retries_is_unavailable_and_writes_nothing(tmp_pat
         ("/fng", FNG.replace('"20"', '"hot"'), "entry #0 needs numeric value and timestamp"),
         ("/fng", FNG.replace('"20"', '"140"'), "entry #0 value 140.0 is outside 0..100"),
     ],
+    ids=["rss-bad-date", "rss-not-xml", "fng-not-a-number", "fng-out-of-range"],
 )
 def test_bad_feed_input_is_a_typed_error_naming_the_value_and_nothing_is_written(tmp_path, feeds, path, body, match) -> None:
     wh = Warehouse(tmp_path / "q.duckdb")
