@@ -121,3 +121,15 @@ def test_server_error_and_malformed_json_faults_are_retried_or_refused(tmp_path,
             ingest_news(wh, [_source(sim)], _days(1, back=2))
     finally:
         sim.faults = None
+
+
+def test_sim_rss_endpoint_reads_through_the_live_rss_client(sim) -> None:
+    from quantdag.sentiment.sources import RssSource
+
+    now = sim.model.now_ms()
+    src = RssSource("sim_rss", f"{sim.url}/news/rss.xml?since={now - 86_400_000}&until={now}", FAST)
+    fetched_at = datetime.now(timezone.utc)
+    frame = src.fetch(fetched_at, fetched_at, fetched_at)
+    assert frame.height > 20 and not frame["deleted"].any()
+    assert (frame["fetched_at"] == fetched_at).all() and (frame["published_at"] <= fetched_at).all()
+    assert frame.filter(pl.col("assets").list.len() > 0).height == frame.height
