@@ -66,7 +66,12 @@ def with_sentiment(wh: Warehouse, m: Market, candles: pl.DataFrame) -> pl.DataFr
     nothing was known. Strategies read these columns like any candle column
     (``required_columns``); the look-ahead check perturbs them like the others.
     """
-    bars = wh.read("sentiment.bars", [market_slice(m)], order_by=("ts",)).select("ts", *SENTIMENT_COLUMNS)
+    if wh.read_only and not wh.query(  # a read-only reader of a file written before sentiment existed
+        "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'sentiment' AND table_name = 'bars'"
+    )["n"][0]:
+        bars = pl.DataFrame()
+    else:
+        bars = wh.read("sentiment.bars", [market_slice(m)], order_by=("ts",)).select("ts", *SENTIMENT_COLUMNS)
     joined = candles.join(bars, on="ts", how="left", maintain_order="left") if bars.height else candles.with_columns(
         *(pl.lit(None, dtype=pl.Float64 if c != "sent_count" else pl.Int32).alias(c) for c in SENTIMENT_COLUMNS)
     )
