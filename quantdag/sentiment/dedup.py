@@ -65,9 +65,10 @@ class NearDuplicates:
         with np.errstate(over="ignore"):
             return ((self._a[:, None] * h[None, :] + self._b[:, None]) % _PRIME).min(axis=1)
 
-    def add(self, text: str) -> int | None:
-        """Record ``text``; return the index (order of :meth:`add` calls) of the earliest text it
-        nearly repeats, or None if it is new. A duplicate is recorded too (under its own index)."""
+    def add(self, text: str, since: int = 0) -> int | None:
+        """Record ``text``; return the index (order of :meth:`add` calls) of the earliest text from
+        index ``since`` on that it nearly repeats, or None if it is new. A duplicate is recorded too
+        (under its own index)."""
         index = len(self._sigs)
         sig = self.signature(text)
         self._sigs.append(sig if sig is not None else np.empty(0, dtype=np.uint64))
@@ -77,7 +78,7 @@ class NearDuplicates:
         keys = [(band, sig[band * self._rows:(band + 1) * self._rows].tobytes()) for band in range(self._bands)]
         for key in keys:
             for other in self._buckets.get(key, ()):
-                if (best is None or other < best) and float(np.mean(self._sigs[other] == sig)) >= self.threshold:
+                if other >= since and (best is None or other < best) and float(np.mean(self._sigs[other] == sig)) >= self.threshold:
                     best = other
         for key in keys:
             self._buckets.setdefault(key, []).append(index)

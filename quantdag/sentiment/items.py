@@ -3,15 +3,17 @@
 An item's assets are the feed's own tags that belong to the universe plus those the text names
 (:mod:`.entities`). A version is scored from its title (:func:`quantdag.sentiment.score`); an
 index reading (Fear & Greed) maps 0..100 to -1..1; a deletion has no score. The first version of
-an item is compared, per asset, with the stories of the same asset known before it (this window's
-and the ``earlier`` ones); a near-duplicate records the key of the first copy in ``duplicate_of``,
+an item is compared, per asset, with the stories of the same asset known in the
+:data:`DEDUP_HORIZON` before it (this window's and the ``earlier`` ones); a near-duplicate records the key of the first copy in ``duplicate_of``,
 and every later version of the item keeps that verdict, so a story counts once however many
 outlets carry it and however often it is revised.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 import polars as pl
 
@@ -25,6 +27,11 @@ ITEMS_SCHEMA: dict[str, pl.DataType] = {
     "asset": pl.String(), "published_at": UTC_MS, "fetched_at": UTC_MS, "title": pl.String(),
     "score": pl.Float64(), "deleted": pl.Boolean(), "duplicate_of": pl.String(),
 }  # fmt: skip
+
+
+#: A story repeats an earlier one only if that one became known at most this long before it: a
+#: backfill and day-by-day runs then judge alike (each day's run sees the stories of the 2 days before).
+DEDUP_HORIZON = timedelta(days=2)
 
 
 def item_key(feed: str, item_id: str) -> str:
@@ -77,28 +84,34 @@ def build_items(
 
 
 def _mark_duplicates(scored: pl.DataFrame, earlier: pl.DataFrame, threshold: float) -> pl.DataFrame:
+    """``duplicate_of`` for every row of ``scored`` (sorted by ``known``), judged per asset against
+    the stories known within :data:`DEDUP_HORIZON` before it, in ``earlier`` or earlier in ``scored``."""
+    horizon = int(DEDUP_HORIZON.total_seconds() * 1000)
     verdict: dict[tuple[str, str, str], str | None] = {
         (r["feed"], r["item_id"], r["asset"]): r["duplicate_of"]
         for r in earlier.filter(pl.col("revision") == 0).iter_rows(named=True)
     }
-    seen: dict[str, tuple[NearDuplicates, list[str]]] = {}
-    prior = earlier.filter((pl.col("revision") == 0) & pl.col("duplicate_of").is_null() & (pl.col("kind") != "index"))
-    for r in prior.sort(pl.max_horizontal("published_at", "fetched_at"), "feed", "item_id").iter_rows(named=True):
-        nd, keys = seen.setdefault(r["asset"], (NearDuplicates(threshold), []))
-        nd.add(r["title"] or "")
-        keys.append(item_key(r["feed"], r["item_id"]))
+    # per asset: the detector, each text's first copy (its own key or the one it repeats), when each became known
+    seen: dict[str, tuple[NearDuplicates, list[str], list[int]]] = {}
+
+    def judge(asset: str, title: str, own_key: str, known_ms: int, dup_of: str | None = None, *, decided: bool = False) -> str | None:
+        nd, keys, knowns = seen.setdefault(asset, (NearDuplicates(threshold), [], []))
+        first = nd.add(title, since=bisect_left(knowns, known_ms - horizon))
+        if not decided:
+            dup_of = None if first is None else keys[first]
+        keys.append(dup_of or own_key)
+        knowns.append(known_ms)
+        return dup_of
+
+    known = pl.max_horizontal(pl.col("published_at").dt.epoch("ms"), pl.col("fetched_at").dt.epoch("ms"))
+    prior = earlier.filter((pl.col("revision") == 0) & (pl.col("kind") != "index")).with_columns(_known=known)
+    for r in prior.sort("_known", "feed", "item_id").iter_rows(named=True):
+        judge(r["asset"], r["title"] or "", item_key(r["feed"], r["item_id"]), r["_known"], r["duplicate_of"], decided=True)
     out: list[str | None] = []
-    for r in scored.select("feed", "item_id", "revision", "asset", "title", "kind").iter_rows(named=True):
+    rows = scored.with_columns(_known=known).select("feed", "item_id", "asset", "title", "kind", "_known")
+    for r in rows.iter_rows(named=True):
         k = (r["feed"], r["item_id"], r["asset"])
-        if k in verdict:  # a later version of an item already judged
-            out.append(verdict[k])
-            continue
-        dup_key = None
-        if r["kind"] != "index":
-            nd, keys = seen.setdefault(r["asset"], (NearDuplicates(threshold), []))
-            first = nd.add(r["title"] or "")
-            dup_key = None if first is None else keys[first]  # keys hold each text's first copy
-            keys.append(dup_key or item_key(r["feed"], r["item_id"]))
-        verdict[k] = dup_key
-        out.append(dup_key)
+        if k not in verdict:  # else: a later version of an item already judged keeps its verdict
+            verdict[k] = None if r["kind"] == "index" else judge(r["asset"], r["title"] or "", item_key(r["feed"], r["item_id"]), r["_known"])
+        out.append(verdict[k])
     return scored.with_columns(duplicate_of=pl.Series(out, dtype=pl.String()))

@@ -20,14 +20,12 @@ from quantdag.sentiment import score
 from quantdag.sentiment.bars import BarSettings, sentiment_bars
 from quantdag.sentiment.entities import EntityMap
 from quantdag.sentiment.feeds import RAW_NEWS_SCHEMA, FeedError, new_versions
-from quantdag.sentiment.items import ITEMS_SCHEMA, build_items
+from quantdag.sentiment.items import DEDUP_HORIZON, ITEMS_SCHEMA, build_items
 from quantdag.sentiment.sources import NewsSource
 from quantdag.stages.common import StageReport, market_slice
 from quantdag.store import Slice, Warehouse
 from quantdag.timeframes import timeframe_ms
 
-#: Days of earlier stories a new one is compared with for near-duplicates.
-DEDUP_DAYS = 2
 NEWS_ORDER = ("feed", "fetched_at", "item_id", "revision")
 
 
@@ -100,8 +98,8 @@ def score_news(
     """Score the ``raw.news`` versions fetched in each window into ``sentiment.items``.
 
     Assets come from the universe of ``markets`` (every base and quote asset). Near-duplicates
-    are judged against the stories of the :data:`DEDUP_DAYS` before the window (stored, or
-    computed earlier in this run).
+    are judged against the stories known in the ``DEDUP_HORIZON`` before each (stored, or computed
+    earlier in this run), so a backfill and day-by-day runs mark the same ones.
     """
     t0 = time.perf_counter()
     report = StageReport()
@@ -111,7 +109,7 @@ def score_news(
     for w in sorted(windows):
         raw = wh.read("raw.news", [Slice(time_column="fetched_at", start=w[0], end=w[1])], order_by=NEWS_ORDER)
         ids = raw["item_id"].unique().to_list()
-        earlier = _stored_items(wh, w[0] - timedelta(days=DEDUP_DAYS), w[0], ids)
+        earlier = _stored_items(wh, w[0] - DEDUP_HORIZON - timedelta(days=1), w[0], ids)  # a day's margin: known >= fetched
         if computed:
             earlier = pl.concat([earlier, *computed])
         items = build_items(raw, entities, score, earlier=earlier, dedup_threshold=dedup_threshold)

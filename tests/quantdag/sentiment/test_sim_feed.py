@@ -133,3 +133,17 @@ def test_sim_rss_endpoint_reads_through_the_live_rss_client(sim) -> None:
     assert frame.height > 20 and not frame["deleted"].any()
     assert (frame["fetched_at"] == fetched_at).all() and (frame["published_at"] <= fetched_at).all()
     assert frame.filter(pl.col("assets").list.len() > 0).height == frame.height
+
+
+def test_backfill_and_day_by_day_runs_give_the_same_items_and_bars(tmp_path, sim) -> None:
+    days = _days(4)
+    markets = [Market("sim", s, "1h") for s in ("BTC/USDT", "ETH/USDT", "SOL/USDT")]
+    hashes = []
+    for name, runs in (("backfill", [[(days[0][0], days[-1][1])]]), ("daily", [[d] for d in days])):
+        wh = Warehouse(tmp_path / f"{name}.duckdb")
+        for windows in runs:
+            ingest_news(wh, [_source(sim)], windows)
+            score_news(wh, markets, windows)
+        hashes.append(wh.table_hash("sentiment.items", ("feed", "item_id", "revision", "asset")))
+        assert wh.query("SELECT count(duplicate_of) AS n FROM sentiment.items")["n"][0] > 0
+    assert hashes[0] == hashes[1]
