@@ -5,7 +5,7 @@ import dagster as dg
 from assets.common import DUCKDB_POOL, report_metadata, retry_transient
 from assets.partitions import SINGLE_RUN, Partitions
 from quantdag.config import ProjectConfig
-from quantdag.stages.sentiment import build_sentiment_bars, index_assets, ingest_news, score_news
+from quantdag.stages.sentiment import build_sentiment_bars, index_assets, ingest_news, lookback_days, score_news
 from resources import ExchangeResource, NewsResource, WarehouseResource
 
 
@@ -13,6 +13,11 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
     """``raw_news``, ``sentiment_items`` and ``sentiment_bars`` over the configured universe."""
     settings = config.sentiment
     stablecoins = config.event_config().stablecoins
+    # a day's bars read the items of the days before it that still count at its first close, and a day's
+    # items are judged against the stories of the days before it (near-duplicates)
+    items_lookback = dg.TimeWindowPartitionMapping(
+        start_offset=-lookback_days(settings.window_hours, settings.half_life_hours), allow_nonexistent_upstream_partitions=True
+    )
 
     @dg.asset(
         partitions_def=parts.daily, backfill_policy=SINGLE_RUN, group_name="sentiment", pool=DUCKDB_POOL,
@@ -36,7 +41,8 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
 
     @dg.asset(
         partitions_def=parts.daily, backfill_policy=SINGLE_RUN, group_name="sentiment", pool=DUCKDB_POOL,
-        deps=[sentiment_items, "candles"], kinds={"duckdb", "polars"}, metadata={"table": "sentiment.bars"},
+        deps=[dg.AssetDep(sentiment_items, partition_mapping=items_lookback), "candles"], kinds={"duckdb", "polars"},
+        metadata={"table": "sentiment.bars"},
     )  # fmt: skip
     def sentiment_bars(context: dg.AssetExecutionContext, warehouse: WarehouseResource, exchange: ExchangeResource) -> dg.MaterializeResult:
         """Per candle: count, mean, dispersion and decayed score of the items published AND fetched before its close."""

@@ -162,6 +162,12 @@ def build_sentiment_bars(
     return report
 
 
+def lookback_days(window_hours: float = 6.0, half_life_hours: float = 6.0) -> int:
+    """Earlier daily partitions of ``sentiment.items`` a day's bars read (items still counting at its first close)."""
+    ms = BarSettings(window_hours=window_hours, half_life_hours=half_life_hours).lookback_ms
+    return -(-ms // 86_400_000)
+
+
 def index_assets(markets: Sequence[Market], stablecoins: Sequence[str]) -> tuple[str, ...]:
     """The assets a market-wide index (Fear & Greed) speaks for: the universe's bases that are not stablecoins."""
     stable = set(stablecoins)
