@@ -268,6 +268,25 @@ def print_sweep_and_paper(data_dir: Path, config: ProjectConfig) -> None:
           + " (pending: the candle after the decision has not closed yet)")
 
 
+def print_sentiment(data_dir: Path, config: ProjectConfig) -> None:
+    """What the news feed brought: versions, late fetches, revisions, near-duplicates, candles with news."""
+    from quantdag.store import Warehouse
+
+    wh = Warehouse(data_dir / "quantdag.duckdb", read_only=True)
+    raw = wh.query("SELECT count(*) AS n, count(*) FILTER (revision > 0) AS revised, count(*) FILTER (deleted) AS deleted, "
+                   "count(*) FILTER (fetched_at - published_at > INTERVAL 1 HOUR) AS late FROM raw.news")  # fmt: skip
+    items = wh.query("SELECT count(*) AS n, count(duplicate_of) AS dups, avg(score) AS mean FROM sentiment.items")
+    bars = wh.query("SELECT symbol, timeframe, avg((sent_count > 0)::INT) AS share, avg(sent_decayed) AS decayed "
+                    "FROM sentiment.bars WHERE timeframe = '1h' GROUP BY ALL ORDER BY symbol")  # fmt: skip
+    if not raw["n"][0]:
+        return
+    r, i = raw.row(0, named=True), items.row(0, named=True)
+    print(f"\nsentiment ({config.sentiment.source} feed): {r['n']} versions ({r['late']} fetched > 1 h late, {r['revised']} "
+          f"revisions of which {r['deleted']} deletions) -> {i['n']} scored item rows ({i['dups']} near-duplicates counted once, "
+          f"mean score {_num(i['mean'])}); candles with news in the last {config.sentiment.window_hours:g} h: "
+          + ", ".join(f"{b['symbol']} {b['share']:.0%}" for b in bars.iter_rows(named=True)))
+
+
 def print_leaderboard(data_dir: Path, config: ProjectConfig) -> None:
     from quantdag.stages.backtests import leaderboard
     from quantdag.store import Warehouse
@@ -370,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{table:<24}{n:>10}")
     for key, why in blocked.items():
         print(f"\nBLOCKED {key}: not backtested or traded ({why})")
+    print_sentiment(data_dir, config)
     print_leaderboard(data_dir, config)
     print_sweep_and_paper(data_dir, config)
     print_portfolio(data_dir, config)

@@ -15,10 +15,11 @@ def build_jobs(parts: Partitions) -> dict[str, dg.UnresolvedAssetJobDefinition]:
         by_group("normalization_job", "normalization", partitions_def=parts.daily),
         by_group("indicators_job", "indicators", partitions_def=parts.daily),
         by_group("events_job", "events"),
-        # The main job: download, clean and compute indicators for a day (or a backfilled range) of every market.
+        by_group("sentiment_job", "sentiment", partitions_def=parts.daily),
+        # The main job: download, clean and compute indicators and sentiment for a day (or a backfilled range) of every market.
         by_group(
-            "daily_data_job", "ingestion", "normalization", "indicators", partitions_def=parts.daily,
-            description="Fetch, clean and compute indicators for every market of the partition's day.",
+            "daily_data_job", "ingestion", "normalization", "indicators", "sentiment", partitions_def=parts.daily,
+            description="Fetch, clean and compute indicators for every market of the partition's day; ingest, score and align its news.",
         ),
         # Signals and backtests of one strategy parameter set (a dynamic partition).
         by_group(

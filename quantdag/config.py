@@ -340,6 +340,28 @@ class WarehouseSettings(_Section):
     parquet_dir: Path | None = Field(None, description="the Parquet folder (default <data_dir>/parquet); every worker must see it")
 
 
+class FeedEntry(_Section):
+    """A live RSS/Atom feed: its name (stored in ``raw.news.feed``) and URL."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
+    url: str = Field(..., pattern=r"^https?://")
+
+
+class SentimentSettings(_Section):
+    """News and social sentiment (``quantdag.sentiment``): where items come from and how bars sum them up."""
+
+    source: Literal["simulated", "live"] = Field(
+        "simulated", description="simulated: the simulator's seeded feed (offline) | live: `feeds` and `fear_greed_url`"
+    )
+    feeds: list[FeedEntry] = Field(default_factory=list, description="live RSS/Atom feeds")
+    fear_greed_url: str | None = Field(None, pattern=r"^https?://", description="live: alternative.me's /fng/ JSON, e.g. ?limit=30")
+    timeout_s: float = Field(10.0, gt=0)
+    retries: int = Field(3, ge=0, description="retries of a 5xx/timeout before the feed counts as unavailable")
+    window_hours: float = Field(6.0, gt=0, description="sent_count/sent_mean/sent_dispersion: items known in this window")
+    half_life_hours: float = Field(6.0, gt=0, description="sent_decayed: an item's weight halves every this many hours")
+    dedup_threshold: float = Field(0.7, gt=0, le=1, description="shingle similarity from which a story is a near-duplicate")
+
+
 class IndicatorEntry(_Section):
     """One entry of ``indicators``: a TA-Lib function (upper case) or a registered user indicator (lower case).
 
@@ -400,6 +422,7 @@ class ProjectConfig(_Section):
     automation: AutomationSettings = AutomationSettings()
     instance: InstanceSettings = InstanceSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
+    sentiment: SentimentSettings = SentimentSettings()
     indicators: list[IndicatorEntry] = Field(
         default_factory=_default_indicators, min_length=1, description="the columns of features.indicators"
     )

@@ -8,6 +8,7 @@ from typing import Any
 from quantdag.config import ProjectConfig
 from resources.exchange import ExchangeResource, LiveExchangeResource, SimulatedExchangeResource
 from resources.mlflow import MlflowResource
+from resources.news import LiveNewsResource, NewsResource, SimulatedNewsResource
 from resources.warehouse import WarehouseResource
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +24,15 @@ def make_exchange(config: ProjectConfig, *, sim_url: str | None = None) -> Excha
                                      sim_balances={config.paper.quote: config.paper.capital}, **common)
 
 
+def make_news(config: ProjectConfig, *, sim_url: str | None = None) -> NewsResource:
+    """The news implementation ``config.sentiment.source`` names (offline: the exchange's simulator)."""
+    s = config.sentiment
+    common = {"timeout_s": s.timeout_s, "retries": s.retries}
+    if s.source == "live":
+        return LiveNewsResource(feeds=[{"name": f.name, "url": f.url} for f in s.feeds], fear_greed_url=s.fear_greed_url, **common)
+    return SimulatedNewsResource(sim_url=sim_url or config.exchange.simulator.url, sim_seed=config.exchange.simulator.seed, **common)
+
+
 def _parquet_dir(config: ProjectConfig, data_dir: str | Path | None) -> str | None:
     """The Parquet folder of ``config`` (under ``data_dir`` when it is given and the file names none)."""
     if config.parquet_path is None:
@@ -33,10 +43,11 @@ def _parquet_dir(config: ProjectConfig, data_dir: str | Path | None) -> str | No
 
 
 def make_resources(config: ProjectConfig, data_dir: str | Path | None = None, *, sim_url: str | None = None) -> dict[str, Any]:
-    """``warehouse`` (``<data>/quantdag.duckdb``), ``mlflow`` (``<data>/mlflow.db``) and ``exchange``."""
+    """``warehouse`` (``<data>/quantdag.duckdb``), ``mlflow`` (``<data>/mlflow.db``), ``exchange`` and ``news``."""
     d = Path(data_dir).resolve() if data_dir is not None else config.data_path
     return {
         "warehouse": WarehouseResource(path=str(d / "quantdag.duckdb"), parquet_dir=_parquet_dir(config, data_dir)),
         "exchange": make_exchange(config, sim_url=sim_url),
         "mlflow": MlflowResource.at(d),
+        "news": make_news(config, sim_url=sim_url),
     }

@@ -9,7 +9,8 @@ A :class:`FaultPlan` holds two things:
   given sequence of requests). Random faults are drawn only when no scripted fault applies.
 
 Kinds (see :data:`FAULT_KINDS`): transport and status faults apply to any path; the page faults
-(:data:`PAGE_FAULTS`) rewrite a klines page and so only ever match ``/api/v3/klines``.
+(:data:`PAGE_FAULTS`) rewrite a klines page and so only ever match ``/api/v3/klines``;
+``malformed_item`` spoils one item of a news page and only matches ``/news/...``.
 Plans serialise to and from JSON (:meth:`FaultPlan.to_dict`, :meth:`FaultPlan.from_dict`), which is
 what ``POST /sim/faults`` takes.
 """
@@ -27,6 +28,7 @@ import numpy as np
 from quantdag.errors import ConfigurationError
 
 KLINES_PATH = "/api/v3/klines"
+NEWS_PREFIX = "/news/"
 
 #: Every fault kind, in the order random faults are tried.
 FAULT_KINDS = (
@@ -43,8 +45,11 @@ FAULT_KINDS = (
     "missing_candles",     # some interior candles removed from a klines page
     "open_last_candle",    # the last candle of a klines page is the one still open at now
     "seconds_timestamps",  # klines open/close times in seconds instead of milliseconds
+    "malformed_item",      # a news page (/news/...) with one item whose published_at cannot be parsed
 )
 PAGE_FAULTS = frozenset({"duplicate_rows", "out_of_order", "missing_candles", "open_last_candle", "seconds_timestamps"})
+#: Faults of the news feed's pages (``quantdag.sim.news_api``): they only match ``/news/...`` paths.
+NEWS_FAULTS = frozenset({"malformed_item"})
 
 _STATUSES = {"server_error": (500, 502, 503), "maintenance_html": (200, 503)}
 
@@ -110,6 +115,8 @@ class Fault:
     def matches(self, path: str) -> bool:
         """Whether a request to ``path`` is eligible for this fault."""
         if self.kind in PAGE_FAULTS and path != KLINES_PATH:
+            return False
+        if self.kind in NEWS_FAULTS and not path.startswith(NEWS_PREFIX):
             return False
         return self.path is None or self.path == path
 

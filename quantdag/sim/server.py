@@ -47,6 +47,7 @@ from quantdag.errors import ConfigurationError
 from quantdag.sim.control import TOKEN_ENV, ControlRefused, check_control_request, control_routes, is_loopback
 from quantdag.sim.faults import PAGE_FAULTS, Draw, Fault, FaultPlan
 from quantdag.sim.model import MarketModel
+from quantdag.sim.news_api import NewsApi
 from quantdag.sim.public_api import PublicApi, TradeTape
 from quantdag.sim.routing import JSON_TYPE, BinanceError, Handler, Route, SimRequest, SimResponse, Weight
 from quantdag.sim.stream import StreamServer
@@ -298,6 +299,9 @@ class SimExchange:
         self._routes: dict[tuple[str, str], Route] = {}
         self.tape = TradeTape(model)
         for route in PublicApi(model, self.tape).routes():
+            self.add_route(route)
+        self.news = NewsApi(model)  # the seeded news feed (quantdag.sim.news), on the same model and clock
+        for route in self.news.routes():
             self.add_route(route)
         self.stream: StreamServer | None = StreamServer(model, self.tape, host=host, port=ws_port) if streams else None
         self._control = control_routes(self)
@@ -597,7 +601,7 @@ class SimExchange:
             except OSError:
                 pass
             return None
-        if kind in PAGE_FAULTS or kind == "malformed_json":
+        if kind in PAGE_FAULTS or kind in ("malformed_json", "malformed_item"):
             return None
         raise AssertionError(f"unhandled fault kind {kind}")  # pragma: no cover - FAULT_KINDS is closed
 

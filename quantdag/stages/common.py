@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from quantdag.markets import CANDLE_KEY, Market, Window
+from quantdag.sentiment.bars import SENTIMENT_COLUMNS
 from quantdag.store import Slice, Warehouse
 
 
@@ -53,8 +54,31 @@ def market_slice(m: Market, w: Window | None = None, time_column: str | None = "
 
 
 def read_candles(wh: Warehouse, m: Market) -> pl.DataFrame:
-    """Every stored clean candle of market ``m``, oldest first."""
-    return wh.read("market.candles", [market_slice(m)], order_by=CANDLE_KEY)
+    """Every stored clean candle of market ``m``, oldest first, with its sentiment columns
+    (:func:`with_sentiment`): the frame every strategy gets."""
+    return with_sentiment(wh, m, wh.read("market.candles", [market_slice(m)], order_by=CANDLE_KEY))
+
+
+def with_sentiment(wh: Warehouse, m: Market, candles: pl.DataFrame) -> pl.DataFrame:
+    """``candles`` of market ``m`` with its :data:`SENTIMENT_COLUMNS` from ``sentiment.bars`` joined on ts.
+
+    A candle without a bar row (no sentiment built for it) or without items gets 0 everywhere:
+    nothing was known. Strategies read these columns like any candle column
+    (``required_columns``); the look-ahead check perturbs them like the others.
+    """
+    if wh.read_only and not wh.query(  # a read-only reader of a file written before sentiment existed
+        "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'sentiment' AND table_name = 'bars'"
+    )["n"][0]:
+        bars = pl.DataFrame()
+    else:
+        bars = wh.read("sentiment.bars", [market_slice(m)], order_by=("ts",)).select("ts", *SENTIMENT_COLUMNS)
+    joined = candles.join(bars, on="ts", how="left", maintain_order="left") if bars.height else candles.with_columns(
+        *(pl.lit(None, dtype=pl.Float64 if c != "sent_count" else pl.Int32).alias(c) for c in SENTIMENT_COLUMNS)
+    )
+    return joined.with_columns(
+        pl.col("sent_count").fill_null(0).cast(pl.Int32),
+        *(pl.col(c).fill_null(0.0).cast(pl.Float64) for c in SENTIMENT_COLUMNS if c != "sent_count"),
+    )
 
 
 def batch_check_counts(

@@ -10,6 +10,7 @@ name           what it does
 ``rsi``        RSI leaves oversold -> enter; crosses overbought (or mid) -> exit
 ``macd``       MACD/signal-line crossover with an optional histogram band
 ``regime_ma``  MA crossover gated and sized by the trend/volatility regime
+``sentiment``  news/social sentiment past a threshold, or faded when extreme (contrarian)
 ``consensus``  majority / weighted / unanimous vote of registered strategies
 =============  =====================================================================
 
@@ -78,6 +79,7 @@ from quantdag.strategies.ma_cross import EmaCross, SmaCross  # noqa: E402
 from quantdag.strategies.rsi import RsiReversion  # noqa: E402
 from quantdag.strategies.macd import MacdCross  # noqa: E402
 from quantdag.strategies.regime import REGIMES, RegimeClassifier, RegimeMaCross, classify_regime  # noqa: E402
+from quantdag.strategies.sentiment import SentimentStrategy  # noqa: E402
 from quantdag.strategies.consensus import Consensus, MemberSpec  # noqa: E402
 from quantdag.strategies.lookahead import LookaheadDifference, LookaheadReport, check_lookahead  # noqa: E402
 
@@ -104,6 +106,7 @@ __all__ = [
     "RegimeClassifier",
     "RegimeMaCross",
     "RsiReversion",
+    "SentimentStrategy",
     "SmaCross",
     "Strategy",
     "check_candles",

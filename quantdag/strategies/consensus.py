@@ -10,7 +10,11 @@ weights in ``"weighted"`` mode, one vote each otherwise). The consensus is long 
 * ``"majority"`` / ``"weighted"``: ``agree_long > 0.5`` and ``agree_long >= min_agreement``;
 * ``"unanimous"``: every member is long (``min_agreement`` is then irrelevant);
 
-and short by the same rules on ``agree_short``. ``entry`` fires when the consensus turns long,
+and short by the same rules on ``agree_short``. A member marked ``filter`` does not vote: it gates.
+The consensus may be long only while every filter member is long, and short only while every
+filter member is short. With a ``sentiment`` member as filter, e.g. ``{name: sentiment, params:
+{entry_level: -0.2, exit_level: -0.3}, filter: true}``, the voters' longs are vetoed while the
+news is fearful (the filter's frame needs the candles' sentiment columns, which the pipeline joins). ``entry`` fires when the consensus turns long,
 ``exit`` when it stops being long; ``target`` is the agreeing share (``agree_long`` while long,
 ``-agree_short`` while short, 0 otherwise), so conviction sizes the position in the engine's
 target mode. ``short_entry``/``short_exit``/``agree_short`` appear only if a member can go short
@@ -37,11 +41,12 @@ _EPS = 1e-12  # shares are sums of float weights; don't let rounding flip a >= c
 
 @dataclass(frozen=True)
 class MemberSpec:
-    """One voter: a registered strategy name, its parameters and its weight (> 0)."""
+    """One voter: a registered strategy name, its parameters and its weight (> 0); ``filter``: it gates instead of voting."""
 
     name: str
     params: Mapping[str, Any] = field(default_factory=dict)
     weight: float = 1.0
+    filter: bool = False
 
 
 def _as_spec(member: Any, i: int) -> MemberSpec:
@@ -50,13 +55,13 @@ def _as_spec(member: Any, i: int) -> MemberSpec:
     if isinstance(member, str):
         return MemberSpec(member)
     if isinstance(member, Mapping):
-        unknown = set(member) - {"name", "params", "weight"}
+        unknown = set(member) - {"name", "params", "weight", "filter"}
         if unknown or "name" not in member:
             raise ConfigurationError(
-                f"members[{i}] must have keys name, params (optional), weight (optional); got {sorted(member)}"
+                f"members[{i}] must have keys name, params (optional), weight (optional), filter (optional); got {sorted(member)}"
             )
-        return MemberSpec(member["name"], member.get("params") or {}, member.get("weight", 1.0))
-    if isinstance(member, Sequence) and 1 <= len(member) <= 3:
+        return MemberSpec(member["name"], member.get("params") or {}, member.get("weight", 1.0), member.get("filter", False))
+    if isinstance(member, Sequence) and 1 <= len(member) <= 4:
         return MemberSpec(*member)
     raise ConfigurationError(f"members[{i}] must be a name, (name, params, weight) or a mapping; got {member!r}")
 
@@ -82,7 +87,12 @@ def normalize_members(value: Any) -> list[dict[str, Any]]:
         w = spec.weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
             raise ConfigurationError(f"members[{i}] ({spec.name!r}): weight must be a finite number > 0, got {w!r}")
-        out.append({"name": spec.name, "params": strategy.params, "weight": float(w)})
+        if not isinstance(spec.filter, bool):
+            raise ConfigurationError(f"members[{i}] ({spec.name!r}): filter must be true or false, got {spec.filter!r}")
+        # "filter" only when set: the canonical form (and so the parameter hash) of voters-only lists is unchanged
+        out.append({"name": spec.name, "params": strategy.params, "weight": float(w), **({"filter": True} if spec.filter else {})})
+    if all(m.get("filter") for m in out):
+        raise ConfigurationError(f"members: at least one member must vote (not be a filter), got {value!r}")
     return out
 
 
@@ -147,9 +157,11 @@ class Consensus(Strategy):
         return candles.with_columns(votes)
 
     def compute_signals(self, frame: pl.DataFrame) -> pl.DataFrame:
-        weights = [m["weight"] if self.mode == "weighted" else 1.0 for m in self.members]
+        voters = [(c, m) for c, m in zip(self.vote_columns, self.members, strict=True) if not m.get("filter")]
+        gates = [pl.col(c) for c, m in zip(self.vote_columns, self.members, strict=True) if m.get("filter")]
+        weights = [m["weight"] if self.mode == "weighted" else 1.0 for _, m in voters]
         total = sum(weights)
-        cols = [pl.col(c) for c in self.vote_columns]
+        cols = [pl.col(c) for c, _ in voters]
 
         def share(side: int) -> pl.Expr:
             return pl.sum_horizontal([(c == side).cast(pl.Float64) * w for c, w in zip(cols, weights, strict=True)]) / total
@@ -161,6 +173,9 @@ class Consensus(Strategy):
 
         frame = frame.with_columns(agree_long=share(1), agree_short=share(-1))
         long_ok, short_ok = agreed(1, pl.col("agree_long")), agreed(-1, pl.col("agree_short"))
+        if gates:
+            long_ok = long_ok & pl.all_horizontal([g == 1 for g in gates])
+            short_ok = short_ok & pl.all_horizontal([g == -1 for g in gates])
         state = pl.when(long_ok).then(1).when(short_ok).then(-1).otherwise(0).cast(pl.Int8)
         frame = frame.with_columns(_state=state).with_columns(_prev=pl.col("_state").shift(1).fill_null(0))
         is_long, was_long = pl.col("_state") == 1, pl.col("_prev") == 1

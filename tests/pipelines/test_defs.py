@@ -45,10 +45,14 @@ ASSET_SNAPSHOT = {
     "optimization": ("optimization", ["candles"]),
     "paper_trades": ("paper", ["signals"]),
     "paper_drift_check": ("paper", ["paper_trades"]),
+    "raw_news": ("sentiment", []),
+    "sentiment_items": ("sentiment", ["raw_news"]),
+    "sentiment_bars": ("sentiment", ["candles", "sentiment_items"]),
 }
 
 JOB_SNAPSHOT = {
-    "daily_data_job": ["candles", "indicators", "raw_candles"],
+    "daily_data_job": ["candles", "indicators", "raw_candles", "raw_news", "sentiment_bars", "sentiment_items"],
+    "sentiment_job": ["raw_news", "sentiment_bars", "sentiment_items"],
     "ingestion_job": ["raw_candles"],
     "normalization_job": ["candles"],
     "indicators_job": ["indicators"],

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ("market_data", "indicators", "events", "signals", "backtests", "optimization", "paper")
+STAGES = ("market_data", "indicators", "events", "signals", "backtests", "optimization", "paper", "sentiment")
 #: Shared vocabulary any asset may use besides its own stage.
 SHARED = ("quantdag.config", "quantdag.markets", "quantdag.strategies")
 

@@ -11,6 +11,7 @@ import pytest
 
 from quantdag.errors import ConfigurationError
 from quantdag.sim import FAULT_KINDS, PAGE_FAULTS, Fault, FaultPlan, SimExchange
+from quantdag.sim.faults import NEWS_FAULTS
 from quantdag.sim.faults import KLINES_PATH, Draw, rewrite_page
 
 from .support import GENESIS, NOW, http, http_json
@@ -52,8 +53,9 @@ def test_fault_bad_parameters_raise(kwargs: dict, match: str) -> None:
 def test_fault_page_kinds_match_only_klines() -> None:
     for kind in FAULT_KINDS:
         fault = Fault(kind)
-        assert fault.matches(KLINES_PATH)
-        assert fault.matches("/api/v3/depth") == (kind not in PAGE_FAULTS)
+        assert fault.matches(KLINES_PATH) == (kind not in NEWS_FAULTS)
+        assert fault.matches("/api/v3/depth") == (kind not in PAGE_FAULTS | NEWS_FAULTS)
+        assert fault.matches("/news/feed.json") == (kind not in PAGE_FAULTS)
     assert not Fault("reset", path="/api/v3/depth").matches(KLINES_PATH)
 
 

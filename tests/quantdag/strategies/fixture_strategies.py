@@ -6,10 +6,11 @@ tests load them as ``strategies.fixture_strategies:ClassName``.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from quantdag import indicators as ind
-from quantdag.strategies import IntParam, RegimeMaCross, Strategy, crossed_above, crossed_below, less_than
+from quantdag.strategies import IntParam, RegimeMaCross, Strategy, create_strategy, crossed_above, crossed_below, less_than
 
 
 class PeekNextClose(Strategy):
@@ -161,3 +162,19 @@ class FullSampleVolRegime(RegimeMaCross):
         return frame.with_columns(vol_pct=(vol.rank("average") - 0.5) / vol.count()).with_columns(
             regime=pl.when(pl.col("adx").is_not_null() & pl.col("vol_pct").is_not_null()).then(trend + level)
         )
+
+
+def with_inputs(name: str, candles: pl.DataFrame, *, quiet: bool = False) -> pl.DataFrame:
+    """``candles`` plus what strategy ``name`` reads besides them: the pipeline's sentiment columns
+    (``quantdag.stages.common.read_candles``) as a seeded, smooth synthetic mood, for the strategies
+    (``sentiment``) that require them. ``quiet``: no news known at all (zeros), as before any item arrives."""
+    if not any(c.startswith("sent_") for c in create_strategy(name).input_columns()):
+        return candles
+    rng = np.random.default_rng(17)
+    mood = np.clip(np.convolve(rng.normal(0, 0.3, candles.height), np.ones(12) / 12, mode="same"), -1, 1) if candles.height else np.zeros(0)
+    if quiet:
+        mood = np.zeros(candles.height)
+    return candles.with_columns(
+        sent_count=pl.Series(rng.poisson(1.0, candles.height), dtype=pl.Int32), sent_mean=mood,
+        sent_dispersion=np.abs(mood) / 2, sent_decayed=mood,
+    )  # fmt: skip

@@ -21,6 +21,7 @@ from quantdag.strategies import (
     unregister,
 )
 
+from .fixture_strategies import with_inputs
 from .fixture_strategies import (
     AddsColumnInPlace,
     DropsVolume,
@@ -204,7 +205,7 @@ def test_signals_integer_ts_and_extra_columns_accepted(candles):
 def test_signals_empty_and_tiny_frames_give_no_signals(candles):
     for n in (0, 1, 2, 30):
         for name in list_strategies():
-            out = create_strategy(name).signals(candles.head(n))
+            out = create_strategy(name).signals(with_inputs(name, candles.head(n), quiet=True))
             assert out.height == n and not out["entry"].any() and out["entry"].null_count() == 0
 
 

@@ -12,6 +12,7 @@ from quantdag.strategies import check_lookahead, create_strategy, get_strategy, 
 from quantdag.strategies.lookahead import cut_points, first_difference, perturb_future
 
 from .fixture_strategies import AddsColumnInPlace, CenteredMean, FullSampleVolRegime, FullSampleZScore, PeekNextClose
+from .fixture_strategies import with_inputs as inputs
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def candles() -> pl.DataFrame:
 # Parametrised over the registry at collection time: a new strategy is checked without editing this.
 @pytest.mark.parametrize("name", list_strategies())
 def test_registered_strategy_default_params_no_lookahead_on_real_candles(candles, name):
-    report = check_lookahead(create_strategy(name), candles)
+    report = check_lookahead(create_strategy(name), inputs(name, candles))
     assert report.ok, report.summary()
     assert report.prefixes_checked >= 45 and report.perturbations_checked >= 3
 
@@ -31,14 +32,14 @@ def test_registered_strategy_default_params_no_lookahead_on_real_candles(candles
 def test_registered_strategy_sampled_params_no_lookahead(candles, name):
     cls = get_strategy(name)
     for params in cls.param_space().sample(2, seed=3):
-        report = check_lookahead(cls.from_params(params), candles.head(900), prefixes=15, perturbations=2, seed=5)
+        report = check_lookahead(cls.from_params(params), inputs(name, candles.head(900)), prefixes=15, perturbations=2, seed=5)
         assert report.ok, report.summary()
 
 
 @pytest.mark.parametrize("name", list_strategies())
 def test_registered_strategy_no_lookahead_on_5m_candles_with_gaps(name):
     five = load_real_candles("kraken", "BTC_USDC", "5m")  # 3027 missing candles, USDC depeg in March
-    report = check_lookahead(create_strategy(name), five, prefixes=20, perturbations=3, seed=11)
+    report = check_lookahead(create_strategy(name), inputs(name, five), prefixes=20, perturbations=3, seed=11)
     assert report.ok, report.summary()
 
 
@@ -46,7 +47,7 @@ def test_registered_strategy_no_lookahead_on_5m_candles_with_gaps(name):
 @pytest.mark.parametrize("name", list_strategies())
 def test_registered_strategy_no_lookahead_on_binanceus_1m_thorough(name):
     one = load_real_candles("binanceus", "BTC_USD", "1m")  # 30240 candles
-    report = check_lookahead(create_strategy(name), one, prefixes=100, perturbations=12, seed=2)
+    report = check_lookahead(create_strategy(name), inputs(name, one), prefixes=100, perturbations=12, seed=2)
     assert report.ok, report.summary()
     assert report.prefixes_checked >= 95
 
