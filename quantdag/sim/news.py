@@ -38,7 +38,7 @@ MS_PER_MINUTE = 60_000
 MS_PER_HOUR = 3_600_000
 MS_PER_DAY = 86_400_000
 HORIZON_H = 6  # hours of return behind (lag) and ahead (lead) of an item
-LEAD_SHARE = 0.4  # how much of an item's signal is the coming return (the rest: the past one)
+LEAD_SHARE = 0.25  # how much of an item's signal is the coming return (the rest: the past one): a faint edge, mostly noise to be fooled by
 
 
 @dataclass(frozen=True)

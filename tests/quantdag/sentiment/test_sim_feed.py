@@ -57,7 +57,7 @@ def test_feed_tone_leads_the_models_returns_a_little(sim) -> None:
             fwd.append(np.nan)
     ok = ~np.isnan(fwd)
     corr = np.corrcoef(np.array(s)[ok], np.array(fwd)[ok])[0, 1]
-    assert 0.1 < corr < 0.9, corr  # partly leading, with noise
+    assert 0.05 < corr < 0.5, corr  # partly leading (a faint edge), mostly noise
 
 
 def test_depeg_episode_brings_panic_about_usdc(sim) -> None:
