@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 MLFLOW_PORT ?= 5000
+UI_PORT ?= 3000
 # The data dir (DuckDB file, MLflow store, Dagster home) is the configuration's `data_dir`, or
 # $QUANTDAG_DATA_DIR (quantdag.config's data_path). DATA_DIR=dir, on the command line or in the
 # environment, sets QUANTDAG_DATA_DIR for every target and every process they start.
@@ -53,7 +54,7 @@ test-fast: setup $(DAGSTER_HOME)/dagster.yaml
 
 ui: setup
 	@$(DAGSTER_ENV) && echo "data dir $$D, Dagster home $$DAGSTER_HOME" \
-	  && exec $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	  && exec $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
 # First tags and relocates the store's experiments (python -m resources.mlflow; see resources/mlflow.py).
 # MLflow 3.17's UI opens in its GenAI view until its sidebar switch says "Machine learning".

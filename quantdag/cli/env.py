@@ -49,11 +49,11 @@ def download(market_keys: tuple[str, ...], start: str | None, end: str | None) -
     click.echo(f"{total} market-day(s) downloaded into {config.data_path / DB_FILE}")
 
 
-def _make(target: str) -> None:
+def _make(target: str, *variables: str) -> None:
     if not (ROOT / "Makefile").is_file() or shutil.which("make") is None:
         raise InputError(f"`quantdag {target}` runs `make {target}` in the repository, but {ROOT} has no Makefile "
                          "(or make is not installed): run it from a checkout of the project")  # fmt: skip
-    code = subprocess.call(["make", "-C", str(ROOT), target])
+    code = subprocess.call(["make", "-C", str(ROOT), target, *variables])
     if code:
         raise SystemExit(code)
 
@@ -65,9 +65,10 @@ def demo() -> None:
 
 
 @click.command()
-def ui() -> None:
-    """Start Dagster's UI and daemon (`make ui`) on http://127.0.0.1:3000 until Ctrl-C."""
-    _make("ui")
+@click.option("--port", type=int, default=3000, show_default=True, help="the UI's port on 127.0.0.1")
+def ui(port: int) -> None:
+    """Start Dagster's UI and daemon (`make ui`) on http://127.0.0.1:PORT until Ctrl-C."""
+    _make("ui", f"UI_PORT={port}")
 
 
 def _pinned(lock: Path) -> dict[str, str]:

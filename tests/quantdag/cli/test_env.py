@@ -41,3 +41,47 @@ def test_doctor_says_what_is_wrong_and_exits_one(cli):
     broken = cli("doctor")
     assert broken.returncode == 1
     assert "FAIL  configuration:" in broken.stdout and "exchange.mode" in broken.stdout
+
+
+@pytest.mark.slow
+def test_demo_then_ui_show_the_pipeline_runs_of_a_fresh_data_dir(cli):
+    """`quantdag demo` runs the pipeline into a fresh data dir; `quantdag ui --port P` then serves Dagster's UI
+    over that data dir's instance, whose GraphQL API lists the demo's runs."""
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+    import sys
+    import urllib.request
+
+    command = [str(sys.executable).rsplit("/", 1)[0] + "/quantdag"]  # the console script `make setup` installs
+    env = {k: v for k, v in cli.env.items() if k != "DAGSTER_HOME"}  # the data dir's own instance, not the test target's
+    demo = subprocess.run([*command, "demo"], env=env, capture_output=True, text=True, timeout=600)
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    assert f"DuckDB file    {cli.data_dir / 'quantdag.duckdb'}" in demo.stdout
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ui = subprocess.Popen([*command, "ui", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        query = json.dumps({"query": "{ runsOrError { ... on Runs { results { runId status } } } }"}).encode()
+        runs, deadline = None, time.monotonic() + 120
+        while runs is None and time.monotonic() < deadline and ui.poll() is None:
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=query,
+                                             headers={"Content-Type": "application/json"})  # fmt: skip
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    runs = json.loads(r.read())["data"]["runsOrError"]["results"]
+            except OSError:
+                time.sleep(1)
+        assert runs, "Dagster's UI did not answer with the demo's runs"
+        assert {r["status"] for r in runs} == {"SUCCESS"}
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        try:
+            ui.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(ui.pid, signal.SIGKILL)
