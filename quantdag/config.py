@@ -292,6 +292,17 @@ class AlertSettings(_Section):
     webhook_env: str = Field("QUANTDAG_ALERT_WEBHOOK", description="env var holding the webhook URL (a secret)")
 
 
+class DashboardSettings(_Section):
+    """The web dashboard (``make dashboard``). Its port, user and password come from the environment
+    (QUANTDAG_DASHBOARD_PORT / _USER / _PASSWORD), never from this file."""
+
+    dagster_url: str = Field("http://127.0.0.1:3000", description="the Dagster webserver (its GraphQL API and UI links)")
+    mlflow_url: str = Field("http://127.0.0.1:5000", description="the MLflow UI (links to runs)")
+    lock_timeout: float = Field(0.25, gt=0, le=10, description="seconds a page waits for a writer before serving its cached copy")
+    poll_interval: float = Field(0.5, gt=0, le=60, description="seconds between the live feed's looks at the warehouse")
+    login_attempts: int = Field(5, ge=1, description="failed logins allowed per client per minute")
+
+
 class AutomationSettings(_Section):
     """Which sensors and schedules start running when the daemon starts (``make ui``)."""
 
@@ -396,6 +407,7 @@ class ProjectConfig(_Section):
     risk: RiskSettings = RiskSettings()
     portfolio: PortfolioSettings = PortfolioSettings()
     alerts: AlertSettings = AlertSettings()
+    dashboard: DashboardSettings = DashboardSettings()
     stream: StreamSettings = StreamSettings()
     automation: AutomationSettings = AutomationSettings()
     instance: InstanceSettings = InstanceSettings()
