@@ -10,10 +10,14 @@ import logging
 import os
 import sys
 
-from quantdag.config import ProjectConfig, load_config
-from quantdag.dashboard.app import DashboardContext, create_app
+from typing import TYPE_CHECKING
+
 from quantdag.dashboard.auth import Credentials, session_secret
 from quantdag.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from quantdag.config import ProjectConfig
+    from quantdag.dashboard.app import DashboardContext
 
 PORT_ENV = "QUANTDAG_DASHBOARD_PORT"
 HOST = "127.0.0.1"
@@ -21,6 +25,7 @@ HOST = "127.0.0.1"
 
 def context_from(config: ProjectConfig, credentials: Credentials) -> DashboardContext:
     """The app's context from the configuration (user strategies registered, as the pipeline does)."""
+    from quantdag.dashboard.app import DashboardContext
     from quantdag.strategies import list_strategies
     from quantdag.strategies.loader import load_user_strategies
 
@@ -48,16 +53,20 @@ def port_from_env() -> int:
 
 
 def main() -> int:
-    import uvicorn
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
+    try:  # the password first: without it nothing else is even imported
         credentials = Credentials.from_env()
         port = port_from_env()
+        from quantdag.config import load_config
+
         ctx = context_from(load_config(), credentials)
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    import uvicorn
+
+    from quantdag.dashboard.app import create_app
+
     print(f"quantdag dashboard: http://{HOST}:{port}/ (user {credentials.user!r}; warehouse {ctx.warehouse})", flush=True)
     uvicorn.run(create_app(ctx), host=HOST, port=port, log_level="info", timeout_graceful_shutdown=2)
     return 0
