@@ -92,6 +92,7 @@ def build_sensors(config: ProjectConfig, param_set_keys: list[str], warehouse_pa
         Every ``signals`` materialization since the cursor counts, not only the latest: one backtest
         run signals many parameter sets, each its own partition's materialization.
         """
+        from quantdag.stages.paper import paper_enabled_now
         from quantdag.strategies.keys import strategy_name_of
 
         after = int(context.cursor) if context.cursor else None
@@ -100,10 +101,13 @@ def build_sensors(config: ProjectConfig, param_set_keys: list[str], warehouse_pa
         ).records
         if not records:
             return dg.SkipReason("no new signals")
+        enabled = paper_enabled_now(warehouse_path, sorted(paper))  # strategies.paper + the dashboard's switches
+        if enabled is None:  # cursor kept: the next tick sees these signals again
+            return dg.SkipReason("warehouse busy: paper switches unread, no paper step this tick")
         context.update_cursor(str(records[-1].storage_id))
-        latest = {r.partition_key: r for r in records if r.partition_key and strategy_name_of(r.partition_key) in paper}
+        latest = {r.partition_key: r for r in records if r.partition_key and strategy_name_of(r.partition_key) in enabled}
         if not latest:
-            return dg.SkipReason(f"no new signals of a paper-enabled strategy ({sorted(paper)})")
+            return dg.SkipReason(f"no new signals of a paper-enabled strategy ({sorted(enabled)})")
         return [dg.RunRequest(run_key=f"paper|{key}|{r.timestamp}", partition_key=key) for key, r in latest.items()]
 
     @dg.sensor(name="recover_crashed_runs", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)

@@ -238,3 +238,19 @@ def switch_paper(wh: Warehouse, strategy: str, enabled: bool, changed_by: str, r
         Warehouse.insert(con, "paper.switches", [row])
     send_alert(f"paper trading of {strategy} switched {'on' if enabled else 'off'} by {changed_by}",
                context={"strategy": strategy})  # fmt: skip
+
+
+def paper_enabled_now(warehouse_path: str | None, configured: Sequence[str], lock_timeout: float = 5.0) -> frozenset[str] | None:
+    """The strategies that trade on paper now (configuration + hand switches), for a sensor or a
+    schedule; None when the warehouse stayed busy: the caller skips the tick rather than trade a
+    strategy someone switched off."""
+    import os
+
+    if warehouse_path is None or not os.path.exists(warehouse_path):
+        return frozenset(configured)
+    try:
+        with Warehouse(warehouse_path, read_only=True, lock_timeout=lock_timeout).session() as wh:
+            return paper_strategies(configured, paper_overrides(wh))
+    except WarehouseError as exc:
+        log.warning("paper switches unreadable (%s): this tick places no paper order", exc)
+        return None
