@@ -34,7 +34,7 @@ def context_from(config: ProjectConfig, credentials: Credentials) -> DashboardCo
     return DashboardContext(
         warehouse=config.data_path / "quantdag.duckdb", credentials=credentials, secret=session_secret(),
         dagster_url=d.dagster_url, mlflow_url=d.mlflow_url, lock_timeout=d.lock_timeout, poll_interval=d.poll_interval,
-        login_attempts=d.login_attempts, min_trades=config.leaderboard.min_trades, webhook_env=config.alerts.webhook_env,
+        login_attempts=d.login_attempts, min_trades=config.leaderboard.min_trades, capital=config.paper.capital, webhook_env=config.alerts.webhook_env,
         markets=list(config.markets), stream_symbols=config.stream_symbols["ohlcv"] if config.exchange.enable_ws else [],
         paper_strategies=list(config.strategies.paper), paper_choices=sorted(list_strategies()),
         parquet_dir=config.parquet_path,

@@ -45,6 +45,7 @@ class DashboardContext:
     poll_interval: float = 0.5
     login_attempts: int = 5
     min_trades: int = 5
+    capital: float = 10_000.0
     webhook_env: str = "QUANTDAG_ALERT_WEBHOOK"
     markets: list[Market] = field(default_factory=list)
     stream_symbols: list[str] = field(default_factory=list)
@@ -146,7 +147,7 @@ def create_app(ctx: DashboardContext) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def overview(request: Request) -> HTMLResponse:
-        snap = reader.snapshot("overview", queries.overview)
+        snap = reader.snapshot("overview", lambda db: queries.overview(db, ctx.capital))
         return page(request, "overview.html", snap, paper=controls.paper_view(reader, ctx.paper_strategies, ctx.paper_choices))
 
     @app.get("/strategies", response_class=HTMLResponse)

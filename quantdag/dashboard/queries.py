@@ -19,14 +19,15 @@ def _series(rows: list[dict[str, Any]], value: str, ts: str = "ts") -> list[dict
     return [{"time": int(r[ts].timestamp()), "value": r[value]} for r in rows if r[value] is not None]
 
 
-def overview(db: Db) -> dict[str, Any]:
-    """Every paper account (equity curve, P&L, positions, open orders, risk state) and the last alerts."""
+def overview(db: Db, capital: float) -> dict[str, Any]:
+    """Every paper account (equity curve, P&L over its starting ``capital``, positions, open orders, risk
+    state) and the last alerts."""
     accounts = db.rows(
         "SELECT broker AS account, arg_min(equity, ts) AS first_equity, arg_max(equity, ts) AS equity, "
         "arg_max(risk_state, ts) AS risk_state, max(ts) AS ts, count(*) AS marks "
         "FROM paper.equity GROUP BY broker ORDER BY broker", needs=("paper.equity",))
     for a in accounts:
-        a["pnl"] = a["equity"] - a["first_equity"]
+        a["pnl"] = a["equity"] - capital
         a["param_set"] = a["account"].removeprefix("paper:") if a["account"].startswith("paper:") else None
         curve = db.rows("SELECT ts, equity FROM paper.equity WHERE broker = ? ORDER BY ts", [a["account"]],
                         needs=("paper.equity",))  # fmt: skip
@@ -120,22 +121,33 @@ def sweeps(db: Db) -> dict[str, Any]:
 
 
 def heatmap(results: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The objective over the first two parameters (best value kept where other parameters vary)."""
+    """The objective over two varying parameters (the best value kept where the others vary too)."""
     cells: dict[tuple[Any, Any], float] = {}
-    names: list[str] = []
-    for r in results:
-        p = json.loads(r["params"])
-        if len(p) < 2 or r["objective"] is None:
-            continue
-        names = sorted(p)[:2]
-        k = (p[names[0]], p[names[1]])
-        cells[k] = max(cells.get(k, float("-inf")), r["objective"])
+    parsed = [(json.loads(r["params"]), r["objective"]) for r in results if r["objective"] is not None]
+    values: dict[str, set] = {}
+    for p, _ in parsed:
+        for k, v in p.items():
+            values.setdefault(k, set()).add(json.dumps(v))
+    # the two parameters that vary, numeric ones first (a grid of numbers reads as a landscape)
+    varying = [k for k, vs in values.items() if len(vs) > 1]
+    names = sorted(varying, key=lambda k: (not all(isinstance(p.get(k), (int, float)) for p, _ in parsed), k))[:2]
+    if len(names) < 2:
+        return None
+    for p, objective in parsed:
+        k = (p.get(names[0]), p.get(names[1]))
+        cells[k] = max(cells.get(k, float("-inf")), objective)
     if not cells:
         return None
-    xs, ys = sorted({k[0] for k in cells}), sorted({k[1] for k in cells})
+    xs, ys = sorted({k[0] for k in cells}, key=_order), sorted({k[1] for k in cells}, key=_order)
     lo, hi = min(cells.values()), max(cells.values())
     grid = [[_cell(cells.get((x, y)), lo, hi) for x in xs] for y in ys]
     return {"x": names[0], "y": names[1], "xs": xs, "ys": ys, "grid": grid}
+
+
+def _order(v: Any) -> tuple:
+    """Numbers in numeric order before anything else in text order."""
+    number = isinstance(v, (int, float)) and not isinstance(v, bool)
+    return (0, v, "") if number else (1, 0, json.dumps(v))
 
 
 def _cell(v: float | None, lo: float, hi: float) -> dict[str, Any]:

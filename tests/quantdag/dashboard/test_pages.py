@@ -17,7 +17,7 @@ PAGES = ("/", "/strategies", f"/strategies/{PARAM_SET}", f"/strategies/compare?p
 
 def test_overview_shows_accounts_positions_orders_risk_and_alerts(client):
     html = client.get("/").text
-    assert ACCOUNT in html and "10,045.00" in html  # last equity; P&L 45 over the first mark
+    assert ACCOUNT in html and "10,045.00" in html  # last equity; P&L 45 over the 10,000 capital
     assert f'href="/strategies/{PARAM_SET}"' in html
     assert "qd-open-1" not in html and ">submitted<" in html  # the open order, by status
     assert 'class="state-halted">halted' in html and "drawdown from the equity peak reached 5.00%" in html
