@@ -288,8 +288,43 @@ class StreamSettings(_Section):
         return list(v)
 
 
+#: every kind of alert and its default: on (sent), silent (sent without sound where the channel can: Telegram), off (logged only)
+ALERT_EVENTS = {"run_failure": "on", "risk": "on", "paper": "on", "drift": "on", "oms": "on", "paper_switch": "silent",
+                "digest": "on", "heartbeat": "silent"}  # fmt: skip
+
+
+class TelegramSettings(_Section):
+    """The Telegram bot (``python -m quantdag.tracking.telegram_bot``); its token only from the environment."""
+
+    token_env: str = Field("QUANTDAG_TELEGRAM_TOKEN", description="env var holding the bot token (a secret)")
+    allowed_users: list[int] = Field(default_factory=list, description="Telegram user ids it answers; everyone else gets nothing")
+    base_url: str = Field("https://api.telegram.org", description="the Bot API server (a local one in tests)")
+
+
 class AlertSettings(_Section):
     webhook_env: str = Field("QUANTDAG_ALERT_WEBHOOK", description="env var holding the webhook URL (a secret)")
+    urls_env: str = Field("QUANTDAG_ALERT_URLS", description="env var holding Apprise URLs, space-separated (they embed tokens)")
+    events: dict[str, Literal["on", "silent", "off"]] = Field(default_factory=lambda: dict(ALERT_EVENTS),
+                                                             description=f"per event kind ({', '.join(ALERT_EVENTS)}): on | silent | off")
+    digest_hour: int | None = Field(8, ge=0, le=23, description="UTC hour of the daily digest (null: none)")
+    heartbeat_hours: int = Field(0, ge=0, description="hours between heartbeats (0: none)")
+    telegram: TelegramSettings = TelegramSettings()
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, v: Any) -> Any:
+        """YAML reads a bare on/off as true/false: take them as "on"/"off"."""
+        if isinstance(v, dict):
+            return {k: ("on" if x else "off") if isinstance(x, bool) else x for k, x in v.items()}
+        return v
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(ALERT_EVENTS))
+        if unknown:
+            raise ValueError(f"unknown alert event(s) {unknown}; known: {sorted(ALERT_EVENTS)}")
+        return {**ALERT_EVENTS, **v}
 
 
 class DashboardSettings(_Section):

@@ -192,7 +192,7 @@ def paper_step(
     """
     summary = paper_cycle(wh, key, markets, price_source=ticker_source(client), account=account, webhook_env=webhook_env)
     if str(summary["risk_state"]).lower() != "active":
-        summary["alert"] = send_alert(f"paper account {key}: risk state {summary['risk_state']}",
+        summary["alert"] = send_alert(f"paper account {key}: risk state {summary['risk_state']}", event="paper",
                                       context={"param_set": key}, webhook_env=webhook_env)
     return summary
 
@@ -208,7 +208,7 @@ def drift_step(
         return drift, None
     worst = float(diverged["drift_bps"].abs().max())
     text = f"paper account {key}: {diverged.height} fill(s) diverge from the backtest, worst {worst:.1f} bps"
-    return drift, send_alert(text, context={"param_set": key}, webhook_env=webhook_env)
+    return drift, send_alert(text, event="drift", context={"param_set": key}, webhook_env=webhook_env)
 
 
 # ---- which strategies trade on paper -------------------------------------------------------------
@@ -236,7 +236,7 @@ def switch_paper(wh: Warehouse, strategy: str, enabled: bool, changed_by: str, r
            "reason": reason}  # fmt: skip
     with wh.transaction() as con:
         Warehouse.insert(con, "paper.switches", [row])
-    send_alert(f"paper trading of {strategy} switched {'on' if enabled else 'off'} by {changed_by}",
+    send_alert(f"paper trading of {strategy} switched {'on' if enabled else 'off'} by {changed_by}", event="paper_switch",
                context={"strategy": strategy})  # fmt: skip
 
 

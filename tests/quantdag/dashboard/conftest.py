@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-sys.path.insert(0, str(Path(__file__).parent))
+from quantdag.config import load_config
+from quantdag.dashboard.app import DashboardContext, create_app
+from quantdag.dashboard.auth import Credentials
 
-from seed import seed  # noqa: E402
-
-from quantdag.config import load_config  # noqa: E402
-from quantdag.dashboard.app import DashboardContext, create_app  # noqa: E402
-from quantdag.dashboard.auth import Credentials  # noqa: E402
+from .seed import seed
 
 PASSWORD = "correct horse battery staple"
 

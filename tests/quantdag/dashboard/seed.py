@@ -7,8 +7,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from quantdag.portfolio import RiskRules
-from quantdag.portfolio import risk_store
+from quantdag.portfolio import RiskRules, risk_store
 from quantdag.store import Warehouse
 
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)

@@ -8,13 +8,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import PASSWORD, login, make_ctx
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from quantdag.dashboard.app import create_app
 from quantdag.dashboard.auth import Credentials
 from quantdag.errors import ConfigurationError
+
+from .conftest import PASSWORD, login, make_ctx
 
 
 def test_server_without_password_refuses_to_start():

@@ -17,11 +17,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, closed_port_url
-from seed import ACCOUNT, PARAM_SET, T0, fill_row, seed
 
 from quantdag.config import DEFAULT_CONFIG_PATH
 from quantdag.store import Warehouse
+
+from .conftest import PASSWORD, closed_port_url
+from .seed import ACCOUNT, PARAM_SET, T0, fill_row, seed
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 
-from conftest import login, make_ctx
 from fastapi.testclient import TestClient
-from seed import ACCOUNT
 
 from quantdag.dashboard.app import create_app
 from quantdag.stages.paper import paper_overrides, paper_strategies
 from quantdag.store import Warehouse
+
+from .conftest import login, make_ctx
+from .seed import ACCOUNT
 
 
 def _csrf(client: TestClient) -> str:

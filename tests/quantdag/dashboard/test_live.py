@@ -6,11 +6,11 @@ import asyncio
 import time
 from datetime import timedelta
 
-from seed import T0, candle_rows, fill_row
-
 from quantdag.dashboard.live import LiveFeed
 from quantdag.dashboard.reader import Reader
 from quantdag.store import Warehouse
+
+from .seed import T0, candle_rows, fill_row
 
 
 async def _next_event(feed: LiveFeed, timeout: float = 2.0) -> tuple[dict | None, float]:

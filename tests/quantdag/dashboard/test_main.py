@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from conftest import PASSWORD
 
 from quantdag.config import load_config
 from quantdag.dashboard.__main__ import context_from, port_from_env
 from quantdag.dashboard.auth import Credentials
 from quantdag.errors import ConfigurationError
+
+from .conftest import PASSWORD
 
 
 def test_context_follows_the_configuration(monkeypatch, tmp_path):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import duckdb
 import pytest
-from conftest import login, make_ctx
 from fastapi.testclient import TestClient
-from seed import ACCOUNT, DAGSTER_RUN, MLFLOW_RUN, PARAM_SET
 
 from quantdag.dashboard.app import create_app
 from quantdag.dashboard.pipeline import RUNS_QUERY
+
+from .conftest import login, make_ctx
+from .seed import ACCOUNT, DAGSTER_RUN, MLFLOW_RUN, PARAM_SET
 
 PAGES = ("/", "/strategies", f"/strategies/{PARAM_SET}", f"/strategies/compare?ps={PARAM_SET}", "/sweeps", "/portfolio",
          "/market", "/pipeline")  # fmt: skip

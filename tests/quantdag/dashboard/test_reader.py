@@ -7,10 +7,11 @@ import sys
 import threading
 import time
 
-from conftest import login, make_ctx
 from fastapi.testclient import TestClient
 
 from quantdag.dashboard.app import create_app
+
+from .conftest import login, make_ctx
 
 WRITER = r"""
 import sys, time
