@@ -45,7 +45,9 @@
     var doc = new DOMParser().parseFromString(await r.text(), "text/html");
     var fresh = doc.getElementById("main");
     if (!fresh) return;
+    var flash = main.querySelector(".flash");  // a control's outcome stays until the next navigation
     main.innerHTML = fresh.innerHTML;
+    if (flash && !main.querySelector(".flash")) main.insertBefore(flash, main.firstChild);
     draw(main);
     updates += 1;
     main.dataset.updates = String(updates);

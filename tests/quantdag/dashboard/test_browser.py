@@ -84,15 +84,20 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
 
 
 @pytest.fixture(scope="module")
-def browser():
+def playwright():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)", pytrace=False)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    b = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+    yield b
+    b.close()
 
 
 def _phone(browser, server: Server):
@@ -169,6 +174,26 @@ def test_a_new_fill_appears_without_a_reload(servers, browser):
     assert elapsed < 2.0, f"the fill showed {elapsed:.2f}s after its commit"
     del marker
     page.context.close()
+
+
+def test_installs_as_a_progressive_web_app(servers, playwright, tmp_path):
+    """Chromium's own installability check (manifest, icons, service worker at scope /) finds nothing
+    missing; it needs a profile on disk, as incognito windows never install."""
+    ctx = playwright.chromium.launch_persistent_context(tmp_path / "profile", executable_path=CHROMIUM, headless=True,
+                                                        args=["--no-sandbox"], base_url=servers["full"].url,
+                                                        viewport={"width": 360, "height": 740})  # fmt: skip
+    page = ctx.new_page()
+    page.goto("/login")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(servers["full"].url + "/")
+    assert page.evaluate("navigator.serviceWorker.ready.then(r => r.scope)") == servers["full"].url + "/"
+    cdp = ctx.new_cdp_session(page)
+    assert cdp.send("Page.getAppManifest")["errors"] == []
+    errors = cdp.send("Page.getInstallabilityErrors")["installabilityErrors"]
+    assert errors == [], errors
+    ctx.close()
 
 
 def test_halt_control_works_with_its_token_and_is_refused_without(servers, browser):
