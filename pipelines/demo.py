@@ -379,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nDuckDB file    {data_dir / 'quantdag.duckdb'}")
     print(f"MLflow store   sqlite:///{data_dir / 'mlflow.db'}  (make mlflow-ui → http://127.0.0.1:5000)")
     print(f"Dagster home   {os.environ['DAGSTER_HOME']}  (make ui → http://127.0.0.1:3000)")
+    print("Dashboard      QUANTDAG_DASHBOARD_PASSWORD=... make dashboard → http://127.0.0.1:8050 (accounts, leaderboard, sweeps, risk)")
     return 0
 
 
