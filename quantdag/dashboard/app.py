@@ -148,7 +148,8 @@ def create_app(ctx: DashboardContext) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     def overview(request: Request) -> HTMLResponse:
         snap = reader.snapshot("overview", lambda db: queries.overview(db, ctx.capital))
-        return page(request, "overview.html", snap, paper=controls.paper_view(reader, ctx.paper_strategies, ctx.paper_choices))
+        paper = controls.paper_view(snap.data["switches"], ctx.paper_strategies, ctx.paper_choices)
+        return page(request, "overview.html", snap, paper=paper)
 
     @app.get("/strategies", response_class=HTMLResponse)
     def strategies(request: Request) -> HTMLResponse:

@@ -12,10 +12,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from quantdag.dashboard.reader import Reader
 from quantdag.errors import ConfigurationError
 from quantdag.portfolio import risk_store
-from quantdag.stages.paper import paper_overrides, paper_strategies, switch_paper
+from quantdag.stages.paper import paper_strategies, switch_paper
 from quantdag.store import Warehouse, WarehouseError
 
 if TYPE_CHECKING:
@@ -56,13 +55,8 @@ async def paper_action(ctx: DashboardContext, strategy: str, enabled: str, user:
     return f"paper trading of {strategy} switched {'on' if on else 'off'}"
 
 
-def paper_view(reader: Reader, configured: list[str], choices: list[str]) -> list[dict[str, Any]]:
-    """Each strategy with its configured and effective paper state (a busy file: configured only)."""
-    try:
-        with reader.session() as db:
-            overrides = paper_overrides(db.wh) if db.wh is not None and db.has("paper.switches") else {}
-    except (WarehouseError, ConfigurationError):
-        overrides = {}
+def paper_view(overrides: dict[str, bool], configured: list[str], choices: list[str]) -> list[dict[str, Any]]:
+    """Each strategy with its configured and effective paper state (the switches as the page read them)."""
     effective = paper_strategies(configured, overrides)
     return [{"strategy": s, "configured": s in configured, "override": overrides.get(s), "enabled": s in effective}
             for s in choices]  # fmt: skip

@@ -11,6 +11,7 @@ from typing import Any
 
 from quantdag.dashboard.reader import Db
 from quantdag.markets import Market
+from quantdag.stages.paper import paper_overrides
 from quantdag.store import load_sql
 
 
@@ -46,6 +47,7 @@ def overview(db: Db, capital: float) -> dict[str, Any]:
                          needs=("paper.fills",)),  # fmt: skip
         "alerts": db.rows("SELECT account, ts, state, rule, reason, equity FROM risk.events ORDER BY ts DESC LIMIT 20",
                           needs=("risk.events",)),  # fmt: skip
+        "switches": paper_overrides(db.wh) if db.wh is not None and db.has("paper.switches") else {},
     }
 
 
