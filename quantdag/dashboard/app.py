@@ -195,7 +195,7 @@ def create_app(ctx: DashboardContext) -> FastAPI:
         if form is None:
             return PlainTextResponse("missing or wrong CSRF token", status_code=403)
         request.session["flash"] = await controls.risk_action(
-            ctx, str(form.get("account", "")), str(form.get("action", "")), request.session["user"])
+            ctx, reader.gate, str(form.get("account", "")), str(form.get("action", "")), request.session["user"])
         return RedirectResponse("/", status_code=303)
 
     @app.post("/controls/paper")
@@ -204,7 +204,7 @@ def create_app(ctx: DashboardContext) -> FastAPI:
         if form is None:
             return PlainTextResponse("missing or wrong CSRF token", status_code=403)
         request.session["flash"] = await controls.paper_action(
-            ctx, str(form.get("strategy", "")), str(form.get("enabled", "")), request.session["user"])
+            ctx, reader.gate, str(form.get("strategy", "")), str(form.get("enabled", "")), request.session["user"])
         return RedirectResponse("/", status_code=303)
 
     return app

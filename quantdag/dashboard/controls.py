@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from quantdag.dashboard.reader import FileGate
 from quantdag.errors import ConfigurationError
 from quantdag.portfolio import risk_store
 from quantdag.stages.paper import paper_strategies, switch_paper
@@ -25,31 +27,35 @@ log = logging.getLogger(__name__)
 WRITE_TIMEOUT = 15.0
 
 
-def _writer(ctx: DashboardContext) -> Warehouse:
-    return Warehouse(ctx.warehouse, lock_timeout=WRITE_TIMEOUT, parquet_dir=ctx.parquet_dir)
+def _write(ctx: DashboardContext, gate: FileGate, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
+    """``fn(warehouse, *args)`` once this process's own readers are out (DuckDB: no read-write
+    connection beside read-only ones in one process); the file lock of other processes is waited
+    for by the Warehouse itself."""
+    with gate.write(WRITE_TIMEOUT):
+        fn(Warehouse(ctx.warehouse, lock_timeout=WRITE_TIMEOUT, parquet_dir=ctx.parquet_dir), *args, **kw)
 
 
-async def risk_action(ctx: DashboardContext, account: str, action: str, user: str) -> str:
+async def risk_action(ctx: DashboardContext, gate: FileGate, account: str, action: str, user: str) -> str:
     """Halt or resume ``account``; stored in ``risk.state``/``risk.events`` and alerted by risk_store."""
     if action not in ("halt", "resume"):
         return f"unknown action {action[:20]!r}"
     fn = risk_store.halt if action == "halt" else risk_store.resume
     reason = f"{action} from the dashboard by {user}"
     try:
-        await asyncio.to_thread(fn, _writer(ctx), account, reason, webhook_env=ctx.webhook_env)
+        await asyncio.to_thread(_write, ctx, gate, fn, account, reason, webhook_env=ctx.webhook_env)
     except (ConfigurationError, WarehouseError) as exc:
         return f"{action} {account}: not done ({exc})"
     log.warning("dashboard: %s", reason + f" ({account})")
     return f"{account}: {action} stored; its next cycle acts on it"
 
 
-async def paper_action(ctx: DashboardContext, strategy: str, enabled: str, user: str) -> str:
+async def paper_action(ctx: DashboardContext, gate: FileGate, strategy: str, enabled: str, user: str) -> str:
     """Switch ``strategy``'s paper trading on ("1") or off ("0"), appended to ``paper.switches``."""
     if strategy not in ctx.paper_choices:
         return f"unknown strategy {strategy[:40]!r}"
     on = enabled == "1"
     try:
-        await asyncio.to_thread(switch_paper, _writer(ctx), strategy, on, user, "from the dashboard")
+        await asyncio.to_thread(_write, ctx, gate, switch_paper, strategy, on, user, "from the dashboard")
     except WarehouseError as exc:
         return f"paper {strategy}: not switched ({exc})"
     return f"paper trading of {strategy} switched {'on' if on else 'off'}"

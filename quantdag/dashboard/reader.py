@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from quantdag.errors import ConfigurationError
-from quantdag.store import Warehouse, WarehouseError
+from quantdag.store import Warehouse, WarehouseError, WarehouseLocked
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,47 @@ class Db:
         return r[0] if r else None
 
 
+class FileGate:
+    """Readers together or one writer, inside this process.
+
+    DuckDB refuses, within one process, a read-write connection to a file that has read-only ones
+    open (and the reverse), so the dashboard's own writes (the controls) wait for its reads to
+    finish and its reads wait for its writes; a reader that cannot get in within its timeout serves
+    its cached copy, as when another process writes.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writing = False
+
+    @contextmanager
+    def read(self, timeout: float) -> Iterator[None]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: not self._writing, timeout):
+                raise WarehouseLocked("the dashboard itself is writing the warehouse")
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def write(self, timeout: float) -> Iterator[None]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: not self._writing and self._readers == 0, timeout):
+                raise WarehouseLocked("the dashboard's own reads kept the warehouse busy")
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """A page's data and when it was read; ``stale`` when the file was busy and this is the cached copy."""
@@ -79,6 +120,8 @@ class Reader:
         self.parquet_dir = parquet_dir
         self._cache: dict[str, Snapshot] = {}
         self._lock = threading.Lock()
+        #: shared with the controls, the process's writer (see FileGate)
+        self.gate = FileGate()
 
     @contextmanager
     def session(self) -> Iterator[Db]:
@@ -93,7 +136,7 @@ class Reader:
             yield Db(None)
             return
         wh = Warehouse(self.path, read_only=True, lock_timeout=self.lock_timeout, parquet_dir=self.parquet_dir)
-        with wh.session():
+        with self.gate.read(self.lock_timeout), wh.session():
             yield Db(wh)
 
     def snapshot(self, key: str, build: Callable[[Db], dict[str, Any]]) -> Snapshot:

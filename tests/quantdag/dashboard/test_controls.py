@@ -58,3 +58,43 @@ def test_paper_switch_overrides_the_configuration_and_is_audited(writable_db):
     assert wh.query("SELECT strategy, enabled, changed_by FROM paper.switches ORDER BY ts").rows() == [
         ("sma_cross", False, "admin"), ("regime_ma", True, "admin")]
     assert paper_strategies(["sma_cross", "consensus"], paper_overrides(wh)) == {"regime_ma", "consensus"}
+
+
+def test_a_control_waits_for_the_servers_own_reads_and_pages_never_fail_during_it(writable_db):
+    """DuckDB refuses a read-write connection beside read-only ones in one process: the control waits
+    for the page reads in flight, and a page read during the control's write serves its cached copy."""
+    import threading
+    import time
+
+    app = create_app(make_ctx(writable_db))
+    reader = app.state.reader
+    with TestClient(app) as c:
+        login(c)
+        token = _csrf(c)
+        held = threading.Event()
+
+        def long_read() -> None:
+            with reader.session():
+                held.set()
+                time.sleep(0.6)
+
+        t = threading.Thread(target=long_read)
+        t.start()
+        held.wait()
+        t0 = time.monotonic()
+        r = c.post("/controls/risk", data={"account": ACCOUNT, "action": "halt", "csrf_token": token})
+        assert time.monotonic() - t0 > 0.3 and f"{ACCOUNT}: halt stored" in r.text  # waited, then wrote
+        t.join()
+
+        def long_write() -> None:
+            with reader.gate.write(5):
+                held.set()
+                time.sleep(0.8)
+
+        held.clear()
+        t = threading.Thread(target=long_write)
+        t.start()
+        held.wait()
+        busy = c.get("/")
+        assert busy.status_code == 200 and "writer busy: as of" in busy.text and "halt from the dashboard" in busy.text
+        t.join()
