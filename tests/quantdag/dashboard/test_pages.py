@@ -76,3 +76,17 @@ def test_every_page_renders_an_empty_state(tmp_path, kind):
         assert "No backtest stored yet" in c.get("/strategies").text
         assert "No sweep stored yet" in c.get("/sweeps").text
         assert "No candle stored yet" in c.get("/market").text
+
+
+def test_stored_text_is_escaped_not_executed(writable_db):
+    from quantdag.store import Warehouse
+
+    from .seed import T0
+
+    with Warehouse(writable_db).transaction() as con:
+        Warehouse.insert(con, "market.events", [{"exchange": "sim", "symbol": "BTC/USDT", "timeframe": "1h",
+                                                 "event_type": "jump", "ts_start": T0, "ts_end": T0, "severity": "info",
+                                                 "score": 1.0, "detail": "<script>alert(1)</script>"}])  # fmt: skip
+    with TestClient(create_app(make_ctx(writable_db))) as c:
+        html = login(c).get("/market").text
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
