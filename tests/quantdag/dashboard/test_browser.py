@@ -176,6 +176,22 @@ def test_a_new_fill_appears_without_a_reload(servers, browser):
     page.context.close()
 
 
+def test_a_new_candle_updates_market_freshness_without_a_reload(servers, browser):
+    from .seed import candle_rows
+
+    server = servers["full"]
+    page = _phone(browser, server)
+    page.goto("/market")
+    page.wait_for_function("document.body.dataset.live === 'connected'", timeout=5000)
+    sol = page.locator("#freshness tr", has_text="SOL/USDT:1h")
+    assert sol.locator("td").nth(1).inner_text() == "–"
+    with Warehouse(server.db, lock_timeout=10).transaction() as con:
+        Warehouse.insert(con, "market.candles", candle_rows("SOL/USDT", 1, start=T0 + timedelta(days=4)))
+    page.wait_for_function("document.querySelector('#main').dataset.updates >= '1'", timeout=5000)
+    assert page.locator("#freshness tr", has_text="SOL/USDT:1h").locator("td").nth(1).inner_text() == "2026-11-05 00:00"
+    page.context.close()
+
+
 def test_installs_as_a_progressive_web_app(servers, playwright, tmp_path):
     """Chromium's own installability check (manifest, icons, service worker at scope /) finds nothing
     missing; it needs a profile on disk, as incognito windows never install."""
