@@ -28,7 +28,7 @@ export DAGSTER_HOME ?= $(or $(QUANTDAG_DATA_DIR),$(CURDIR)/data)/dagster_home
 # cache bytecode: without it every process recompiles dagster, mlflow and ccxt from source
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup demo test test-fast ui mlflow-ui data-dir sim stream bench lock clean postgres postgres-stop
+.PHONY: setup demo test test-fast ui dashboard mlflow-ui data-dir sim stream bench lock clean postgres postgres-stop
 
 setup: $(VENV)/.installed
 
@@ -55,6 +55,11 @@ test-fast: setup $(DAGSTER_HOME)/dagster.yaml
 ui: setup
 	@$(DAGSTER_ENV) && echo "data dir $$D, Dagster home $$DAGSTER_HOME" \
 	  && exec $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
+
+# The web dashboard on 127.0.0.1:$QUANTDAG_DASHBOARD_PORT (default 8050); refuses to start without
+# QUANTDAG_DASHBOARD_PASSWORD (user: QUANTDAG_DASHBOARD_USER, default admin). README "Dashboard".
+dashboard: setup
+	@$(DATA_ENV) && exec $(PY) -m quantdag.dashboard
 
 # First tags and relocates the store's experiments (python -m resources.mlflow; see resources/mlflow.py).
 # MLflow 3.17's UI opens in its GenAI view until its sidebar switch says "Machine learning".

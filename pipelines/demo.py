@@ -370,9 +370,12 @@ def main(argv: list[str] | None = None) -> int:
                 shard_keys = [f"{k}|{s}" for s in config.optimization.strategies for k in range(config.optimization.shards)]
                 timings.append(("optimization_shards_job", run_partitioned(defs, instance, "optimization_shards_job", shard_keys)))
             timings.append(("optimization_job", run_partitioned(defs, instance, "optimization_job", config.optimization.strategies)))
+        from quantdag.stages.paper import paper_enabled_now
         from quantdag.strategies.keys import strategy_name_of
 
-        paper_keys = [k for k in keys if strategy_name_of(k) in config.strategies.paper and k not in blocked]
+        # strategies.paper with the dashboard's switches applied (nothing else writes here: never busy for long)
+        paper_on = paper_enabled_now(str(data_dir / "quantdag.duckdb"), config.strategies.paper, lock_timeout=30.0)
+        paper_keys = [k for k in keys if strategy_name_of(k) in (paper_on or ()) and k not in blocked]
         timings.append(("paper_trade_job", run_partitioned(defs, instance, "paper_trade_job", paper_keys)))
         timings.append(("paper_drift_job", run_partitioned(defs, instance, "paper_drift_job", paper_keys)))
         timings.append(("portfolio_job", run_once(defs, instance, "portfolio_job")))
@@ -396,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nDuckDB file    {data_dir / 'quantdag.duckdb'}")
     print(f"MLflow store   sqlite:///{data_dir / 'mlflow.db'}  (make mlflow-ui → http://127.0.0.1:5000)")
     print(f"Dagster home   {os.environ['DAGSTER_HOME']}  (make ui → http://127.0.0.1:3000)")
+    print("Dashboard      QUANTDAG_DASHBOARD_PASSWORD=... make dashboard → http://127.0.0.1:8050 (accounts, leaderboard, sweeps, risk)")
     return 0
 
 

@@ -31,11 +31,16 @@ def build_schedules(
 
     def requests(context: dg.ScheduleEvaluationContext, period: str, *, paper_only: bool):
         """One run per parameter set (only paper-enabled ones if asked), keyed by the tick's period."""
+        from quantdag.stages.paper import paper_enabled_now
         from quantdag.strategies.keys import strategy_name_of
 
         stamp = context.scheduled_execution_time.strftime(period)
+        enabled = paper_enabled_now(warehouse_path, sorted(paper)) if paper_only else paper
+        if enabled is None:  # a busy warehouse: skip the tick rather than trade a strategy switched off by hand
+            context.log.warning("warehouse busy: paper switches unread, no paper run this tick")
+            return
         for key in param_sets.get_partition_keys(dynamic_partitions_store=context.instance):
-            if not paper_only or strategy_name_of(key) in paper:
+            if not paper_only or strategy_name_of(key) in enabled:
                 yield dg.RunRequest(run_key=f"{stamp}|{key}", partition_key=key)
 
     @dg.schedule(job=jobs["backtest_job"], cron_schedule="0 1 * * *", execution_timezone="UTC",

@@ -59,7 +59,7 @@ def build_sensors(config: ProjectConfig, param_set_keys: list[str], warehouse_pa
         run = context.dagster_run
         text = alert_text(run.run_id, run.job_name, context.failure_event.message or "")
         context.log.error(text)
-        send_alert(text.removeprefix("ALERT "), context={"run_id": run.run_id, "job": run.job_name}, webhook_env=webhook_env)
+        send_alert(text.removeprefix("ALERT "), event="run_failure", context={"run_id": run.run_id, "job": run.job_name}, webhook_env=webhook_env)
 
     @dg.sensor(name="register_param_sets", minimum_interval_seconds=3600, default_status=_status(auto.register_param_sets))
     def register_param_sets(context: dg.SensorEvaluationContext) -> dg.SensorResult:
@@ -92,6 +92,7 @@ def build_sensors(config: ProjectConfig, param_set_keys: list[str], warehouse_pa
         Every ``signals`` materialization since the cursor counts, not only the latest: one backtest
         run signals many parameter sets, each its own partition's materialization.
         """
+        from quantdag.stages.paper import paper_enabled_now
         from quantdag.strategies.keys import strategy_name_of
 
         after = int(context.cursor) if context.cursor else None
@@ -100,10 +101,13 @@ def build_sensors(config: ProjectConfig, param_set_keys: list[str], warehouse_pa
         ).records
         if not records:
             return dg.SkipReason("no new signals")
+        enabled = paper_enabled_now(warehouse_path, sorted(paper))  # strategies.paper + the dashboard's switches
+        if enabled is None:  # cursor kept: the next tick sees these signals again
+            return dg.SkipReason("warehouse busy: paper switches unread, no paper step this tick")
         context.update_cursor(str(records[-1].storage_id))
-        latest = {r.partition_key: r for r in records if r.partition_key and strategy_name_of(r.partition_key) in paper}
+        latest = {r.partition_key: r for r in records if r.partition_key and strategy_name_of(r.partition_key) in enabled}
         if not latest:
-            return dg.SkipReason(f"no new signals of a paper-enabled strategy ({sorted(paper)})")
+            return dg.SkipReason(f"no new signals of a paper-enabled strategy ({sorted(enabled)})")
         return [dg.RunRequest(run_key=f"paper|{key}|{r.timestamp}", partition_key=key) for key, r in latest.items()]
 
     @dg.sensor(name="recover_crashed_runs", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
@@ -163,5 +167,47 @@ def build_sensors(config: ProjectConfig, param_set_keys: list[str], warehouse_pa
             return dg.SkipReason(f"{len(files)} landing file(s), none waiting over 30 s")
         return dg.RunRequest(run_key=f"landing|{waiting[-1].name}")
 
+    alerts = config.alerts
+
+    @dg.sensor(name="daily_digest", minimum_interval_seconds=300,
+               default_status=_status(alerts.digest_hour is not None or alerts.heartbeat_hours > 0))
+    def daily_digest(context: dg.SensorEvaluationContext):
+        """The daily digest at ``alerts.digest_hour`` UTC and a heartbeat every ``alerts.heartbeat_hours``
+        (the cursor holds the last of each sent, so a restarted daemon sends neither twice)."""
+        return digest_tick(context, alerts, warehouse_path, datetime.now(timezone.utc), config.paper.capital)
+
     return [run_failure_alert, register_param_sets, promote_best_params, paper_on_new_signals, recover_crashed_runs,
-            heal_market_data, ingest_streamed_candles]
+            heal_market_data, ingest_streamed_candles, daily_digest]
+
+
+def digest_tick(context: dg.SensorEvaluationContext, alerts, warehouse_path: str | None, now: datetime,
+                capital: float) -> dg.SkipReason:
+    """Send what is due at ``now`` (digest, heartbeat) and move the cursor past it."""
+    import json
+
+    from quantdag.store import Warehouse, WarehouseError
+    from quantdag.tracking.digest import digest_text, heartbeat_text
+
+    cur = json.loads(context.cursor) if context.cursor else {}
+    today = now.date().isoformat()
+    digest_due = alerts.digest_hour is not None and now.hour >= alerts.digest_hour and cur.get("digest") != today
+    last_beat = datetime.fromisoformat(cur["heartbeat"]) if cur.get("heartbeat") else None
+    beat_due = alerts.heartbeat_hours > 0 and (last_beat is None or now - last_beat >= timedelta(hours=alerts.heartbeat_hours))
+    if not (digest_due or beat_due):
+        return dg.SkipReason("nothing due")
+    wh = Warehouse(warehouse_path, read_only=True, lock_timeout=5.0) if warehouse_path and os.path.exists(warehouse_path) else None
+    sent = []
+    try:
+        if digest_due and wh is not None:
+            send_alert(digest_text(wh, capital, now), event="digest", webhook_env=alerts.webhook_env, settings=alerts)
+            cur["digest"] = today
+            sent.append("digest")
+        if beat_due:
+            send_alert(heartbeat_text(wh, now), event="heartbeat", webhook_env=alerts.webhook_env, settings=alerts)
+            cur["heartbeat"] = now.isoformat()
+            sent.append("heartbeat")
+    except WarehouseError as exc:  # busy for 5 s: the next tick (5 min) tries again
+        context.update_cursor(json.dumps(cur))
+        return dg.SkipReason(f"warehouse busy: {exc}")
+    context.update_cursor(json.dumps(cur))
+    return dg.SkipReason(f"sent {', '.join(sent) or 'nothing (no warehouse yet)'}")

@@ -288,8 +288,54 @@ class StreamSettings(_Section):
         return list(v)
 
 
+#: every kind of alert and its default: on (sent), silent (sent without sound where the channel can: Telegram), off (logged only)
+ALERT_EVENTS = {"run_failure": "on", "risk": "on", "paper": "on", "drift": "on", "oms": "on", "paper_switch": "silent",
+                "digest": "on", "heartbeat": "silent"}  # fmt: skip
+
+
+class TelegramSettings(_Section):
+    """The Telegram bot (``python -m quantdag.tracking.telegram_bot``); its token only from the environment."""
+
+    token_env: str = Field("QUANTDAG_TELEGRAM_TOKEN", description="env var holding the bot token (a secret)")
+    allowed_users: list[int] = Field(default_factory=list, description="Telegram user ids it answers; everyone else gets nothing")
+    base_url: str = Field("https://api.telegram.org", description="the Bot API server (a local one in tests)")
+
+
 class AlertSettings(_Section):
     webhook_env: str = Field("QUANTDAG_ALERT_WEBHOOK", description="env var holding the webhook URL (a secret)")
+    urls_env: str = Field("QUANTDAG_ALERT_URLS", description="env var holding Apprise URLs, space-separated (they embed tokens)")
+    events: dict[str, Literal["on", "silent", "off"]] = Field(default_factory=lambda: dict(ALERT_EVENTS),
+                                                             description=f"per event kind ({', '.join(ALERT_EVENTS)}): on | silent | off")
+    digest_hour: int | None = Field(8, ge=0, le=23, description="UTC hour of the daily digest (null: none)")
+    heartbeat_hours: int = Field(0, ge=0, description="hours between heartbeats (0: none)")
+    telegram: TelegramSettings = TelegramSettings()
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, v: Any) -> Any:
+        """YAML reads a bare on/off as true/false: take them as "on"/"off"."""
+        if isinstance(v, dict):
+            return {k: ("on" if x else "off") if isinstance(x, bool) else x for k, x in v.items()}
+        return v
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(ALERT_EVENTS))
+        if unknown:
+            raise ValueError(f"unknown alert event(s) {unknown}; known: {sorted(ALERT_EVENTS)}")
+        return {**ALERT_EVENTS, **v}
+
+
+class DashboardSettings(_Section):
+    """The web dashboard (``make dashboard``). Its port, user and password come from the environment
+    (QUANTDAG_DASHBOARD_PORT / _USER / _PASSWORD), never from this file."""
+
+    dagster_url: str = Field("http://127.0.0.1:3000", description="the Dagster webserver (its GraphQL API and UI links)")
+    mlflow_url: str = Field("http://127.0.0.1:5000", description="the MLflow UI (links to runs)")
+    lock_timeout: float = Field(0.25, gt=0, le=10, description="seconds a page waits for a writer before serving its cached copy")
+    poll_interval: float = Field(0.5, gt=0, le=60, description="seconds between the live feed's looks at the warehouse")
+    login_attempts: int = Field(5, ge=1, description="failed logins allowed per client per minute")
 
 
 class AutomationSettings(_Section):
@@ -418,6 +464,7 @@ class ProjectConfig(_Section):
     risk: RiskSettings = RiskSettings()
     portfolio: PortfolioSettings = PortfolioSettings()
     alerts: AlertSettings = AlertSettings()
+    dashboard: DashboardSettings = DashboardSettings()
     stream: StreamSettings = StreamSettings()
     automation: AutomationSettings = AutomationSettings()
     instance: InstanceSettings = InstanceSettings()

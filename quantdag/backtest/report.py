@@ -1,5 +1,9 @@
 """Self-contained HTML tear sheet of one backtest: inline SVG and CSS, no script, no network.
 
+The charts are scalable SVG (viewBox, width 100%): they fit any window and stay sharp under the
+browser's zoom instead of being clipped at a fixed width. The equity chart shows buy-and-hold beside
+the strategy.
+
 A reviewer opens the file anywhere (an MLflow artifact, an e-mail) and sees the same page:
 equity and drawdown, price with the trades marked, monthly returns heatmap, the metrics table,
 the settings used (costs included) and the most recent trades. Long series are reduced to a
@@ -29,12 +33,12 @@ PERCENT_METRICS = {"total_return", "cagr", "volatility", "max_drawdown", "win_ra
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2433;background:#fff}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px;border-bottom:1px solid #dde;padding-bottom:4px}
-.sub{color:#5a6478;font-size:13px}.kpis{display:flex;gap:28px;margin:14px 0}.kpi b{display:block;font-size:20px}
+.sub{color:#5a6478;font-size:13px}.kpis{display:flex;flex-wrap:wrap;gap:12px 28px;margin:14px 0}.kpi b{display:block;font-size:20px}
 .kpi span{color:#5a6478;font-size:12px}table{border-collapse:collapse;font-size:12px}
 td,th{border:1px solid #e3e6ee;padding:3px 8px;text-align:right}th{background:#f4f6fa}
 td.l,th.l{text-align:left}.cols{display:flex;gap:32px;align-items:flex-start;flex-wrap:wrap}
-svg{background:#fbfcfe;border:1px solid #e3e6ee}.axis{font-size:10px;fill:#5a6478}
-.heat td{min-width:46px}.legend{font-size:12px;color:#5a6478;margin:4px 0}
+svg{background:#fbfcfe;border:1px solid #e3e6ee;width:100%;height:auto;display:block}.axis{font-size:10px;fill:#5a6478}
+section{overflow-x:auto}.heat td{min-width:46px}.legend{font-size:12px;color:#5a6478;margin:4px 0}
 """
 
 
@@ -106,6 +110,17 @@ def _path(xs: np.ndarray, ys: np.ndarray) -> str:
     return f"M{pts}" if pts else ""
 
 
+def _svg(height: int, label: str) -> str:
+    """An SVG that scales with the page (viewBox, width 100%): never clipped, sharp when zoomed."""
+    return f'<svg viewBox="0 0 {WIDTH} {height}" preserveAspectRatio="xMidYMid meet" role="img" aria-label="{label}">'
+
+
+def buy_and_hold(result: BacktestResult) -> np.ndarray:
+    """The initial cash held in the market from the first close on, without costs (the benchmark line)."""
+    close = np.asarray(result.market.close, dtype=float)
+    return result.settings.init_cash * close / close[0]
+
+
 def _axes(f: _Frame, ts: np.ndarray, labels: tuple[str, str]) -> str:
     h = f.height
     parts = [
@@ -124,15 +139,20 @@ def equity_svg(result: BacktestResult) -> str:
     dd = result.equity["drawdown"].to_numpy()
     cols = WIDTH - PAD_L - PAD_R
     idx, ys = _envelope(eq, cols)
-    lo, hi = float(min(eq.min(), result.settings.init_cash)), float(max(eq.max(), result.settings.init_cash))
+    bh = buy_and_hold(result)
+    bidx, bys = _envelope(bh, cols)
+    lo = float(min(eq.min(), bh.min(), result.settings.init_cash))
+    hi = float(max(eq.max(), bh.max(), result.settings.init_cash))
     log = lo > 0 and hi / lo > 10
     f = _Frame(eq.shape[0], lo, hi, 260, log=log)
     base = f.y(result.settings.init_cash)
     top = (
-        f'<svg width="{WIDTH}" height="260" role="img" aria-label="equity">'
+        f"{_svg(260, 'equity and buy and hold')}"
         f"{_axes(f, ts, (f'{lo:,.0f}', f'{hi:,.0f}'))}"
         f'<line x1="{PAD_L}" x2="{WIDTH - PAD_R}" y1="{base:.1f}" y2="{base:.1f}" '
         'stroke="#9aa3b5" stroke-dasharray="4 3"/>'
+        f'<path d="{_path(f.x(bidx), f.y(bys))}" fill="none" stroke="#e08a1e" stroke-width="1" stroke-dasharray="5 3" '
+        'class="buy-and-hold"/>'
         f'<path d="{_path(f.x(idx), f.y(ys))}" fill="none" stroke="#2457c5" stroke-width="1.3"/></svg>'
     )
     didx, dys = _envelope(dd, cols)
@@ -140,7 +160,7 @@ def equity_svg(result: BacktestResult) -> str:
     xs, yv = g.x(didx), g.y(dys)
     area = f"M{xs[0]:.1f},{g.y(0.0):.1f} " + _path(xs, yv)[1:] + f" L{xs[-1]:.1f},{g.y(0.0):.1f} Z"
     bottom = (
-        f'<svg width="{WIDTH}" height="140" role="img" aria-label="drawdown">'
+        f"{_svg(140, 'drawdown')}"
         f"{_axes(g, ts, (f'{dd.min():.1%}', '0%'))}"
         f'<path d="{area}" fill="#e0525233" stroke="#c83c3c" stroke-width="1"/></svg>'
     )
@@ -172,7 +192,7 @@ def price_svg(result: BacktestResult) -> tuple[str, str]:
             x2, y2 = f.x(xb), f.y(xp)
             marks.append(f'<path d="M{x2 - 3:.1f},{y2 - 3:.1f} l6,6 m0,-6 l-6,6" stroke="#222" stroke-width="1.2"/>')
     svg = (
-        f'<svg width="{WIDTH}" height="320" role="img" aria-label="price and trades">'
+        f"{_svg(320, 'price and trades')}"
         f"{_axes(f, ts, (f'{lo:,.2f}', f'{hi:,.2f}'))}"
         f'<path d="{_path(f.x(idx), f.y(ys))}" fill="none" stroke="#555d6e" stroke-width="1"/>{"".join(marks)}</svg>'
     )
@@ -282,18 +302,20 @@ def render(result: BacktestResult, title: str = "Backtest") -> str:
         ("Final equity", f"{m['final_equity']:,.2f}"), ("Total return", f"{m['total_return']:.2%}"),
         ("Sharpe", _fmt_metric("sharpe", m["sharpe"])), ("Max drawdown", f"{m['max_drawdown']:.2%}"),
         ("Trades", str(m["n_trades"])), ("Fees + slippage", f"{m['fees_paid'] + m['slippage_paid']:,.2f}"),
+        ("Buy and hold", f"{buy_and_hold(result)[-1] / s.init_cash - 1:.2%}"),
     ]  # fmt: skip
     kpi_html = "".join(f'<div class="kpi"><b>{v}</b><span>{k}</span></div>' for k, v in kpis)
     metrics_html = _kv_table([(k, _fmt_metric(k, v)) for k, v in m.items()])
     settings_html = _kv_table([(k, html.escape(repr(v))) for k, v in s.as_dict().items()])
     costs = f"fee {s.fee:.4%} per side, slippage {s.slippage:.4%} ({s.slippage_model}), fills at {s.fill}"
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{CSS}</style></head>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title><style>{CSS}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
 <div class="sub">{_fmt_time(ts[0])} → {_fmt_time(ts[-1])} UTC · {ts.shape[0]:,} candles · {html.escape(costs)}</div>
 <div class="kpis">{kpi_html}</div>
-<section id="equity"><h2>Equity and drawdown</h2>{equity_svg(result)}</section>
+<section id="equity"><h2>Equity and drawdown</h2>
+<p class="legend"><span style="color:#2457c5">━ strategy</span> · <span style="color:#e08a1e">╌ buy and hold (from the first close, no costs)</span> · ╌ initial cash</p>{equity_svg(result)}</section>
 <section id="price"><h2>Price and trades</h2>
 <p class="legend">▲ long entry · ▼ short entry · ✕ exit · {price_note}</p>{price}</section>
 <section id="monthly"><h2>Monthly returns</h2>{heatmap_html(result)}</section>

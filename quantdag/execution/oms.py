@@ -405,7 +405,7 @@ class OrderManager:
             report.foreign_fills += foreign
             new_foreign = self.store.record_foreign(foreign, self._clock())
             if new_foreign:
-                send_alert(f"{self.broker.name}: {len(new_foreign)} fill(s) of orders this manager never sent "
+                send_alert(event="oms", text=f"{self.broker.name}: {len(new_foreign)} fill(s) of orders this manager never sent "
                            f"({symbol}): " + ", ".join(f"{f.side} {f.qty:g} @ {f.price:g} (order "
                                                         f"{f.exchange_order_id}, client id {f.client_order_id})"
                                                         for f in new_foreign[:5]),
@@ -443,7 +443,7 @@ class OrderManager:
             if not halted or (self.risk.reason or "").startswith(BALANCE_HALT):  # keep a kill switch's reason
                 self.risk.halt(reason)
             if not repeat:  # the same mismatch seen again is not alerted again
-                send_alert(f"{self.broker.name}: {reason}; risk-adding orders halted",
+                send_alert(f"{self.broker.name}: {reason}; risk-adding orders halted", event="oms",
                            context={"broker": self.broker.name, "kind": "balance_mismatch"})
         elif self.risk.state is RiskState.HALTED and (self.risk.reason or "").startswith(BALANCE_HALT):
             log.warning("%s: balances match the venue again; resuming", self.broker.name)

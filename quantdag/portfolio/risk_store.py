@@ -108,7 +108,7 @@ def mark(wh: Warehouse, account: str, rules: RiskRules, equity: float, ts_ms: in
     last_rule, last_reason = (out[-1][1], out[-1][2]) if out else (None, None)
     _store(wh, account, st, equity, events, last_rule, last_reason)
     for state, rule, reason in out:
-        send_alert(f"risk {account}: {state} ({rule}: {reason}) at equity {equity:,.2f}",
+        send_alert(f"risk {account}: {state} ({rule}: {reason}) at equity {equity:,.2f}", event="risk",
                    context={"account": account, "rule": rule}, webhook_env=webhook_env)  # fmt: skip
     return RiskMark(STATE_NAMES[int(st[S_STATE])], out, st)
 
@@ -135,7 +135,7 @@ def _manual(wh: Warehouse, account: str, to: int, code: int, reason: str, webhoo
     event = {"account": account, "ts": now, "state": state, "rule": EVENT_RULES[code], "reason": reason,
              "equity": float(row["equity"])}  # fmt: skip
     _store(wh, account, st, row["equity"], [event], EVENT_RULES[code], reason)
-    send_alert(f"risk {account}: {state} by hand ({reason})", context={"account": account, "rule": "manual"},
+    send_alert(f"risk {account}: {state} by hand ({reason})", event="risk", context={"account": account, "rule": "manual"},
                webhook_env=webhook_env)  # fmt: skip
 
 

@@ -265,8 +265,9 @@ def _log_runs(key: str, strategy: Strategy, outcomes: Sequence[BacktestOutcome],
         return run_ids
     for o in outcomes:
         tags = {"strategy": strategy.name, "params_hash": strategy.params_hash, "market": o.market.key, "param_set": key}
-        with start_run(f"{param_set_label(strategy)} · {o.market.key}", tags) as run:
-            log_backtest(o.result, strategy_params=strategy.params, market=o.market.where)
+        name = f"{param_set_label(strategy)} · {o.market.key}"
+        with start_run(name, tags) as run:
+            log_backtest(o.result, strategy_params=strategy.params, market=o.market.where, title=name)
             run_ids[o.market.key] = run.info.run_id
     return run_ids
 

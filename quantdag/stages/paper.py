@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from quantdag.execution import PaperBroker, ticker_source
@@ -31,7 +32,8 @@ from quantdag.markets import Market
 from quantdag.portfolio import RiskRules
 from quantdag.stages.accounts import Execution, last_decision, rebalance_account
 from quantdag.stages.signals import position_fractions, read_signals, require_no_lookahead, resolve_param_set
-from quantdag.store import Slice, Warehouse
+from quantdag.errors import ConfigurationError
+from quantdag.store import Slice, Warehouse, WarehouseError
 from quantdag.strategies import Strategy
 from quantdag.timeframes import timeframe_ms
 from quantdag.tracking import WEBHOOK_ENV, send_alert
@@ -190,7 +192,7 @@ def paper_step(
     """
     summary = paper_cycle(wh, key, markets, price_source=ticker_source(client), account=account, webhook_env=webhook_env)
     if str(summary["risk_state"]).lower() != "active":
-        summary["alert"] = send_alert(f"paper account {key}: risk state {summary['risk_state']}",
+        summary["alert"] = send_alert(f"paper account {key}: risk state {summary['risk_state']}", event="paper",
                                       context={"param_set": key}, webhook_env=webhook_env)
     return summary
 
@@ -206,4 +208,49 @@ def drift_step(
         return drift, None
     worst = float(diverged["drift_bps"].abs().max())
     text = f"paper account {key}: {diverged.height} fill(s) diverge from the backtest, worst {worst:.1f} bps"
-    return drift, send_alert(text, context={"param_set": key}, webhook_env=webhook_env)
+    return drift, send_alert(text, event="drift", context={"param_set": key}, webhook_env=webhook_env)
+
+
+# ---- which strategies trade on paper -------------------------------------------------------------
+
+
+def paper_overrides(wh: Warehouse) -> dict[str, bool]:
+    """The newest hand switch of each strategy (``paper.switches``); {} when none or no warehouse."""
+    try:
+        rows = wh.query("SELECT strategy, arg_max(enabled, ts) AS enabled FROM paper.switches GROUP BY strategy")
+    except (duckdb.CatalogException, WarehouseError, ConfigurationError) as exc:  # no table or no file yet: none
+        log.debug("no paper switches read: %s", exc)
+        return {}
+    return {r["strategy"]: bool(r["enabled"]) for r in rows.iter_rows(named=True)}
+
+
+def paper_strategies(configured: Sequence[str], overrides: dict[str, bool]) -> frozenset[str]:
+    """``strategies.paper`` of the configuration with the hand switches applied (a switch wins)."""
+    on = set(configured) | {s for s, e in overrides.items() if e}
+    return frozenset(on - {s for s, e in overrides.items() if not e})
+
+
+def switch_paper(wh: Warehouse, strategy: str, enabled: bool, changed_by: str, reason: str | None = None) -> None:
+    """Switch ``strategy``'s paper trading on or off from now on, logged with who did it."""
+    row = {"strategy": strategy, "enabled": enabled, "changed_by": changed_by, "ts": datetime.now(timezone.utc),
+           "reason": reason}  # fmt: skip
+    with wh.transaction() as con:
+        Warehouse.insert(con, "paper.switches", [row])
+    send_alert(f"paper trading of {strategy} switched {'on' if enabled else 'off'} by {changed_by}", event="paper_switch",
+               context={"strategy": strategy})  # fmt: skip
+
+
+def paper_enabled_now(warehouse_path: str | None, configured: Sequence[str], lock_timeout: float = 5.0) -> frozenset[str] | None:
+    """The strategies that trade on paper now (configuration + hand switches), for a sensor or a
+    schedule; None when the warehouse stayed busy: the caller skips the tick rather than trade a
+    strategy someone switched off."""
+    import os
+
+    if warehouse_path is None or not os.path.exists(warehouse_path):
+        return frozenset(configured)
+    try:
+        with Warehouse(warehouse_path, read_only=True, lock_timeout=lock_timeout).session() as wh:
+            return paper_strategies(configured, paper_overrides(wh))
+    except WarehouseError as exc:
+        log.warning("paper switches unreadable (%s): this tick places no paper order", exc)
+        return None

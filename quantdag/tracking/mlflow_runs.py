@@ -57,6 +57,7 @@ def log_backtest(
     *,
     strategy_params: dict[str, Any],
     market: dict[str, str],
+    title: str | None = None,
 ) -> None:
     """Log ``result`` into the active MLflow run: one ``log_batch`` and one artifact upload.
 
@@ -72,6 +73,8 @@ def log_backtest(
         The strategy's parameters (logged as ``param.<name>``).
     market:
         exchange/symbol/timeframe (logged as params).
+    title:
+        The tear sheet's title: the strategy with its parameters and the market (default: the market).
     """
     import mlflow
 
@@ -88,7 +91,7 @@ def log_backtest(
         d = Path(tmp)
         result.trades.write_parquet(d / "trades.parquet")
         result.equity.write_parquet(d / "equity.parquet")
-        result.report(d / "report.html", title=f"{market.get('symbol', '')} {market.get('timeframe', '')}")
+        result.report(d / "report.html", title=title or f"{market.get('symbol', '')} {market.get('timeframe', '')}")
         mlflow.log_artifacts(tmp)
 
 

@@ -176,6 +176,21 @@ def test_mark_to_market_schedule_requests_only_paper_enabled_param_sets():
     assert sorted(r.partition_key for r in result.run_requests) == ["consensus", "sma_cross-0123456789ab"]
 
 
+def test_paper_schedule_follows_the_dashboards_paper_switches(tmp_path):
+    """A strategy switched off by hand (paper.switches) gets no paper run; one switched on does."""
+    from quantdag.stages.paper import switch_paper
+    from quantdag.store import Warehouse
+
+    d = build_defs(tmp_path)
+    wh = Warehouse(tmp_path / "quantdag.duckdb")
+    switch_paper(wh, "sma_cross", False, "test")
+    switch_paper(wh, "rsi", True, "test")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("param_sets", ["sma_cross-0123456789ab", "rsi", "consensus"])
+        result = tick_schedule(d, "paper_mark_to_market_schedule", instance, _today_at(3, 5))
+    assert sorted(r.partition_key for r in result.run_requests) == ["consensus", "rsi"]
+
+
 def test_schedule_ticks_leave_no_dead_instance_behind_for_later_definitions(tmp_path):
     """Regression: ticks under two short-lived test instances, then a fresh ``build_defs`` still loads.
 

@@ -71,6 +71,7 @@ def test_dagster_dev_loads_code_location_with_all_assets(tmp_path):
         assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
         assets = {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]}
         assert EXPECTED_ASSETS <= assets
+        _dashboard_reads_runs(home, port)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -78,3 +79,21 @@ def test_dagster_dev_loads_code_location_with_all_assets(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def _dashboard_reads_runs(home: Path, port: int) -> None:
+    """The dashboard's Pipeline page query against this real webserver: a failed run stored in the
+    instance comes back with its job, status and partition tag."""
+    import dagster as dg
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+    from quantdag.dashboard.pipeline import recent_runs
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.add_run(DagsterRun(job_name="daily_data_job", run_id="0f0f0f0f-1111-2222-3333-444444444444",
+                                    status=DagsterRunStatus.FAILURE, tags={"dagster/partition": "2026-11-01"}))  # fmt: skip
+    got = recent_runs(f"http://127.0.0.1:{port}")
+    assert got["error"] is None, got
+    (run,) = got["runs"]
+    assert (run["run_id"], run["job"], run["status"]) == ("0f0f0f0f-1111-2222-3333-444444444444", "daily_data_job", "FAILURE")
+    assert run["tags"] == {"dagster/partition": "2026-11-01"} and got["failed"] == 1

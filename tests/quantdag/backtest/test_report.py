@@ -68,3 +68,17 @@ def test_envelope_vectorised_equals_the_per_column_loop(n, columns):
         idx, vals = _envelope(y, columns)
         ref_idx, ref_vals = _envelope_reference(y, columns)
         assert np.array_equal(idx, ref_idx) and np.array_equal(vals, ref_vals)
+
+
+def test_report_scales_with_the_window_and_shows_buy_and_hold(tmp_path, result):
+    from quantdag.backtest.report import buy_and_hold
+
+    html = result.report(tmp_path / "t.html", title="sma_cross fast=10 slow=50 · sim:BTC/USDT:1h").read_text()
+    assert "sma_cross fast=10 slow=50" in html  # the strategy and its parameters name the page
+    svgs = re.findall(r"<svg [^>]*>", html)
+    assert len(svgs) == 3 and all('viewBox="0 0 1100 ' in s and "width=" not in s for s in svgs)  # no fixed width
+    assert 'class="buy-and-hold"' in html and "buy and hold (from the first close, no costs)" in html
+    bh = buy_and_hold(result)
+    close = result.market.close
+    assert bh[0] == result.settings.init_cash and abs(bh[-1] / bh[0] - close[-1] / close[0]) < 1e-12
+    assert f"{bh[-1] / result.settings.init_cash - 1:.2%}</b><span>Buy and hold" in html

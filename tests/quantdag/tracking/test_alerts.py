@@ -26,7 +26,7 @@ def test_send_alert_posts_scrubbed_json_to_webhook_and_logs(caplog):
     text = send_alert("kill switch: key canary-alert-key-123456", context={"run_id": "r1"},
                       webhook_url=f"http://127.0.0.1:{server.server_port}/hook")
     server.server_close()
-    assert received == [{"text": "ALERT kill switch: key ***", "run_id": "r1"}]
+    assert received == [{"text": "ALERT kill switch: key ***", "event": "other", "silent": False, "run_id": "r1"}]
     assert text == "ALERT kill switch: key ***"
     assert "canary-alert-key" not in caplog.text and "ALERT kill switch" in caplog.text
 
