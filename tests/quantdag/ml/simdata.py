@@ -3,8 +3,15 @@ no predictable drift), built in memory without the HTTP server."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
 import polars as pl
 
+from quantdag.ml.registry import use_store
 from quantdag.sim import MarketModel
 from quantdag.sim.clock import SimClock
 
@@ -27,3 +34,17 @@ def sim_candles(symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"), days: int =
     return pl.concat(parts)
 
 
+
+
+@contextmanager
+def fresh_store(folder: Path) -> Iterator[str]:
+    """A new sqlite store as the process's model store; afterwards, no store is configured again."""
+    before = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    use_store(f"sqlite:///{folder / 'mlflow.db'}")
+    try:
+        yield mlflow.MlflowClient().create_experiment("ml", artifact_location=(folder / "mlartifacts").as_uri())
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+        if before is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = before
+        mlflow.set_tracking_uri("")
