@@ -15,10 +15,13 @@ def build_jobs(parts: Partitions) -> dict[str, dg.UnresolvedAssetJobDefinition]:
         by_group("normalization_job", "normalization", partitions_def=parts.daily),
         by_group("indicators_job", "indicators", partitions_def=parts.daily),
         by_group("events_job", "events"),
+        by_group("ml_features_job", "ml_features", partitions_def=parts.daily),
+        # Labels, a training (MLflow run, registered version, champion/challenger) and the champion's predictions.
+        by_group("ml_job", "ml", description="Label, train, register and promote the model; write the champion's predictions."),
         # The main job: download, clean and compute indicators for a day (or a backfilled range) of every market.
         by_group(
-            "daily_data_job", "ingestion", "normalization", "indicators", partitions_def=parts.daily,
-            description="Fetch, clean and compute indicators for every market of the partition's day.",
+            "daily_data_job", "ingestion", "normalization", "indicators", "ml_features", partitions_def=parts.daily,
+            description="Fetch, clean and compute indicators (and model features) for every market of the partition's day.",
         ),
         # Signals and backtests of one strategy parameter set (a dynamic partition).
         by_group(

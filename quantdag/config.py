@@ -292,6 +292,43 @@ class AlertSettings(_Section):
     webhook_env: str = Field("QUANTDAG_ALERT_WEBHOOK", description="env var holding the webhook URL (a secret)")
 
 
+class MlSettings(_Section):
+    """The machine-learning pipeline (``quantdag.ml``): features, labels, a model retrained on a schedule."""
+
+    enabled: bool = Field(True, description="build ml.features/labels/predictions and train the model")
+    model_name: str = Field("quantdag_ml", description="registered MLflow model (the ml_model strategy's default)")
+    markets: list[str] = Field(default_factory=list, description="'SYMBOL:TF' trained on; empty: the research markets")
+    features: dict[str, Any] = Field(default_factory=dict, description="quantdag.ml.features.FeatureConfig fields")
+    labels: dict[str, Any] = Field(default_factory=dict, description="quantdag.ml.labels.LabelConfig fields")
+    model: str = Field("lightgbm", description="lightgbm | logistic")
+    params: dict[str, Any] = Field(default_factory=dict, description="model parameters over the defaults")
+    seed: int = 0
+    n_splits: int = Field(4, ge=1, description="walk-forward out-of-sample blocks")
+    threshold: float = Field(0.55, ge=0.5, lt=1.0, description="P(up) above which the out-of-sample backtest is long")
+    long_short: bool = False
+    retrain_cron: str = Field("0 3 * * 1", description="the retraining schedule (UTC cron): Mondays 03:00")
+
+    @model_validator(mode="after")
+    def _valid(self) -> MlSettings:
+        self.training_config()
+        return self
+
+    def training_config(self) -> Any:
+        """The :class:`~quantdag.ml.training.TrainingConfig` these settings describe."""
+        from quantdag.ml.features import FeatureConfig
+        from quantdag.ml.labels import LabelConfig
+        from quantdag.ml.training import TrainingConfig
+
+        try:
+            features = FeatureConfig.from_mapping(self.features)
+            labels = LabelConfig(**self.labels)
+            thresholds = tuple(sorted({0.5, 0.525, 0.55, 0.575, 0.6, self.threshold}))
+            return TrainingConfig(features, labels, self.model, dict(self.params), self.seed, self.n_splits,
+                                  threshold=self.threshold, long_short=self.long_short, thresholds=thresholds)  # fmt: skip
+        except (ConfigurationError, TypeError) as exc:
+            raise ValueError(str(exc)) from None
+
+
 class AutomationSettings(_Section):
     """Which sensors and schedules start running when the daemon starts (``make ui``)."""
 
@@ -398,6 +435,7 @@ class ProjectConfig(_Section):
     alerts: AlertSettings = AlertSettings()
     stream: StreamSettings = StreamSettings()
     automation: AutomationSettings = AutomationSettings()
+    ml: MlSettings = MlSettings()
     instance: InstanceSettings = InstanceSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
     indicators: list[IndicatorEntry] = Field(
@@ -451,6 +489,12 @@ class ProjectConfig(_Section):
         return self
 
     @model_validator(mode="after")
+    def _ml_markets(self) -> ProjectConfig:
+        for key in self.ml.markets:
+            market_by_key(self.universe.markets_on("check"), key)
+        return self
+
+    @model_validator(mode="after")
     def _stream_markets(self) -> ProjectConfig:
         symbols = sorted({m.symbol for m in self.universe.markets_on("check")})
         self.stream.symbols("trades", symbols)
@@ -478,6 +522,11 @@ class ProjectConfig(_Section):
     @property
     def research_markets(self) -> tuple[Market, ...]:
         return tuple(market_by_key(self.markets, k) for k in self.universe.research_markets)
+
+    @property
+    def ml_markets(self) -> tuple[Market, ...]:
+        """The markets the model learns from and predicts (``ml.markets``, default the research markets)."""
+        return tuple(market_by_key(self.markets, k) for k in self.ml.markets) if self.ml.markets else self.research_markets
 
     @property
     def optimization_market(self) -> Market:

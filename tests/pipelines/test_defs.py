@@ -45,10 +45,16 @@ ASSET_SNAPSHOT = {
     "optimization": ("optimization", ["candles"]),
     "paper_trades": ("paper", ["signals"]),
     "paper_drift_check": ("paper", ["paper_trades"]),
+    "ml_features": ("ml_features", ["candles"]),
+    "ml_labels": ("ml", ["candles"]),
+    "ml_model": ("ml", ["ml_features", "ml_labels"]),
+    "ml_predictions": ("ml", ["ml_model"]),
 }
 
 JOB_SNAPSHOT = {
-    "daily_data_job": ["candles", "indicators", "raw_candles"],
+    "daily_data_job": ["candles", "indicators", "ml_features", "raw_candles"],
+    "ml_features_job": ["ml_features"],
+    "ml_job": ["ml_labels", "ml_model", "ml_predictions"],
     "ingestion_job": ["raw_candles"],
     "normalization_job": ["candles"],
     "indicators_job": ["indicators"],
