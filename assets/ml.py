@@ -14,6 +14,12 @@ EXPERIMENT = "ml"
 OOS_METRICS = ("total_return", "sharpe", "max_drawdown", "n_trades", "exposure")
 
 
+class TrainingRunConfig(dg.Config):
+    """Run options of a training."""
+
+    holdout_days: int = 0  # the last days kept out of the training: the ml_model strategy forward-tests on them
+
+
 def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]:
     """The ML assets of ``config.ml`` (none when disabled)."""
     ml = config.ml
@@ -61,16 +67,17 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
         kinds={"mlflow", "lightgbm"},
         metadata={"registered_model": ml.model_name, "model": ml.model},
     )
-    def ml_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource, exchange: ExchangeResource,
-                 mlflow: MlflowResource) -> dg.MaterializeResult:  # fmt: skip
+    def ml_model(context: dg.AssetExecutionContext, config: TrainingRunConfig, warehouse: WarehouseResource,
+                 exchange: ExchangeResource, mlflow: MlflowResource) -> dg.MaterializeResult:  # fmt: skip
         """A purged walk-forward training, its out-of-sample backtest (DSR, PBO), a registered version; champion only if it beats the current one."""
         with retry_transient():
             r = train_model(
                 warehouse.get(), [m.on(exchange.venue) for m in markets], training, model_name=ml.model_name,
-                start_run=lambda experiment, **kw: mlflow.start_run(context, EXPERIMENT, **kw),
+                start_run=lambda experiment, **kw: mlflow.start_run(context, EXPERIMENT, **kw), holdout_days=config.holdout_days,
             )  # fmt: skip
         return dg.MaterializeResult(metadata={
             "version": dg.MetadataValue.text(r.version),
+            "holdout_days": dg.MetadataValue.int(config.holdout_days),
             "alias": dg.MetadataValue.text(r.promotion.alias),
             "promotion": dg.MetadataValue.text(r.promotion.reason),
             **{k: dg.MetadataValue.float(float(v)) for k, v in r.metrics.items() if k.startswith(("cv_", "oos_")) and "fold" not in k},

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import duckdb
@@ -139,22 +139,29 @@ class TrainingReport:
     seconds: float = 0.0
 
 
-def read_training_data(wh: Warehouse, markets: Sequence[Market], kind: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Candles, features and labels (of ``kind``) of ``markets``, as stored."""
-    slices = [market_slice(m) for m in markets]
+def read_training_data(
+    wh: Warehouse, markets: Sequence[Market], kind: str, until: datetime | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Candles, features and labels (of ``kind``) of ``markets``, as stored; with ``until``, only
+    what was known by then (candles and features before it, labels whose outcome was known)."""
+    slices = [market_slice(m, (datetime(1970, 1, 1, tzinfo=timezone.utc), until)) if until else market_slice(m) for m in markets]
     candles = wh.read("market.candles", slices, order_by=CANDLE_KEY)
     features = wh.read(FEATURES, slices, order_by=CANDLE_KEY)
     labels = wh.read(LABELS, [Slice(where={**m.where, "kind": kind}, time_column=None) for m in markets], order_by=CANDLE_KEY)
+    if until is not None:
+        labels = labels.filter(pl.col("known_at") <= until)
     return candles, features, labels
 
 
 def train_model(
     wh: Warehouse, markets: Sequence[Market], cfg: TrainingConfig, *, model_name: str, start_run: StartRun,
-    experiment: str = "ml",
+    experiment: str = "ml", holdout_days: int = 0,
 ) -> TrainingReport:  # fmt: skip
     """Train on the stored features and labels of ``markets``, log and register, then promote.
 
     ``start_run(experiment, run_name=..., tags=...)`` opens the MLflow run (the pipeline's resource).
+    ``holdout_days`` leaves the last days out of the training entirely (not even a label may
+    reach into them), so the ``ml_model`` strategy's backtest of those days is a forward test.
 
     Raises
     ------
@@ -162,7 +169,14 @@ def train_model(
         If the markets have no features or labels yet.
     """
     t0 = time.perf_counter()
-    candles, features, labels = read_training_data(wh, markets, cfg.labels.kind)
+    until = None
+    if holdout_days:
+        last = wh.query("SELECT max(ts) AS t FROM market.candles WHERE " + " OR ".join(
+            "(exchange = ? AND symbol = ? AND timeframe = ?)" for _ in markets), [v for m in markets for v in m.where.values()])["t"][0]
+        if last is None:
+            raise DataError("no candles of the ML markets are stored yet")
+        until = (last - timedelta(days=holdout_days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    candles, features, labels = read_training_data(wh, markets, cfg.labels.kind, until)
     expected = [c for c in features_schema(cfg.features) if c not in CANDLE_KEY]
     missing = [c for c in expected if c not in features.columns]
     if missing:
@@ -181,8 +195,9 @@ def train_model(
 
 
 def build_predictions(wh: Warehouse, markets: Sequence[Market], model_name: str, alias: str = CHAMPION) -> StageReport:
-    """The ``alias`` version's ``P(up)`` for every stored feature row of ``markets`` (``oos`` false), and
-    its training's walk-forward out-of-sample predictions (``oos`` true), into ``ml.predictions``.
+    """The ``alias`` version's ``P(up)`` for every stored feature row of ``markets`` after its training
+    data (``oos`` false: a forward test), and its training's walk-forward out-of-sample predictions
+    (``oos`` true), into ``ml.predictions``: every row is out of sample.
 
     With no such version nothing is written (a report with zero rows).
     """
@@ -202,7 +217,9 @@ def build_predictions(wh: Warehouse, markets: Sequence[Market], model_name: str,
         missing = [c for c in info.feature_names if c not in feats.columns]
         if feats.height == 0 or missing:
             continue
+        # the final model's predictions only where they are out of sample: after its training data
         final = predict_frame(model, feats, info.feature_names).with_columns(oos=pl.lit(False))
+        final = final.filter(pl.col("ts").dt.epoch("ms") >= info.train_end_ms)
         oos = oos_all.filter((pl.col("exchange") == m.exchange) & (pl.col("symbol") == m.symbol)
                              & (pl.col("timeframe") == m.timeframe)).with_columns(oos=pl.lit(True))  # fmt: skip
         rows = pl.concat([final, oos.select(final.columns)]).with_columns(

@@ -6,7 +6,11 @@ version was trained on (its tags say which, :mod:`quantdag.ml.registry`), asks t
 ``long_short`` short while ``p < 1 - threshold``. So it passes the same look-ahead check as any
 rule strategy, and a candle's probability depends only on the fixed window of candles before it
 (:meth:`startup_candles`): identical whichever backtest window or history start contains it.
-Candles still inside that window get no probability (null) and no position.
+Candles still inside that window get no probability (null) and no position, and so do the
+candles the model was trained on (before its ``train_end``, the close of the last outcome it
+learned from): a backtest of ``ml_model`` is always out of sample, never the model replaying
+what it memorised. (The walk-forward out-of-sample predictions of the training period are in
+``ml.predictions`` and the training's MLflow run.)
 
 The model is looked up in the MLflow registry of the current tracking URI
 (``mlflow.get_tracking_uri()``, set by the pipeline's MLflow resource or ``MLFLOW_TRACKING_URI``)
@@ -97,6 +101,9 @@ class MlModel(Strategy):
         timeframe_warmup = info.features.warmup(_timeframe_of(candles))
         p = predict_up(load_version(info), feats.select(info.feature_names).to_numpy()) if candles.height else np.empty(0)
         p[: min(timeframe_warmup, p.shape[0])] = np.nan
+        ts = candles["ts"]
+        ms = (ts.dt.epoch("ms") if isinstance(ts.dtype, pl.Datetime) else ts.cast(pl.Int64)).to_numpy()
+        p[ms < info.train_end_ms] = np.nan  # in sample: the model learned from outcomes up to train_end
         return candles.with_columns(
             pl.Series("p_up", p, dtype=pl.Float64).fill_nan(None), pl.lit(int(info.version), dtype=pl.Int32).alias("model_version")
         )

@@ -16,8 +16,9 @@ from quantdag.ml.registry import resolve
 from quantdag.strategies import create_strategy
 from quantdag.strategies.keys import param_set_key
 
-ML = {"params": {"n_estimators": 30}, "features": {"periods": [6, 24], "timeframes": ["4h"]}, "labels": {"horizon": 12}}
+ML = {"params": {"n_estimators": 30}, "features": {"periods": [6, 24], "timeframes": ["4h"]}, "labels": {"kind": "fixed", "horizon": 12}}
 DAYS = 30
+HOLDOUT = 10
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +30,12 @@ def ml_run(tmp_path_factory, sim):
     defs = build_defs(tmp, config=config_with(ml=ML), sim_url=sim.url)
     assert run_job(defs, "daily_data_job", recent_days(DAYS)).success
     job = defs.resolve_job_def("ml_job")
+    holdout = {"ops": {"ml_model": {"config": {"holdout_days": HOLDOUT}}}}  # the last days: a forward test
     with dg.instance_for_test() as instance:
-        first = job.execute_in_process(instance=instance)
+        first = job.execute_in_process(instance=instance, run_config=holdout)
         wh = defs.resources["warehouse"].get()
         preds = wh.read("ml.predictions")
-        second = job.execute_in_process(instance=instance)
+        second = job.execute_in_process(instance=instance, run_config=holdout)
         key = param_set_key(create_strategy("ml_model"))
         instance.add_dynamic_partitions("param_sets", [key])
         backtest = defs.resolve_job_def("backtest_job").execute_in_process(instance=instance, partition_key=key)
@@ -75,7 +77,10 @@ def test_labels_are_stamped_with_known_at_after_their_candle(ml_run):
 def test_predictions_hold_the_champions_probabilities_and_its_oos_ones(ml_run):
     preds = ml_run["preds"]
     assert set(preds["oos"].unique().to_list()) == {True, False}
-    assert preds.filter(~pl.col("oos")).height == 3 * 24 * DAYS
+    # the final model's only where it is out of sample: after its training data, the held-out days
+    assert preds.filter(~pl.col("oos")).height == pytest.approx(3 * 24 * HOLDOUT, abs=3 * 24 * 2)
+    last_train = preds.filter(pl.col("oos"))["ts"].max()
+    assert preds.filter(~pl.col("oos"))["ts"].min() > last_train
     assert preds["version"].unique().to_list() == [1]
     assert preds["p_up"].drop_nulls().is_between(0, 1).all()
 
@@ -85,7 +90,9 @@ def test_ml_model_strategy_backtests_beside_the_rules_with_the_champion(ml_run):
     runs = ml_run["wh"].read("backtest.runs").filter(pl.col("strategy") == "ml_model")
     assert runs.height == 3 and runs["n_candles"].to_list() == [24 * DAYS] * 3
     sig = ml_run["wh"].read("signals.signals").filter(pl.col("strategy") == "ml_model")
-    assert sig["entry"].sum() > 0  # the champion was found and traded
+    assert sig["entry"].sum() > 0  # the champion was found and traded ...
+    first = sig.filter(pl.col("entry"))["ts"].min()
+    assert first >= ml_run["preds"].filter(~pl.col("oos"))["ts"].min()  # ... only after its training data
 
 
 def test_the_strategy_predicts_what_the_table_holds(ml_run):
@@ -94,4 +101,5 @@ def test_the_strategy_predicts_what_the_table_holds(ml_run):
     out = create_strategy("ml_model").signals(candles.select("ts", "open", "high", "low", "close", "volume"))
     table = ml_run["preds"].filter(~pl.col("oos"), pl.col("symbol") == "BTC/USDT").select("ts", "p_up")
     both = out.select("ts", "p_up").join(table, on="ts", suffix="_table").drop_nulls()
-    assert both.height > 300 and both["p_up"].equals(both["p_up_table"].alias("p_up"))
+    assert both.height > 200 and both["p_up"].equals(both["p_up_table"].alias("p_up"))
+    assert out.filter(pl.col("ts") < table["ts"].min())["p_up"].null_count() == out.filter(pl.col("ts") < table["ts"].min()).height
