@@ -322,6 +322,8 @@ class MlSettings(_Section):
         try:
             features = FeatureConfig.from_mapping(self.features)
             labels = LabelConfig(**self.labels)
+            if labels.kind == "meta":
+                raise ConfigurationError("labels.kind 'meta' needs a rule strategy's signals, which the pipeline does not wire yet")
             thresholds = tuple(sorted({0.5, 0.525, 0.55, 0.575, 0.6, self.threshold}))
             return TrainingConfig(features, labels, self.model, dict(self.params), self.seed, self.n_splits,
                                   threshold=self.threshold, long_short=self.long_short, thresholds=thresholds)  # fmt: skip

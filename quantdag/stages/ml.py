@@ -74,11 +74,13 @@ def build_features(wh: Warehouse, windows: Mapping[Market, Sequence[Window]], cf
             span = (w[0] - back, w[1])
             slices = [market_slice(p, span) for p in (m, *_peers([m], cfg))]
             candles = wh.read("market.candles", slices, order_by=CANDLE_KEY)
+            # tables a feature group reads besides candles (e.g. sentiment.bars), keyed like candles
+            extra = {t: wh.read(t, [market_slice(m, span)], order_by=CANDLE_KEY) for t in cfg.inputs}
             own = candles.filter(pl.col("symbol") == m.symbol)
             if own.height == 0:
                 writes.append((m, w, pl.DataFrame(schema=features_schema(cfg, m.timeframe))))
                 continue
-            feats = compute_features(candles, cfg, warm_start=int(w[0].timestamp() * 1000))
+            feats = compute_features(candles, cfg, warm_start=int(w[0].timestamp() * 1000), extra=extra)
             feats = feats.filter(pl.col("symbol") == m.symbol)
             report.add(m, context_rows=own.height, rows=feats.height)
             writes.append((m, w, feats))

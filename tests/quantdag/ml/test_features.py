@@ -113,3 +113,24 @@ def test_feature_columns_list_matches_computed_frame(candles):
     f = compute_features(candles, CROSS)
     assert f.columns[4:] == feature_columns(CROSS)
     assert f.select(pl.all().exclude("exchange", "symbol", "timeframe", "ts").is_nan().any()).row(0) == (False,) * (f.width - 4)
+
+
+def test_a_data_group_joins_its_table_by_candle_key(candles):
+    """How the sentiment branch's sentiment.bars joins: one more group naming its input table."""
+
+    def sentiment(m, cfg):
+        score = m.extra["sentiment.bars"]["score"]
+        return {f"sentiment_{p}": nb.rolling_mean_nb(np.nan_to_num(score), p) for p in cfg.periods}
+
+    register_feature_group(FeatureGroup("sentiment_fixture", sentiment, lambda c, ms: max(c.periods), inputs=("sentiment.bars",)))
+    try:
+        cfg = FeatureConfig(groups=("returns", "sentiment_fixture"), periods=(2, 3))
+        assert cfg.inputs == ("sentiment.bars",) and feature_columns(cfg)[-2:] == ["sentiment_2", "sentiment_3"]
+        bars = candles.select("exchange", "symbol", "timeframe", "ts").with_columns(score=pl.lit(1.0)).head(100)
+        f = compute_features(candles, cfg, extra={"sentiment.bars": bars})
+        btc = f.filter(pl.col("symbol") == "BTC/USDT").sort("ts")
+        assert btc["sentiment_2"][1:100].to_list() == [1.0] * 99 and btc["sentiment_2"][101] == 0.0
+        with pytest.raises(DataError, match="sentiment.bars"):
+            compute_features(candles, cfg)
+    finally:
+        unregister_feature_group("sentiment_fixture")
