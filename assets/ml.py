@@ -1,11 +1,13 @@
 """Machine learning: ``ml.features`` (daily, like the indicators), ``ml.labels``, the registered model, ``ml.predictions``."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 
 from assets.common import DUCKDB_POOL, metrics_table, mlflow_run_link, report_metadata, retry_transient
 from assets.partitions import SINGLE_RUN, Partitions
 from quantdag.config import ProjectConfig
-from quantdag.stages.ml import build_features, build_labels, build_predictions, feature_lookback_days, train_model
+from quantdag.stages.ml import TrainingSkipped, build_features, build_labels, build_predictions, feature_lookback_days, train_model
 from resources import ExchangeResource, MlflowResource, WarehouseResource
 
 #: The MLflow experiment of the trainings.
@@ -66,16 +68,21 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
         deps=[dg.AssetDep("ml_features", partition_mapping=dg.AllPartitionMapping()), "ml_labels"],
         kinds={"mlflow", "lightgbm"},
         metadata={"registered_model": ml.model_name, "model": ml.model},
+        output_required=False,
     )
     def ml_model(context: dg.AssetExecutionContext, config: TrainingRunConfig, warehouse: WarehouseResource,
-                 exchange: ExchangeResource, mlflow: MlflowResource) -> dg.MaterializeResult:  # fmt: skip
+                 exchange: ExchangeResource, mlflow: MlflowResource) -> Iterator[dg.MaterializeResult]:  # fmt: skip
         """A purged walk-forward training, its out-of-sample backtest (DSR, PBO), a registered version; champion only if it beats the current one."""
-        with retry_transient():
-            r = train_model(
-                warehouse.get(), [m.on(exchange.venue) for m in markets], training, model_name=ml.model_name,
-                start_run=lambda experiment, **kw: mlflow.start_run(context, EXPERIMENT, **kw), holdout_days=config.holdout_days,
-            )  # fmt: skip
-        return dg.MaterializeResult(metadata={
+        try:
+            with retry_transient():
+                r = train_model(
+                    warehouse.get(), [m.on(exchange.venue) for m in markets], training, model_name=ml.model_name,
+                    start_run=lambda experiment, **kw: mlflow.start_run(context, EXPERIMENT, **kw), holdout_days=config.holdout_days,
+                )  # fmt: skip
+        except TrainingSkipped as exc:  # too little history yet: no run, no version, the reason in the log
+            context.log.warning(str(exc))
+            return
+        yield dg.MaterializeResult(metadata={
             "version": dg.MetadataValue.text(r.version),
             "holdout_days": dg.MetadataValue.int(config.holdout_days),
             "alias": dg.MetadataValue.text(r.promotion.alias),

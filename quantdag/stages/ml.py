@@ -38,6 +38,13 @@ FEATURES, LABELS, PREDICTIONS = "ml.features", "ml.labels", "ml.predictions"
 
 StartRun = Callable[..., AbstractContextManager[Any]]
 
+#: Below these a training is skipped (no run, no version): its walk-forward blocks would be a few candles.
+MIN_TRAINING_ROWS, MIN_TIMES_PER_BLOCK = 500, 24
+
+
+class TrainingSkipped(DataError):
+    """Too little labelled history to train and validate a model (the asset then materialises nothing)."""
+
 
 def feature_lookback_days(markets: Sequence[Market], cfg: FeatureConfig) -> int:
     """Whole earlier days of candles the features of a day's first candle depend on."""
@@ -184,6 +191,13 @@ def train_model(
     if missing:
         raise DataError(f"ml.features lacks configured column(s) {missing[:5]}: materialize ml_features first")
     features = features.select(*CANDLE_KEY, *expected)
+    usable = features.join(labels.select(CANDLE_KEY), on=list(CANDLE_KEY), how="inner")
+    blocks = cfg.n_splits + cfg.min_train_blocks
+    if usable.height < MIN_TRAINING_ROWS or usable["ts"].n_unique() < MIN_TIMES_PER_BLOCK * blocks:
+        raise TrainingSkipped(
+            f"{usable.height} labelled candles at {usable['ts'].n_unique()} times are too few to train and validate "
+            f"(need >= {MIN_TRAINING_ROWS} and >= {MIN_TIMES_PER_BLOCK} times in each of {blocks} time blocks): store more history"
+        )
     result = train(features, labels, cfg)
     backtest = oos_backtest(candles, result.oos, cfg)
     with start_run(experiment, run_name=f"train {model_name}", tags={"model": model_name}) as run:

@@ -27,7 +27,9 @@ def ml_run(tmp_path_factory, sim):
 
     before = os.environ.get("MLFLOW_TRACKING_URI")
     tmp = tmp_path_factory.mktemp("ml")
-    defs = build_defs(tmp, config=config_with(ml=ML), sim_url=sim.url)
+    config = config_with(ml=ML, strategies={"defaults": True, "param_sets": [], "paper": ["ml_model"]},
+                         portfolio={"strategies": ["ml_model"]})
+    defs = build_defs(tmp, config=config, sim_url=sim.url)
     assert run_job(defs, "daily_data_job", recent_days(DAYS)).success
     job = defs.resolve_job_def("ml_job")
     holdout = {"ops": {"ml_model": {"config": {"holdout_days": HOLDOUT}}}}  # the last days: a forward test
@@ -39,7 +41,10 @@ def ml_run(tmp_path_factory, sim):
         key = param_set_key(create_strategy("ml_model"))
         instance.add_dynamic_partitions("param_sets", [key])
         backtest = defs.resolve_job_def("backtest_job").execute_in_process(instance=instance, partition_key=key)
-        yield {"defs": defs, "first": first, "second": second, "wh": wh, "preds": preds, "backtest": backtest, "key": key}
+        paper = defs.resolve_job_def("paper_trade_job").execute_in_process(instance=instance, partition_key=key)
+        portfolio = defs.resolve_job_def("portfolio_job").execute_in_process(instance=instance)
+        yield {"defs": defs, "first": first, "second": second, "wh": wh, "preds": preds, "backtest": backtest, "key": key,
+               "paper": paper, "portfolio": portfolio}
     if before is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
@@ -103,3 +108,12 @@ def test_the_strategy_predicts_what_the_table_holds(ml_run):
     both = out.select("ts", "p_up").join(table, on="ts", suffix="_table").drop_nulls()
     assert both.height > 200 and both["p_up"].equals(both["p_up_table"].alias("p_up"))
     assert out.filter(pl.col("ts") < table["ts"].min())["p_up"].null_count() == out.filter(pl.col("ts") < table["ts"].min()).height
+
+
+def test_ml_model_paper_trades_and_joins_a_portfolio(ml_run):
+    assert ml_run["paper"].success
+    meta = ml_run["paper"].asset_materializations_for_node("paper_trades")[0].metadata
+    assert meta["risk_state"].value.lower() == "active"
+    assert ml_run["portfolio"].success
+    weights = ml_run["wh"].read("portfolio.weights")
+    assert weights["strategy"].unique().to_list() == [ml_run["key"]] and weights["weight"].max() > 0
