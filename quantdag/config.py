@@ -304,6 +304,7 @@ class MlSettings(_Section):
     params: dict[str, Any] = Field(default_factory=dict, description="model parameters over the defaults")
     seed: int = 0
     n_splits: int = Field(4, ge=1, description="walk-forward out-of-sample blocks")
+    cpcv: tuple[int, int] | None = Field(None, description="(n_folds, n_test_folds): also score combinatorial purged CV paths")
     threshold: float = Field(0.55, ge=0.5, lt=1.0, description="P(up) above which the out-of-sample backtest is long")
     long_short: bool = False
     retrain_cron: str = Field("0 3 * * 1", description="the retraining schedule (UTC cron): Mondays 03:00")
@@ -325,8 +326,11 @@ class MlSettings(_Section):
             if labels.kind == "meta":
                 raise ConfigurationError("labels.kind 'meta' needs a rule strategy's signals, which the pipeline does not wire yet")
             thresholds = tuple(sorted({0.5, 0.525, 0.55, 0.575, 0.6, self.threshold}))
+            if self.cpcv is not None and not 1 <= self.cpcv[1] < self.cpcv[0]:
+                raise ConfigurationError(f"cpcv must be (n_folds, n_test_folds) with 1 <= n_test_folds < n_folds, got {self.cpcv}")
             return TrainingConfig(features, labels, self.model, dict(self.params), self.seed, self.n_splits,
-                                  threshold=self.threshold, long_short=self.long_short, thresholds=thresholds)  # fmt: skip
+                                  threshold=self.threshold, long_short=self.long_short, thresholds=thresholds,
+                                  cpcv=tuple(self.cpcv) if self.cpcv else None)  # fmt: skip
         except (ConfigurationError, TypeError) as exc:
             raise ValueError(str(exc)) from None
 

@@ -105,6 +105,28 @@ def oos_predict(kind: str, params: Mapping[str, Any], X: np.ndarray, y: np.ndarr
     return out
 
 
+def cpcv_path_predict(kind: str, params: Mapping[str, Any], X: np.ndarray, y: np.ndarray, splits: Sequence[Split],
+                      assignment: np.ndarray, blocks: np.ndarray, *, seed: int = 0) -> np.ndarray:  # fmt: skip
+    """``(rows, paths)`` out-of-sample ``P(y=1)`` of combinatorial purged CV: path ``p`` takes block
+    ``b``'s predictions from split ``assignment[b, p]`` (:func:`~quantdag.ml.validation.cpcv_path_assignment`),
+    so every path is a complete out-of-sample history built from different training sets."""
+    per_split: list[np.ndarray] = []
+    for s in splits:
+        pred = np.full(X.shape[0], np.nan)
+        yt = y[s.train]
+        if s.train.size and np.unique(yt).shape[0] == 2:
+            pred[s.test] = predict_up(fit(make_model(kind, seed=seed, **params), X[s.train], yt), X[s.test])
+        elif s.train.size:
+            pred[s.test] = float(yt.mean())
+        per_split.append(pred)
+    out = np.full((X.shape[0], assignment.shape[1]), np.nan)
+    for b in range(assignment.shape[0]):
+        rows = blocks == b
+        for p in range(assignment.shape[1]):
+            out[rows, p] = per_split[assignment[b, p]][rows]
+    return out
+
+
 def probabilities_to_target(p: np.ndarray, threshold: float, long_short: bool) -> np.ndarray:
     """Target position per candle: +1 when ``p > threshold``, -1 when ``long_short`` and
     ``p < 1 - threshold``, else 0 (NaN probability -> 0: no view, no position)."""

@@ -25,6 +25,7 @@ from quantdag.ml.labels import LabelConfig
 from quantdag.ml.models import (
     MODEL_KINDS,
     auc,
+    cpcv_path_predict,
     fit,
     log_loss,
     make_model,
@@ -32,7 +33,7 @@ from quantdag.ml.models import (
     predict_up,
     probabilities_to_target,
 )
-from quantdag.ml.validation import walk_forward
+from quantdag.ml.validation import combinatorial_purged, cpcv_path_assignment, time_blocks, walk_forward
 from quantdag.optimize.robustness import deflated_sharpe_from_returns, pbo_cscv
 
 #: Columns and types of ``ml.predictions`` besides the candle key.
@@ -55,6 +56,9 @@ class TrainingConfig:
     #: the trials of the out-of-sample backtest (the configured threshold must be one of them)
     thresholds: tuple[float, ...] = (0.5, 0.525, 0.55, 0.575, 0.6)
     pbo_blocks: int = 8
+    #: ``(n_folds, n_test_folds)``: also score combinatorial purged CV's paths (``cpcv_auc_*``
+    #: metrics: C(n, k) more fits, so off by default)
+    cpcv: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_KINDS:
@@ -71,7 +75,7 @@ class TrainingConfig:
         out |= {f"model.{k}": str(v) for k, v in self.params.items()}
         out |= {"model": self.model, "seed": str(self.seed), "cv.n_splits": str(self.n_splits),
                 "cv.min_train_blocks": str(self.min_train_blocks), "threshold": str(self.threshold),
-                "long_short": str(self.long_short), "thresholds": str(list(self.thresholds))}  # fmt: skip
+                "long_short": str(self.long_short), "thresholds": str(list(self.thresholds)), "cv.cpcv": str(self.cpcv)}  # fmt: skip
         return out
 
 
@@ -155,9 +159,25 @@ def train(features: pl.DataFrame, labels: pl.DataFrame, cfg: TrainingConfig) -> 
     }
     for i, s in enumerate(splits):
         metrics[f"cv_fold{i}_auc"] = auc(ds.y[s.test], p[s.test])
+    if cfg.cpcv is not None:
+        metrics.update(cpcv_scores(ds, cfg))
     model = fit(make_model(cfg.model, seed=cfg.seed, **cfg.params), ds.X, ds.y)
     oos = ds.keys.with_columns(p_up=pl.Series(p)).filter(pl.col("p_up").is_not_nan())
     return TrainingResult(cfg, model, ds.feature_names, oos, metrics, int(ds.known_ms.max()))
+
+
+def cpcv_scores(ds: Dataset, cfg: TrainingConfig) -> dict[str, float]:
+    """AUC of each combinatorial purged CV path (embargo: the longest label horizon): its spread
+    says how much the score depends on which history the model happened to train on."""
+    assert cfg.cpcv is not None
+    n_folds, n_test = cfg.cpcv
+    embargo = int((ds.known_ms - ds.ts_ms).max())
+    splits = combinatorial_purged(ds.ts_ms, ds.known_ms, n_folds, n_test, embargo=embargo)
+    paths = cpcv_path_predict(cfg.model, cfg.params, ds.X, ds.y, splits, cpcv_path_assignment(n_folds, n_test),
+                              time_blocks(ds.ts_ms, n_folds), seed=cfg.seed)  # fmt: skip
+    aucs = np.array([auc(ds.y, paths[:, k]) for k in range(paths.shape[1])])
+    return {"cpcv_paths": float(paths.shape[1]), "cpcv_auc_mean": float(np.nanmean(aucs)), "cpcv_auc_min": float(np.nanmin(aucs)),
+            "cpcv_auc_max": float(np.nanmax(aucs))}  # fmt: skip
 
 
 def predict_frame(model: Any, features: pl.DataFrame, feature_names: tuple[str, ...] | list[str]) -> pl.DataFrame:

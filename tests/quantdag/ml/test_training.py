@@ -82,3 +82,13 @@ def test_oos_backtest_reports_each_market_and_overfitting_stats(candles):
     assert set(bt.per_market) == {"BTC/USDT:1h", "ETH/USDT:1h"}
     assert bt.returns.shape[1] == len(FAST.thresholds) and 0 <= bt.pbo <= 1 and 0 <= bt.dsr <= 1
     assert bt.n_obs >= r.oos.select(pl.col("ts").n_unique()).item()  # from the first prediction to the last candle
+
+
+def test_cpcv_scores_every_recombined_path(candles):
+    import dataclasses
+
+    cfg = dataclasses.replace(FAST, cpcv=(5, 2), params={"n_estimators": 20})
+    _, r = _train(candles, cfg)
+    assert r.metrics["cpcv_paths"] == 4  # C(5, 2) * 2 / 5
+    assert r.metrics["cpcv_auc_min"] <= r.metrics["cpcv_auc_mean"] <= r.metrics["cpcv_auc_max"]
+    assert 0.3 < r.metrics["cpcv_auc_mean"] < 0.7
