@@ -311,7 +311,6 @@ def print_ml(data_dir: Path, config: ProjectConfig) -> None:
           f"{tags.get('promotion', '?')} ({tags.get('promotion_reason', '')}); champion v{champion}")
     print(f"  purged walk-forward: AUC {_num(m.get('cv_auc'), '.3f')}, log loss {_num(m.get('cv_log_loss'), '.4f')} "
           f"on {int(m.get('oos_rows', 0))} out-of-sample candles")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     per_market = json.loads(Path(client.download_artifacts(latest.run_id, "oos_backtest.json")).read_text())
     for market, r in per_market.items():
         print(f"  out-of-sample backtest {market:<14}{r['total_return']:9.1%}  sharpe {_num(r['sharpe'])}  "
@@ -342,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="complete UTC days up to yesterday; default: from the configuration's universe.start_date")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # "Successfully registered model ...": the demo prints its own summary
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore", category=Warning, module="dagster")
     warnings.filterwarnings("ignore", message=".*(beta|preview|superseded).*")
 
