@@ -127,3 +127,28 @@ def test_ml_model_with_an_unknown_alias_has_no_view(with_store, eth):
 def test_ml_model_refuses_a_cross_market_model(with_store, eth):
     with pytest.raises(StrategyError, match="other markets"):
         create_strategy("ml_model", {"model_name": "cross"}).signals(eth)
+
+
+def test_a_model_on_a_peeking_feature_fails_the_lookahead_check(with_store, candles, eth):
+    """The existing look-ahead machinery catches a model whose feature peeks at the next candle."""
+    import numpy as np
+
+    from quantdag.ml.features import FeatureGroup, register_feature_group, unregister_feature_group
+
+    def peek(m, cfg):
+        return {"next_return": np.append(np.diff(np.log(m.close)), np.nan)}  # row t holds t -> t+1
+
+    register_feature_group(FeatureGroup("peek_fixture", peek, lambda c, ms: 1))
+    try:
+        cfg = TrainingConfig(params={"n_estimators": 20}, labels=CFG.labels, features=FeatureConfig(groups=("returns", "peek_fixture")))
+        c = candles.filter(pl.col("ts") < pl.col("ts").min() + pl.duration(days=30))
+        result = train(compute_features(c, cfg.features), compute_labels(c, cfg.labels), cfg)
+        assert result.metrics["cv_auc"] > 0.55, result.metrics["cv_auc"]  # the peek "predicts" the label
+        exp = mlflow.MlflowClient().get_experiment_by_name("ml").experiment_id
+        with mlflow.start_run(experiment_id=exp):
+            info = log_training(result, None, model_name="peeking")
+        promote(info, result.oos, c, compute_labels(c, cfg.labels))
+        report = check_lookahead(create_strategy("ml_model", {"model_name": "peeking", "threshold": 0.5}), eth, prefixes=10, perturbations=2)
+        assert not report.ok and "p_up" in report.columns
+    finally:
+        unregister_feature_group("peek_fixture")
