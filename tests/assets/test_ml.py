@@ -117,3 +117,22 @@ def test_ml_model_paper_trades_and_joins_a_portfolio(ml_run):
     assert ml_run["portfolio"].success
     weights = ml_run["wh"].read("portfolio.weights")
     assert weights["strategy"].unique().to_list() == [ml_run["key"]] and weights["weight"].max() > 0
+
+
+def test_rerunning_features_and_labels_gives_identical_tables(ml_run):
+    from datetime import date
+
+    from quantdag.markets import day_windows
+    from quantdag.ml.features import FeatureConfig
+    from quantdag.ml.labels import LabelConfig
+    from quantdag.stages.ml import build_features, build_labels
+
+    defs, wh = ml_run["defs"], ml_run["wh"]
+    venue = defs.resources["exchange"].venue
+    markets = [m.on(venue) for m in config_with(ml=ML).ml_markets]
+    key = ("exchange", "symbol", "timeframe", "ts")
+    before = wh.table_hash("ml.features", key), wh.table_hash("ml.labels", (*key, "kind"))
+    days = [date.fromisoformat(d) for d in recent_days(DAYS)[-3:]]
+    build_features(wh, {m: day_windows(days) for m in markets}, FeatureConfig(periods=(6, 24), timeframes=("4h",)))
+    build_labels(wh, markets, LabelConfig(kind="fixed", horizon=12))
+    assert (wh.table_hash("ml.features", key), wh.table_hash("ml.labels", (*key, "kind"))) == before
