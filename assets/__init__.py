@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import backtests, events, indicators, market_data, optimization, paper, portfolio, sentiment, signals, stream
+from assets import backtests, events, indicators, market_data, ml, optimization, paper, portfolio, sentiment, signals, stream
 from assets.partitions import Partitions
 from quantdag.config import ProjectConfig
 from quantdag.strategies import Strategy
@@ -21,6 +21,7 @@ def build_assets(config: ProjectConfig, parts: Partitions, configured: dict[str,
         *indicators.build(config, parts),
         *events.build(config, parts),
         *sentiment.build(config, parts),
+        *ml.build(config, parts),
         *signals.build(config, parts, configured),
         *backtests.build(config, parts),
         *optimization.build(config, parts),

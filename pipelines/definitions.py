@@ -17,6 +17,7 @@ from pipelines.schedules import build_schedules
 from pipelines.sensors import build_sensors
 from quantdag.config import ProjectConfig, load_config
 from quantdag.errors import ConfigurationError
+from quantdag.ml.registry import use_store
 from quantdag.strategies import list_strategies
 from quantdag.strategies.keys import configured_param_sets
 from quantdag.strategies.loader import load_user_strategies
@@ -46,6 +47,8 @@ def build_defs(
     jobs = build_jobs(parts)
     assets = build_assets(config, parts, configured)
     resources = make_resources(config, data_dir, sim_url=sim_url)
+    # The ml_model strategy looks its model up in this store, in whichever step process runs it.
+    use_store(resources["mlflow"].tracking_uri)
     return dg.Definitions(
         assets=assets,
         jobs=list(jobs.values()),

@@ -167,11 +167,11 @@ def run_partitioned(defs: dg.Definitions, instance: dg.DagsterInstance, job_name
     return time.perf_counter() - t0
 
 
-def run_once(defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str) -> float:
-    """Run the unpartitioned ``job_name`` once (in process); fail loudly."""
+def run_once(defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str, ops: dict | None = None) -> float:
+    """Run the unpartitioned ``job_name`` once (in process), ``ops`` its assets' run config; fail loudly."""
     t0 = time.perf_counter()
     result = defs.resolve_job_def(job_name).execute_in_process(
-        run_config=QUIET, instance=instance, tags=launch_tags(), raise_on_error=False
+        run_config={**QUIET, **({"ops": ops} if ops else {})}, instance=instance, tags=launch_tags(), raise_on_error=False
     )
     _fail_loudly(result, job_name)
     return time.perf_counter() - t0
@@ -304,6 +304,44 @@ def print_leaderboard(data_dir: Path, config: ProjectConfig) -> None:
         print(f"{r['strategy']:<{w}}{r['symbol'] + ' ' + r['timeframe']:<14}{r['total_return']:9.1%}{sharpe}{dd}{r['n_trades']:8d}{'' if r['ranked'] else ' *'}")
 
 
+def ml_holdout_days(n_days: int) -> int:
+    """Days the demo's model does not train on (a third), so its backtest beside the rules is a forward test."""
+    return max(n_days // 3, 1)
+
+
+def print_ml(data_dir: Path, config: ProjectConfig) -> None:
+    """The model's latest training: its version and alias, scores and the out-of-sample backtest."""
+    if not config.ml.enabled:
+        return
+    import json
+
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{data_dir / 'mlflow.db'}")
+    try:
+        latest = max(client.search_model_versions(f"name='{config.ml.model_name}'"), key=lambda v: int(v.version))
+    except (ValueError, mlflow.exceptions.MlflowException):
+        return
+    run = client.get_run(latest.run_id)
+    m, tags = run.data.metrics, run.data.tags
+    champion = client.get_model_version_by_alias(config.ml.model_name, "champion").version
+    print(f"\nmodel {config.ml.model_name} v{latest.version} ({config.ml.model}, {int(m.get('features', 0))} features, "
+          f"{int(m.get('rows', 0))} labelled candles of {', '.join(mk.key for mk in config.ml_markets)}): "
+          f"{tags.get('promotion', '?')} ({tags.get('promotion_reason', '')}); champion v{champion}")
+    print(f"  purged walk-forward: AUC {_num(m.get('cv_auc'), '.3f')}, log loss {_num(m.get('cv_log_loss'), '.4f')} "
+          f"on {int(m.get('oos_rows', 0))} out-of-sample candles")
+    per_market = json.loads(Path(client.download_artifacts(latest.run_id, "oos_backtest.json")).read_text())
+    for market, r in per_market.items():
+        print(f"  out-of-sample backtest {market:<14}{r['total_return']:9.1%}  sharpe {_num(r['sharpe'])}  "
+              f"max dd {_num(r['max_drawdown'], '.1%')}  {r['n_trades']} trades")
+    dsr, pbo = m.get("oos_dsr"), m.get("oos_pbo")
+    verdict = "evidence of skill" if dsr is not None and dsr >= 0.95 and pbo is not None and pbo < 0.5 else "no evidence of skill"
+    print(f"  over the {len(config.ml.training_config().thresholds)} thresholds tried: deflated Sharpe {_num(dsr)}, PBO {_num(pbo)} -> {verdict}")
+    train_end = datetime.fromtimestamp(int(latest.tags["train_end_ms"]) / 1000, timezone.utc)
+    print(f"  the leaderboard's ml_model rows trade v{champion} only after its training data ({train_end:%Y-%m-%d %H:%M} UTC):"
+          " a forward test, fewer candles than the rules'")
+
+
 def summary(data_dir: Path) -> list[tuple[str, int]]:
     from quantdag.store import Warehouse
 
@@ -322,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="complete UTC days up to yesterday; default: from the configuration's universe.start_date")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # "Successfully registered model ...": the demo prints its own summary
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore", category=Warning, module="dagster")
     warnings.filterwarnings("ignore", message=".*(beta|preview|superseded).*")
 
@@ -363,6 +403,11 @@ def main(argv: list[str] | None = None) -> int:
         if heal:
             timings.append(("daily_data_job (heal)", run_job(defs, "daily_data_job", heal, instance, only_missing=False)))
         changed = any(seconds > 0 for _, seconds in timings)
+        if config.ml.enabled and (changed or instance.get_latest_materialization_event(dg.AssetKey("ml_model")) is None):
+            # Before the backtests, trained without the last third of the days: the ml_model parameter set
+            # then trades the new champion on days it never saw (its backtest skips the days it learned from).
+            holdout = {"ml_model": {"config": {"holdout_days": ml_holdout_days(len(days))}}}
+            timings.append(("ml_job", run_once(defs, instance, "ml_job", holdout)))
         blocked: dict[str, str] = {}
         timings.append(("backtest_job", run_backtests(defs, instance, keys, data_changed=changed, blocked=blocked)))
         if changed or not instance.get_materialized_partitions(dg.AssetKey("optimization")):
@@ -394,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nBLOCKED {key}: not backtested or traded ({why})")
     print_sentiment(data_dir, config)
     print_leaderboard(data_dir, config)
+    print_ml(data_dir, config)
     print_sweep_and_paper(data_dir, config)
     print_portfolio(data_dir, config)
     print(f"\nDuckDB file    {data_dir / 'quantdag.duckdb'}")

@@ -16,10 +16,14 @@ def build_jobs(parts: Partitions) -> dict[str, dg.UnresolvedAssetJobDefinition]:
         by_group("indicators_job", "indicators", partitions_def=parts.daily),
         by_group("events_job", "events"),
         by_group("sentiment_job", "sentiment", partitions_def=parts.daily),
-        # The main job: download, clean and compute indicators and sentiment for a day (or a backfilled range) of every market.
+        by_group("ml_features_job", "ml_features", partitions_def=parts.daily),
+        # Labels, a training (MLflow run, registered version, champion/challenger) and the champion's predictions.
+        by_group("ml_job", "ml", description="Label, train, register and promote the model; write the champion's predictions."),
+        # The main job: download, clean and compute indicators, sentiment and model features for a day (or a backfilled range).
         by_group(
-            "daily_data_job", "ingestion", "normalization", "indicators", "sentiment", partitions_def=parts.daily,
-            description="Fetch, clean and compute indicators for every market of the partition's day; ingest, score and align its news.",
+            "daily_data_job", "ingestion", "normalization", "indicators", "sentiment", "ml_features", partitions_def=parts.daily,
+            description="Fetch, clean and compute indicators and model features for every market of the partition's day; "
+                        "ingest, score and align its news.",
         ),
         # Signals and backtests of one strategy parameter set (a dynamic partition).
         by_group(

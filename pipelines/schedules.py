@@ -100,7 +100,13 @@ def build_schedules(
         name="portfolio_paper_schedule", job=jobs["portfolio_paper_job"], cron_schedule="7 * * * *",
         execution_timezone="UTC", default_status=trading,
     )  # fmt: skip
+    # Periodic retraining (ml.retrain_cron): labels, a new version, promoted only if it beats the champion.
+    ml_training_schedule = dg.ScheduleDefinition(
+        name="ml_training_schedule", job=jobs["ml_job"], cron_schedule=config.ml.retrain_cron,
+        execution_timezone="UTC", default_status=daily,
+    )  # fmt: skip
     return [
+        *([ml_training_schedule] if config.ml.enabled else []),
         dg.build_schedule_from_partitioned_job(jobs["daily_data_job"], hour_of_day=0, minute_of_hour=15, default_status=daily),
         dg.build_schedule_from_partitioned_job(jobs["events_job"], hour_of_day=0, minute_of_hour=45, default_status=daily),
         daily_backtest_schedule, paper_mark_to_market_schedule, daily_paper_drift_schedule, daily_portfolio_schedule,

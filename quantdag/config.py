@@ -338,6 +338,49 @@ class DashboardSettings(_Section):
     login_attempts: int = Field(5, ge=1, description="failed logins allowed per client per minute")
 
 
+class MlSettings(_Section):
+    """The machine-learning pipeline (``quantdag.ml``): features, labels, a model retrained on a schedule."""
+
+    enabled: bool = Field(True, description="build ml.features/labels/predictions and train the model")
+    model_name: str = Field("quantdag_ml", description="registered MLflow model (the ml_model strategy's default)")
+    markets: list[str] = Field(default_factory=list, description="'SYMBOL:TF' trained on; empty: the research markets")
+    features: dict[str, Any] = Field(default_factory=dict, description="quantdag.ml.features.FeatureConfig fields")
+    labels: dict[str, Any] = Field(default_factory=dict, description="quantdag.ml.labels.LabelConfig fields")
+    model: str = Field("lightgbm", description="lightgbm | logistic")
+    params: dict[str, Any] = Field(default_factory=dict, description="model parameters over the defaults")
+    seed: int = 0
+    n_splits: int = Field(4, ge=1, description="walk-forward out-of-sample blocks")
+    cpcv: tuple[int, int] | None = Field(None, description="(n_folds, n_test_folds): also score combinatorial purged CV paths")
+    threshold: float = Field(0.55, ge=0.5, lt=1.0, description="P(up) above which the out-of-sample backtest is long")
+    long_short: bool = False
+    retrain_cron: str = Field("0 3 * * 1", description="the retraining schedule (UTC cron): Mondays 03:00")
+
+    @model_validator(mode="after")
+    def _valid(self) -> MlSettings:
+        self.training_config()
+        return self
+
+    def training_config(self) -> Any:
+        """The :class:`~quantdag.ml.training.TrainingConfig` these settings describe."""
+        from quantdag.ml.features import FeatureConfig
+        from quantdag.ml.labels import LabelConfig
+        from quantdag.ml.training import TrainingConfig
+
+        try:
+            features = FeatureConfig.from_mapping(self.features)
+            labels = LabelConfig(**self.labels)
+            if labels.kind == "meta":
+                raise ConfigurationError("labels.kind 'meta' needs a rule strategy's signals, which the pipeline does not wire yet")
+            thresholds = tuple(sorted({0.5, 0.525, 0.55, 0.575, 0.6, self.threshold}))
+            if self.cpcv is not None and not 1 <= self.cpcv[1] < self.cpcv[0]:
+                raise ConfigurationError(f"cpcv must be (n_folds, n_test_folds) with 1 <= n_test_folds < n_folds, got {self.cpcv}")
+            return TrainingConfig(features, labels, self.model, dict(self.params), self.seed, self.n_splits,
+                                  threshold=self.threshold, long_short=self.long_short, thresholds=thresholds,
+                                  cpcv=tuple(self.cpcv) if self.cpcv else None)  # fmt: skip
+        except (ConfigurationError, TypeError) as exc:
+            raise ValueError(str(exc)) from None
+
+
 class AutomationSettings(_Section):
     """Which sensors and schedules start running when the daemon starts (``make ui``)."""
 
@@ -467,6 +510,7 @@ class ProjectConfig(_Section):
     dashboard: DashboardSettings = DashboardSettings()
     stream: StreamSettings = StreamSettings()
     automation: AutomationSettings = AutomationSettings()
+    ml: MlSettings = MlSettings()
     instance: InstanceSettings = InstanceSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
     sentiment: SentimentSettings = SentimentSettings()
@@ -521,6 +565,12 @@ class ProjectConfig(_Section):
         return self
 
     @model_validator(mode="after")
+    def _ml_markets(self) -> ProjectConfig:
+        for key in self.ml.markets:
+            market_by_key(self.universe.markets_on("check"), key)
+        return self
+
+    @model_validator(mode="after")
     def _stream_markets(self) -> ProjectConfig:
         symbols = sorted({m.symbol for m in self.universe.markets_on("check")})
         self.stream.symbols("trades", symbols)
@@ -548,6 +598,11 @@ class ProjectConfig(_Section):
     @property
     def research_markets(self) -> tuple[Market, ...]:
         return tuple(market_by_key(self.markets, k) for k in self.universe.research_markets)
+
+    @property
+    def ml_markets(self) -> tuple[Market, ...]:
+        """The markets the model learns from and predicts (``ml.markets``, default the research markets)."""
+        return tuple(market_by_key(self.markets, k) for k in self.ml.markets) if self.ml.markets else self.research_markets
 
     @property
     def optimization_market(self) -> Market:

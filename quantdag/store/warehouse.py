@@ -166,7 +166,7 @@ class Warehouse:
         Seconds to keep retrying a conflicting lock before :class:`WarehouseLocked`.
     """
 
-    SCHEMAS = ("raw", "market", "features", "signals", "backtest", "optimize", "paper", "portfolio", "risk", "sentiment")
+    SCHEMAS = ("raw", "market", "features", "signals", "backtest", "optimize", "paper", "portfolio", "risk", "sentiment", "ml")
 
     def __init__(
         self, path: str | Path, *, read_only: bool = False, lock_timeout: float = 60.0, parquet_dir: str | Path | None = None

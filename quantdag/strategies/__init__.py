@@ -12,6 +12,7 @@ name           what it does
 ``regime_ma``  MA crossover gated and sized by the trend/volatility regime
 ``sentiment``  news/social sentiment past a threshold, or faded when extreme (contrarian)
 ``consensus``  majority / weighted / unanimous vote of registered strategies
+``ml_model``   a registered ML model's P(up) above a threshold (see quantdag.ml)
 =============  =====================================================================
 
 Typical use::
@@ -81,6 +82,7 @@ from quantdag.strategies.macd import MacdCross  # noqa: E402
 from quantdag.strategies.regime import REGIMES, RegimeClassifier, RegimeMaCross, classify_regime  # noqa: E402
 from quantdag.strategies.sentiment import SentimentStrategy  # noqa: E402
 from quantdag.strategies.consensus import Consensus, MemberSpec  # noqa: E402
+from quantdag.strategies.ml_model import MlModel  # noqa: E402
 from quantdag.strategies.lookahead import LookaheadDifference, LookaheadReport, check_lookahead  # noqa: E402
 
 __all__ = [
@@ -99,6 +101,7 @@ __all__ = [
     "LookaheadReport",
     "MacdCross",
     "MemberSpec",
+    "MlModel",
     "ObjectParam",
     "Param",
     "ParamDim",

@@ -48,11 +48,17 @@ ASSET_SNAPSHOT = {
     "raw_news": ("sentiment", []),
     "sentiment_items": ("sentiment", ["raw_news"]),
     "sentiment_bars": ("sentiment", ["candles", "sentiment_items"]),
+    "ml_features": ("ml_features", ["candles"]),
+    "ml_labels": ("ml", ["candles"]),
+    "ml_model": ("ml", ["ml_features", "ml_labels"]),
+    "ml_predictions": ("ml", ["ml_model"]),
 }
 
 JOB_SNAPSHOT = {
-    "daily_data_job": ["candles", "indicators", "raw_candles", "raw_news", "sentiment_bars", "sentiment_items"],
+    "daily_data_job": ["candles", "indicators", "ml_features", "raw_candles", "raw_news", "sentiment_bars", "sentiment_items"],
     "sentiment_job": ["raw_news", "sentiment_bars", "sentiment_items"],
+    "ml_features_job": ["ml_features"],
+    "ml_job": ["ml_labels", "ml_model", "ml_predictions"],
     "ingestion_job": ["raw_candles"],
     "normalization_job": ["candles"],
     "indicators_job": ["indicators"],

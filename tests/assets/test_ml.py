@@ -1,0 +1,138 @@
+"""The ML assets end to end: features in the daily job, labels, a registered champion, predictions,
+and the ml_model strategy backtested beside the rule strategies."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+import mlflow
+import polars as pl
+import pytest
+
+from pipeline_helpers import config_with, recent_days, run_job
+from quantdag.ml.features import FeatureConfig, compute_features
+from quantdag.ml.registry import resolve
+from quantdag.strategies import create_strategy
+from quantdag.strategies.keys import param_set_key
+
+ML = {"params": {"n_estimators": 30}, "features": {"periods": [6, 24], "timeframes": ["4h"]}, "labels": {"kind": "fixed", "horizon": 12}}
+DAYS = 30
+HOLDOUT = 10
+
+
+@pytest.fixture(scope="module")
+def ml_run(tmp_path_factory, sim):
+    from pipelines.definitions import build_defs
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    tmp = tmp_path_factory.mktemp("ml")
+    config = config_with(ml=ML, strategies={"defaults": True, "param_sets": [], "paper": ["ml_model"]},
+                         portfolio={"strategies": ["ml_model"]})
+    defs = build_defs(tmp, config=config, sim_url=sim.url)
+    assert run_job(defs, "daily_data_job", recent_days(DAYS)).success
+    job = defs.resolve_job_def("ml_job")
+    holdout = {"ops": {"ml_model": {"config": {"holdout_days": HOLDOUT}}}}  # the last days: a forward test
+    with dg.instance_for_test() as instance:
+        first = job.execute_in_process(instance=instance, run_config=holdout)
+        wh = defs.resources["warehouse"].get()
+        preds = wh.read("ml.predictions")
+        second = job.execute_in_process(instance=instance, run_config=holdout)
+        key = param_set_key(create_strategy("ml_model"))
+        instance.add_dynamic_partitions("param_sets", [key])
+        backtest = defs.resolve_job_def("backtest_job").execute_in_process(instance=instance, partition_key=key)
+        paper = defs.resolve_job_def("paper_trade_job").execute_in_process(instance=instance, partition_key=key)
+        portfolio = defs.resolve_job_def("portfolio_job").execute_in_process(instance=instance)
+        yield {"defs": defs, "first": first, "second": second, "wh": wh, "preds": preds, "backtest": backtest, "key": key,
+               "paper": paper, "portfolio": portfolio}
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+    mlflow.set_tracking_uri(before or "")
+
+
+def test_ml_job_registers_a_champion_then_a_challenger_that_did_not_beat_it(ml_run):
+    assert ml_run["first"].success and ml_run["second"].success
+    meta = [m.metadata for m in ml_run["first"].asset_materializations_for_node("ml_model")]
+    assert meta[0]["alias"].value == "champion" and meta[0]["version"].value == "1"
+    assert 0 <= meta[0]["oos_pbo"].value <= 1 and "oos_dsr" in meta[0]
+    again = [m.metadata for m in ml_run["second"].asset_materializations_for_node("ml_model")]
+    assert again[0]["alias"].value == "challenger"  # same data: nothing out of sample for both, no promotion
+    assert resolve("quantdag_ml", "champion").version == "1"
+
+
+def test_features_table_holds_every_research_market_and_configured_column(ml_run):
+    f = ml_run["wh"].read("ml.features")
+    assert sorted(f["symbol"].unique().to_list()) == ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+    assert f.height == 3 * 24 * DAYS
+    cfg = FeatureConfig(periods=(6, 24), timeframes=("4h",))
+    candles = ml_run["wh"].read("market.candles").filter(pl.col("symbol") == "ETH/USDT", pl.col("timeframe") == "1h")
+    direct = compute_features(candles, cfg).drop_nulls()
+    stored = f.filter(pl.col("symbol") == "ETH/USDT").select(direct.columns).drop_nulls()
+    joined = direct.join(stored, on=["exchange", "symbol", "timeframe", "ts"], suffix="_s")
+    assert joined.height > 400 and all(joined[c].equals(joined[f"{c}_s"].alias(c)) for c in direct.columns[4:])
+
+
+def test_labels_are_stamped_with_known_at_after_their_candle(ml_run):
+    lab = ml_run["wh"].read("ml.labels")
+    assert lab.height > 1800 and (lab["known_at"] > lab["ts"]).all()
+
+
+def test_predictions_hold_the_champions_probabilities_and_its_oos_ones(ml_run):
+    preds = ml_run["preds"]
+    assert set(preds["oos"].unique().to_list()) == {True, False}
+    # the final model's only where it is out of sample: after its training data, the held-out days
+    assert preds.filter(~pl.col("oos")).height == pytest.approx(3 * 24 * HOLDOUT, abs=3 * 24 * 2)
+    last_train = preds.filter(pl.col("oos"))["ts"].max()
+    assert preds.filter(~pl.col("oos"))["ts"].min() > last_train
+    assert preds["version"].unique().to_list() == [1]
+    assert preds["p_up"].drop_nulls().is_between(0, 1).all()
+
+
+def test_ml_model_strategy_backtests_beside_the_rules_with_the_champion(ml_run):
+    assert ml_run["backtest"].success
+    runs = ml_run["wh"].read("backtest.runs").filter(pl.col("strategy") == "ml_model")
+    assert runs.height == 3 and runs["n_candles"].to_list() == [24 * DAYS] * 3
+    sig = ml_run["wh"].read("signals.signals").filter(pl.col("strategy") == "ml_model")
+    assert sig["entry"].sum() > 0  # the champion was found and traded ...
+    first = sig.filter(pl.col("entry"))["ts"].min()
+    assert first >= ml_run["preds"].filter(~pl.col("oos"))["ts"].min()  # ... only after its training data
+
+
+def test_the_strategy_predicts_what_the_table_holds(ml_run):
+    wh = ml_run["wh"]
+    candles = wh.read("market.candles").filter(pl.col("symbol") == "BTC/USDT", pl.col("timeframe") == "1h").sort("ts")
+    out = create_strategy("ml_model").signals(candles.select("ts", "open", "high", "low", "close", "volume"))
+    table = ml_run["preds"].filter(~pl.col("oos"), pl.col("symbol") == "BTC/USDT").select("ts", "p_up")
+    both = out.select("ts", "p_up").join(table, on="ts", suffix="_table").drop_nulls()
+    assert both.height > 200 and both["p_up"].equals(both["p_up_table"].alias("p_up"))
+    assert out.filter(pl.col("ts") < table["ts"].min())["p_up"].null_count() == out.filter(pl.col("ts") < table["ts"].min()).height
+
+
+def test_ml_model_paper_trades_and_joins_a_portfolio(ml_run):
+    assert ml_run["paper"].success
+    meta = ml_run["paper"].asset_materializations_for_node("paper_trades")[0].metadata
+    assert meta["risk_state"].value.lower() == "active"
+    assert ml_run["portfolio"].success
+    weights = ml_run["wh"].read("portfolio.weights")
+    assert weights["strategy"].unique().to_list() == [ml_run["key"]] and weights["weight"].max() > 0
+
+
+def test_rerunning_features_and_labels_gives_identical_tables(ml_run):
+    from datetime import date
+
+    from quantdag.markets import day_windows
+    from quantdag.ml.features import FeatureConfig
+    from quantdag.ml.labels import LabelConfig
+    from quantdag.stages.ml import build_features, build_labels
+
+    defs, wh = ml_run["defs"], ml_run["wh"]
+    venue = defs.resources["exchange"].venue
+    markets = [m.on(venue) for m in config_with(ml=ML).ml_markets]
+    key = ("exchange", "symbol", "timeframe", "ts")
+    before = wh.table_hash("ml.features", key), wh.table_hash("ml.labels", (*key, "kind"))
+    days = [date.fromisoformat(d) for d in recent_days(DAYS)[-3:]]
+    build_features(wh, {m: day_windows(days) for m in markets}, FeatureConfig(periods=(6, 24), timeframes=("4h",)))
+    build_labels(wh, markets, LabelConfig(kind="fixed", horizon=12))
+    assert (wh.table_hash("ml.features", key), wh.table_hash("ml.labels", (*key, "kind"))) == before
