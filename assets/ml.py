@@ -38,7 +38,8 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
         backfill_policy=SINGLE_RUN,
         group_name="ml_features",
         pool=DUCKDB_POOL,
-        deps=[dg.AssetDep("candles", partition_mapping=lookback)],
+        deps=[dg.AssetDep("candles", partition_mapping=lookback)]
+        + ([dg.AssetDep("sentiment_bars", partition_mapping=lookback)] if "sentiment" in training.features.groups else []),
         kinds={"duckdb", "numba"},
         metadata={"table": "ml.features", "markets": ", ".join(m.key for m in markets)},
     )

@@ -338,13 +338,18 @@ class DashboardSettings(_Section):
     login_attempts: int = Field(5, ge=1, description="failed logins allowed per client per minute")
 
 
+#: the pipeline's model features: the engine's default groups plus the news sentiment of ``sentiment.bars``
+ML_FEATURE_GROUPS = ("returns", "volatility", "indicators", "timeframes", "regime", "events", "calendar", "sentiment")
+
+
 class MlSettings(_Section):
     """The machine-learning pipeline (``quantdag.ml``): features, labels, a model retrained on a schedule."""
 
     enabled: bool = Field(True, description="build ml.features/labels/predictions and train the model")
     model_name: str = Field("quantdag_ml", description="registered MLflow model (the ml_model strategy's default)")
     markets: list[str] = Field(default_factory=list, description="'SYMBOL:TF' trained on; empty: the research markets")
-    features: dict[str, Any] = Field(default_factory=dict, description="quantdag.ml.features.FeatureConfig fields")
+    features: dict[str, Any] = Field(default_factory=lambda: {"groups": list(ML_FEATURE_GROUPS)},
+                                     description="quantdag.ml.features.FeatureConfig fields")  # fmt: skip
     labels: dict[str, Any] = Field(default_factory=dict, description="quantdag.ml.labels.LabelConfig fields")
     model: str = Field("lightgbm", description="lightgbm | logistic")
     params: dict[str, Any] = Field(default_factory=dict, description="model parameters over the defaults")

@@ -323,6 +323,27 @@ def _calendar(m: MarketData, cfg: FeatureConfig) -> Columns:
     return {"hour": (hours % 24).astype(np.float64), "weekday": ((hours // 24 + 3) % 7).astype(np.float64)}  # 0 = Monday
 
 
+#: the sentiment group's input table and its columns; a strategy's candle frame carries the same
+#: columns (``quantdag.stages.common.read_candles``), so a model with them predicts inside a strategy too
+SENTIMENT_TABLE = "sentiment.bars"
+SENTIMENT_INPUTS = ("sent_count", "sent_mean", "sent_dispersion", "sent_decayed")
+FRAME_INPUTS = {SENTIMENT_TABLE: SENTIMENT_INPUTS}
+
+
+def _sentiment(m: MarketData, cfg: FeatureConfig) -> Columns:
+    """News sentiment known at each candle's close (``sentiment.bars`` is point in time): the decayed
+    score and the dispersion as they are, the mean score and the news count over each period. A
+    candle without news is 0 (nothing known), so the table's missing rows and a strategy frame's
+    zeros give the same features."""
+    bars = m.extra[SENTIMENT_TABLE]
+    col = {c: np.nan_to_num(np.asarray(bars[c], dtype=np.float64), nan=0.0) for c in SENTIMENT_INPUTS}
+    out: Columns = {"sent_decayed": col["sent_decayed"], "sent_dispersion": col["sent_dispersion"]}
+    for p in cfg.periods:
+        out[f"sent_mean_{p}"] = nb.rolling_mean_nb(col["sent_mean"], p)
+        out[f"sent_count_{p}"] = nb.rolling_mean_nb(np.log1p(col["sent_count"]), p)
+    return out
+
+
 def _markets(m: MarketData, cfg: FeatureConfig) -> Columns:
     out: Columns = {}
     own = m.log_ret
@@ -350,6 +371,8 @@ for _g in (
     FeatureGroup("calendar", _calendar, lambda c, ms: 0, description="hour of day, weekday (UTC)"),
     FeatureGroup("markets", _markets, lambda c, ms: max(c.periods) + 1, cross_market=True,
                  description="correlated markets' returns and rolling correlation"),
+    FeatureGroup("sentiment", _sentiment, lambda c, ms: max(c.periods), inputs=(SENTIMENT_TABLE,),
+                 description="news sentiment known at the close: decayed score, dispersion, mean and count per period"),
 ):  # fmt: skip
     register_feature_group(_g)
 
@@ -468,17 +491,20 @@ def ohlcv_features(candles: pl.DataFrame, cfg: FeatureConfig, timeframe: str | N
     Raises
     ------
     ConfigurationError
-        If ``cfg`` needs other markets or extra tables (one market's candles cannot give them).
+        If ``cfg`` needs other markets, or extra tables whose columns the frame does not carry (it
+        carries ``sentiment.bars``' as every strategy's frame does).
     """
-    if cfg.cross_market or cfg.inputs:
+    from_frame = [t for t in cfg.inputs if t in FRAME_INPUTS and all(c in candles.columns for c in FRAME_INPUTS[t])]
+    if cfg.cross_market or len(from_frame) < len(cfg.inputs):
         raise ConfigurationError("these features need other markets or tables; a single market's candles cannot compute them")
     ts = candles["ts"]
     ms = ts.dt.epoch("ms") if isinstance(ts.dtype, pl.Datetime) else ts.cast(pl.Int64)
     if timeframe is None:
         step = int(ms.diff().min()) if candles.height > 1 else timeframe_ms("1h")  # type: ignore[arg-type]
         timeframe = timeframe_name(step)
+    extra = {t: {c: candles[c].cast(pl.Float64).to_numpy() for c in FRAME_INPUTS[t]} for t in from_frame}
     m = MarketData(ms.to_numpy(), *(candles[c].cast(pl.Float64).to_numpy() for c in ("open", "high", "low", "close", "volume")),
-                   timeframe=timeframe)  # fmt: skip
+                   timeframe=timeframe, extra=extra)  # fmt: skip
     return _to_frame(candles.select("ts"), market_features(m, cfg))
 
 

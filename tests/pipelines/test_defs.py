@@ -48,7 +48,7 @@ ASSET_SNAPSHOT = {
     "raw_news": ("sentiment", []),
     "sentiment_items": ("sentiment", ["raw_news"]),
     "sentiment_bars": ("sentiment", ["candles", "sentiment_items"]),
-    "ml_features": ("ml_features", ["candles"]),
+    "ml_features": ("ml_features", ["candles", "sentiment_bars"]),
     "ml_labels": ("ml", ["candles"]),
     "ml_model": ("ml", ["ml_features", "ml_labels"]),
     "ml_predictions": ("ml", ["ml_model"]),

@@ -134,3 +134,24 @@ def test_a_data_group_joins_its_table_by_candle_key(candles):
             compute_features(candles, cfg)
     finally:
         unregister_feature_group("sentiment_fixture")
+
+
+def test_the_sentiment_group_gives_a_strategy_frame_the_stage_s_features(candles):
+    """The pipeline's features read ``sentiment.bars`` (rows only where news was scored); a strategy's frame
+    carries the same columns with 0 where nothing was known: both give identical feature values."""
+    cfg = FeatureConfig(groups=("returns", "sentiment"), periods=(2, 6))
+    btc = candles.filter(pl.col("symbol") == "BTC/USDT").sort("ts")
+    rng = np.random.default_rng(3)
+    bars = btc.select("exchange", "symbol", "timeframe", "ts").with_columns(
+        sent_count=pl.Series(rng.integers(0, 4, btc.height), dtype=pl.Int32),
+        sent_mean=pl.Series(rng.normal(0, 0.3, btc.height)), sent_dispersion=pl.Series(rng.random(btc.height)),
+        sent_decayed=pl.Series(rng.normal(0, 0.2, btc.height)),
+    ).filter(pl.col("sent_count") > 0).with_columns(pl.col("sent_decayed") * 1.0)  # candles without news: no row
+    stage = compute_features(btc, cfg, extra={"sentiment.bars": bars}).drop("exchange", "symbol", "timeframe")
+    frame = btc.join(bars.drop("exchange", "symbol", "timeframe"), on="ts", how="left").with_columns(
+        pl.col("sent_count").fill_null(0), pl.col("sent_mean", "sent_dispersion", "sent_decayed").fill_null(0.0))
+    strategy = ohlcv_features(frame, cfg)
+    assert stage.columns == strategy.columns and "sent_mean_6" in stage.columns and "sent_count_2" in stage.columns
+    assert stage.equals(strategy)
+    with pytest.raises(ConfigurationError, match="tables"):  # a frame without the columns cannot give them
+        ohlcv_features(btc, cfg)
