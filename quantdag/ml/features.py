@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import polars.selectors as cs
 
 from quantdag.data.frames import CANDLE_KEY, MARKET_KEY, UTC_MS, require_columns, utc_ms
 from quantdag.data.resample import resample
@@ -113,6 +114,12 @@ class FeatureConfig:
     def cross_market(self) -> bool:
         """Whether some group needs other markets' candles (then one market alone is not enough)."""
         return any(_GROUPS[g].cross_market for g in self.groups)
+
+    @property
+    def frame_ready(self) -> bool:
+        """Whether one market's strategy frame can give every input (no peers; only tables whose columns
+        the frame carries, :data:`FRAME_INPUTS`): then a strategy can compute the features itself."""
+        return not self.cross_market and all(t in FRAME_INPUTS for t in self.inputs)
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -470,7 +477,7 @@ def compute_features(
             peers[sym] = rows.select("ts").join(peer.select("ts", "close"), on="ts", how="left")["close"].to_numpy()
         aligned = {
             t: {c: s.to_numpy() for c, s in rows.select(CANDLE_KEY).join(extra[t], on=list(CANDLE_KEY), how="left")
-                .drop(CANDLE_KEY).cast(pl.Float64).to_dict().items()}
+                .drop(CANDLE_KEY).select(cs.numeric()).cast(pl.Float64).to_dict().items()}  # labels (e.g. asset) left out
             for t in cfg.inputs
         } if extra else {}  # fmt: skip
         m = MarketData(ts, *(rows[c].cast(pl.Float64).to_numpy() for c in (*prices, "volume")), timeframe=str(timeframe),

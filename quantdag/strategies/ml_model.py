@@ -80,8 +80,9 @@ class MlModel(Strategy):
         if info is None:
             log.info("ml_model: no model %r with alias %r in the MLflow registry; no signals", self.model_name, self.alias)
             return None
-        if info.features.cross_market or info.features.inputs:
-            raise StrategyError(f"ml_model: model {self.model_name!r} v{info.version} needs other markets' data; use ml.predictions")
+        if not info.features.frame_ready:
+            raise StrategyError(f"ml_model: model {self.model_name!r} v{info.version} needs other markets' data or tables a "
+                                "strategy's candles do not carry; use ml.predictions")  # fmt: skip
         return info
 
     @property

@@ -16,7 +16,8 @@ from quantdag.ml.registry import resolve
 from quantdag.strategies import create_strategy
 from quantdag.strategies.keys import param_set_key
 
-ML = {"params": {"n_estimators": 30}, "features": {"periods": [6, 24], "timeframes": ["4h"]}, "labels": {"kind": "fixed", "horizon": 12}}
+ML = {"params": {"n_estimators": 30}, "labels": {"kind": "fixed", "horizon": 12},
+      "features": {"periods": [6, 24], "timeframes": ["4h"], "groups": ["returns", "volatility", "regime", "calendar", "sentiment"]}}
 DAYS = 30
 HOLDOUT = 10
 
@@ -66,9 +67,11 @@ def test_features_table_holds_every_research_market_and_configured_column(ml_run
     f = ml_run["wh"].read("ml.features")
     assert sorted(f["symbol"].unique().to_list()) == ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
     assert f.height == 3 * 24 * DAYS
-    cfg = FeatureConfig(periods=(6, 24), timeframes=("4h",))
+    cfg = FeatureConfig(periods=(6, 24), timeframes=("4h",), groups=("returns", "volatility", "regime", "calendar", "sentiment"))
     candles = ml_run["wh"].read("market.candles").filter(pl.col("symbol") == "ETH/USDT", pl.col("timeframe") == "1h")
-    direct = compute_features(candles, cfg).drop_nulls()
+    bars = ml_run["wh"].read("sentiment.bars")
+    direct = compute_features(candles, cfg, extra={"sentiment.bars": bars}).drop_nulls()
+    assert (f["sent_decayed"] != 0).mean() > 0.5 and f["sent_count_24"].max() > 0  # the simulated news reached the features
     stored = f.filter(pl.col("symbol") == "ETH/USDT").select(direct.columns).drop_nulls()
     joined = direct.join(stored, on=["exchange", "symbol", "timeframe", "ts"], suffix="_s")
     assert joined.height > 400 and all(joined[c].equals(joined[f"{c}_s"].alias(c)) for c in direct.columns[4:])
@@ -102,8 +105,11 @@ def test_ml_model_strategy_backtests_beside_the_rules_with_the_champion(ml_run):
 
 def test_the_strategy_predicts_what_the_table_holds(ml_run):
     wh = ml_run["wh"]
-    candles = wh.read("market.candles").filter(pl.col("symbol") == "BTC/USDT", pl.col("timeframe") == "1h").sort("ts")
-    out = create_strategy("ml_model").signals(candles.select("ts", "open", "high", "low", "close", "volume"))
+    from quantdag.markets import Market
+    from quantdag.stages.common import read_candles
+
+    candles = read_candles(wh, Market("sim", "BTC/USDT", "1h"))  # the frame every strategy gets: OHLCV + sent_*
+    out = create_strategy("ml_model").signals(candles.drop("exchange", "symbol", "timeframe", "filled"))
     table = ml_run["preds"].filter(~pl.col("oos"), pl.col("symbol") == "BTC/USDT").select("ts", "p_up")
     both = out.select("ts", "p_up").join(table, on="ts", suffix="_table").drop_nulls()
     assert both.height > 200 and both["p_up"].equals(both["p_up_table"].alias("p_up"))
@@ -133,6 +139,6 @@ def test_rerunning_features_and_labels_gives_identical_tables(ml_run):
     key = ("exchange", "symbol", "timeframe", "ts")
     before = wh.table_hash("ml.features", key), wh.table_hash("ml.labels", (*key, "kind"))
     days = [date.fromisoformat(d) for d in recent_days(DAYS)[-3:]]
-    build_features(wh, {m: day_windows(days) for m in markets}, FeatureConfig(periods=(6, 24), timeframes=("4h",)))
+    build_features(wh, {m: day_windows(days) for m in markets}, FeatureConfig.from_mapping(ML["features"]))
     build_labels(wh, markets, LabelConfig(kind="fixed", horizon=12))
     assert (wh.table_hash("ml.features", key), wh.table_hash("ml.labels", (*key, "kind"))) == before

@@ -143,12 +143,12 @@ def test_the_sentiment_group_gives_a_strategy_frame_the_stage_s_features(candles
     btc = candles.filter(pl.col("symbol") == "BTC/USDT").sort("ts")
     rng = np.random.default_rng(3)
     bars = btc.select("exchange", "symbol", "timeframe", "ts").with_columns(
-        sent_count=pl.Series(rng.integers(0, 4, btc.height), dtype=pl.Int32),
+        asset=pl.lit("BTC"), sent_count=pl.Series(rng.integers(0, 4, btc.height), dtype=pl.Int32),
         sent_mean=pl.Series(rng.normal(0, 0.3, btc.height)), sent_dispersion=pl.Series(rng.random(btc.height)),
         sent_decayed=pl.Series(rng.normal(0, 0.2, btc.height)),
     ).filter(pl.col("sent_count") > 0).with_columns(pl.col("sent_decayed") * 1.0)  # candles without news: no row
     stage = compute_features(btc, cfg, extra={"sentiment.bars": bars}).drop("exchange", "symbol", "timeframe")
-    frame = btc.join(bars.drop("exchange", "symbol", "timeframe"), on="ts", how="left").with_columns(
+    frame = btc.join(bars.drop("exchange", "symbol", "timeframe", "asset"), on="ts", how="left").with_columns(
         pl.col("sent_count").fill_null(0), pl.col("sent_mean", "sent_dispersion", "sent_decayed").fill_null(0.0))
     strategy = ohlcv_features(frame, cfg)
     assert stage.columns == strategy.columns and "sent_mean_6" in stage.columns and "sent_count_2" in stage.columns
