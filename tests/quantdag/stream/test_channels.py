@@ -7,7 +7,6 @@ import asyncio
 
 import ccxt
 import numpy as np
-import polars as pl
 import pytest
 
 from quantdag.sim import MarketModel, SimExchange
