@@ -73,3 +73,67 @@ class FakeBotApi(Receiver):
             self.sent.append(params)
             return {"ok": True, "result": {"message_id": len(self.sent), "chat": {"id": params["chat_id"]}, "text": params["text"]}}
         return {"ok": False, "description": f"unknown method {method}"}
+
+
+class SmtpReceiver:
+    """A local SMTP server (plain, AUTH accepted) keeping every message it is sent: the email channel's receiver."""
+
+    def __init__(self) -> None:
+        import socketserver
+
+        self.messages: list[dict] = []
+        outer = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def _say(self, line: str) -> None:
+                self.wfile.write((line + "\r\n").encode())
+
+            def handle(self) -> None:
+                self._say("220 quantdag-test ESMTP")
+                mail: dict = {"from": None, "to": [], "data": ""}
+                while True:
+                    raw = self.rfile.readline()
+                    if not raw:
+                        return
+                    cmd = raw.decode(errors="replace").strip()
+                    verb = cmd.split(" ", 1)[0].upper()
+                    if verb in ("EHLO", "HELO"):
+                        self.wfile.write(b"250-quantdag-test\r\n250-AUTH PLAIN LOGIN\r\n250 OK\r\n")
+                    elif verb == "AUTH":
+                        parts = cmd.split()
+                        if parts[1].upper() == "LOGIN":
+                            for prompt in ("334 VXNlcm5hbWU6", "334 UGFzc3dvcmQ6"):
+                                self._say(prompt)
+                                self.rfile.readline()
+                        elif len(parts) == 2:  # PLAIN without the initial response
+                            self._say("334 ")
+                            self.rfile.readline()
+                        self._say("235 2.7.0 Authentication successful")
+                    elif verb == "MAIL":
+                        mail["from"] = cmd.split(":", 1)[1].strip()
+                        self._say("250 OK")
+                    elif verb == "RCPT":
+                        mail["to"].append(cmd.split(":", 1)[1].strip())
+                        self._say("250 OK")
+                    elif verb == "DATA":
+                        self._say("354 End data with <CR><LF>.<CR><LF>")
+                        lines = []
+                        while (line := self.rfile.readline()) not in (b".\r\n", b".\n", b""):
+                            lines.append(line.decode(errors="replace"))
+                        mail["data"] = "".join(lines)
+                        outer.messages.append(dict(mail))
+                        self._say("250 OK queued")
+                    elif verb == "QUIT":
+                        self._say("221 Bye")
+                        return
+                    else:  # RSET, NOOP, ...
+                        self._say("250 OK")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

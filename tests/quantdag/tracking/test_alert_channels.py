@@ -17,7 +17,7 @@ from quantdag.tracking.alerts import _silenced
 from quantdag.tracking.digest import digest_text, heartbeat_text
 from tests.quantdag.dashboard.seed import ACCOUNT, T0, seed
 
-from .receivers import Receiver
+from .receivers import Receiver, SmtpReceiver
 
 
 @pytest.fixture
@@ -37,6 +37,21 @@ def test_each_apprise_channel_gets_the_scrubbed_alert(receiver, monkeypatch):
     assert paths == ["/", "/json"]  # ntfy posts its JSON (topic inside) to the server's root
     bodies = " ".join(r["body"] for r in receiver.requests)
     assert bodies.count("ALERT risk halted, key ***") == 2 and "canary-apprise" not in bodies
+
+
+def test_the_email_channel_delivers_the_scrubbed_alert_to_a_local_smtp_server(monkeypatch):
+    Credentials(api_key="canary-mail-key-445566", secret="canary-mail-secret-665544")
+    smtp = SmtpReceiver()
+    try:
+        monkeypatch.setenv("QUANTDAG_ALERT_URLS", f"mailto://bot:mailpass@127.0.0.1:{smtp.port}?mode=insecure"
+                                                  "&from=bot@quantdag.test&to=trader@quantdag.test")  # fmt: skip
+        text = send_alert("drawdown limit hit, key canary-mail-key-445566", event="risk", settings=AlertSettings())
+    finally:
+        smtp.close()
+    assert text == "ALERT drawdown limit hit, key ***"
+    (mail,) = smtp.messages
+    assert "trader@quantdag.test" in " ".join(mail["to"]) and "bot@quantdag.test" in mail["from"]
+    assert "ALERT drawdown limit hit, key ***" in mail["data"] and "canary-mail" not in mail["data"]
 
 
 def test_event_settings_off_silent_on(receiver, monkeypatch, caplog):
