@@ -54,7 +54,7 @@ def test_pages_serve_the_cached_copy_while_a_writer_holds_the_file(writable_db):
             stop.set()
             t.join()
             assert line[0] == "holding", line
-            assert float(line[1]) < 2.0  # the writer opened the file despite the readers (retries of <= 2 s back-off)
+            assert float(line[1]) < 6.0  # the writer got in despite the readers: within a few of its <= 2 s back-offs, not starved
             assert served and set(served) == {200}
 
             # while the write transaction is open: 200, the cached data, the "as of" badge, quickly
