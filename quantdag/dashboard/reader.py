@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,10 @@ from quantdag.errors import ConfigurationError
 from quantdag.store import Warehouse, WarehouseError, WarehouseLocked
 
 log = logging.getLogger(__name__)
+
+#: the pause after each read before the next opens the file: however many pages are asked for, the
+#: dashboard holds the file a small share of the time, so a writer's lock retries (quantdag.store) get in
+READ_PAUSE_S = 0.15
 
 
 class Db:
@@ -122,6 +127,8 @@ class Reader:
         self._lock = threading.Lock()
         #: shared with the controls, the process's writer (see FileGate)
         self.gate = FileGate()
+        self._paced = threading.Lock()
+        self._next_open = 0.0
 
     @contextmanager
     def session(self) -> Iterator[Db]:
@@ -136,8 +143,15 @@ class Reader:
             yield Db(None)
             return
         wh = Warehouse(self.path, read_only=True, lock_timeout=self.lock_timeout, parquet_dir=self.parquet_dir)
-        with self.gate.read(self.lock_timeout), wh.session():
-            yield Db(wh)
+        with self._paced:  # one read at a time, then a pause: the file is free most of the time for a writer's retry
+            wait = self._next_open - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                with self.gate.read(self.lock_timeout), wh.session():
+                    yield Db(wh)
+            finally:
+                self._next_open = time.monotonic() + READ_PAUSE_S
 
     def snapshot(self, key: str, build: Callable[[Db], dict[str, Any]]) -> Snapshot:
         """``build``'s data read now, or, while a writer holds the file, the last copy read for ``key``

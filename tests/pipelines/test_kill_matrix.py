@@ -10,6 +10,7 @@ Workers are started one ahead and import while the previous one runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -53,7 +54,8 @@ class Workers:
         if not self.todo:
             return None
         p = subprocess.Popen([sys.executable, str(SCRIPT), str(self.todo.pop(0)), self.sim_url], cwd=ROOT, env=self.env,
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                             start_new_session=True)  # its own process group: a crash takes its step processes too
         self.all.append(p)
         return p
 
@@ -73,7 +75,8 @@ class Workers:
     def close(self) -> None:
         for p in self.all:
             if p.poll() is None:
-                p.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
             p.wait(timeout=30)
 
 
@@ -141,7 +144,7 @@ def test_kill_9_at_random_points_then_the_next_run_completes_with_a_clean_runs_t
         for i, (delay, data_dir) in enumerate(zip(delays, kill_dirs)):
             victim, t0 = workers.go(days)
             time.sleep(max(0.0, t0 + delay - time.time()))
-            victim.send_signal(signal.SIGKILL)
+            os.killpg(victim.pid, signal.SIGKILL)  # the worker and the step processes it started, as a crash would
             victim.communicate(timeout=30)
             phase = _phase(_steps(data_dir))
             phases[phase] += 1
