@@ -28,18 +28,21 @@ from quantdag.stream.streamer import Streamer, make_client
 log = logging.getLogger("quantdag.stream")
 
 
+def _last_rows(db: Path, sql: str, exchange: str) -> list[dict]:
+    """Rows of ``sql`` (per symbol, over ``exchange``) read from the file if it exists and is free within 2 s."""
+    if not db.exists():
+        return []
+    try:
+        return list(Warehouse(db, read_only=True, lock_timeout=2.0).query(sql, [exchange]).iter_rows(named=True))
+    except WarehouseError:
+        return []
+
+
 def last_stored(db: Path, exchange: str, symbols: list[str]) -> dict[str, int]:
     """Open time (ms) of each market's last stored 1m candle: a restart backfills from there."""
-    if not db.exists():
-        return {}
-    try:
-        rows = Warehouse(db, read_only=True, lock_timeout=2.0).query(
-            "SELECT symbol, max(ts) AS ts FROM market.candles WHERE exchange = ? AND timeframe = '1m' GROUP BY symbol",
-            [exchange],
-        )  # fmt: skip
-    except WarehouseError:
-        return {}
-    return {r["symbol"]: int(r["ts"].timestamp() * 1000) for r in rows.iter_rows(named=True) if r["symbol"] in symbols}
+    rows = _last_rows(db, "SELECT symbol, max(ts) AS ts FROM market.candles WHERE exchange = ? AND timeframe = '1m' "
+                          "GROUP BY symbol", exchange)  # fmt: skip
+    return {r["symbol"]: int(r["ts"].timestamp() * 1000) for r in rows if r["symbol"] in symbols}
 
 
 async def _ingest_loop(db: Path, root: Path, stop: asyncio.Event, every_s: float = 1.0, *,
@@ -118,17 +121,11 @@ async def _act(db: Path, intraday: Any, inbox: asyncio.Queue, reports: list | No
 
 def last_trades(db: Path, exchange: str, symbols: list[str]) -> dict[str, tuple[int, int]]:
     """Per market the (id, ms) of its last stored trade: a restart backfills the trades since."""
-    if not db.exists() or not symbols:
+    if not symbols:
         return {}
-    try:
-        rows = Warehouse(db, read_only=True, lock_timeout=2.0).query(
-            "SELECT symbol, arg_max(id, ts) AS id, max(ts) AS ts FROM market.trades WHERE exchange = ? GROUP BY symbol",
-            [exchange],
-        )  # fmt: skip
-    except WarehouseError:
-        return {}
-    return {r["symbol"]: (int(r["id"]), int(r["ts"].timestamp() * 1000)) for r in rows.iter_rows(named=True)
-            if r["symbol"] in symbols}  # fmt: skip
+    rows = _last_rows(db, "SELECT symbol, arg_max(id, ts) AS id, max(ts) AS ts FROM market.trades WHERE exchange = ? "
+                          "GROUP BY symbol", exchange)  # fmt: skip
+    return {r["symbol"]: (int(r["id"]), int(r["ts"].timestamp() * 1000)) for r in rows if r["symbol"] in symbols}
 
 
 async def stream(seconds: float | None, speed: float, config: Any, *, trade: bool = False,

@@ -117,9 +117,7 @@ class IntradayLoop:
         caches are paid here, before the stream starts). Returns the seconds it took."""
         t0 = time.perf_counter()
         keys = list(self.keys)
-        if self.portfolio is not None:
-            keys += [k for k in (resolve_param_set(wh, e, self.configured).key for e in self.portfolio.spec.members)
-                     if k not in keys]  # fmt: skip
+        keys += [k for k in self._member_keys(wh) if k not in keys]
         for key in keys:
             try:
                 build_signals(wh, key, self.markets, configured=self.configured)
@@ -190,11 +188,16 @@ class IntradayLoop:
         """The members' signals on the new candles (those not already rebuilt as paper sets) and the
         portfolio's weights: what the daily portfolio job computes, now."""
         p = self.portfolio
-        for entry in p.spec.members:  # signals first: building them records the look-ahead verdict the weights require
-            s = resolve_param_set(wh, entry, self.configured)
-            if s.key not in self.keys:
-                build_signals(wh, s.key, changed, configured=self.configured)
+        for key in self._member_keys(wh):  # signals first: building them records the look-ahead verdict the weights require
+            if key not in self.keys:
+                build_signals(wh, key, changed, configured=self.configured)
         build_weights(wh, p.spec, self.markets, self.configured)
+
+    def _member_keys(self, wh: Warehouse) -> list[str]:
+        """The parameter-set keys of the portfolio's members (none without a portfolio)."""
+        if self.portfolio is None:
+            return []
+        return [resolve_param_set(wh, e, self.configured).key for e in self.portfolio.spec.members]
 
     def _portfolio_step(self, wh: Warehouse) -> dict:
         p = self.portfolio
