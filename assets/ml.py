@@ -39,7 +39,8 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
         group_name="ml_features",
         pool=DUCKDB_POOL,
         deps=[dg.AssetDep("candles", partition_mapping=lookback)]
-        + ([dg.AssetDep("sentiment_bars", partition_mapping=lookback)] if "sentiment" in training.features.groups else []),
+        + ([dg.AssetDep("sentiment_bars", partition_mapping=lookback)] if "sentiment" in training.features.groups else [])
+        + ([dg.AssetDep("market_events", partition_mapping=lookback)] if "market_events" in training.features.groups else []),
         kinds={"duckdb", "numba"},
         metadata={"table": "ml.features", "markets": ", ".join(m.key for m in markets)},
     )

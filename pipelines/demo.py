@@ -397,8 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     with dg.DagsterInstance.get() as instance:
         for r in recover_orphaned_runs(instance):  # a killed demo left runs holding the duckdb pool slot
             print(f"recovered: run {r.run_id} of {r.job_name} ({r.reason}) marked failed, its pool slots freed")
-        for job in ("daily_data_job", "events_job"):
-            timings.append((job, run_job(defs, job, days, instance, markets=config.markets)))
+        timings.append(("daily_data_job", run_job(defs, "daily_data_job", days, instance, markets=config.markets)))
         heal = refetch_days(data_dir, config, days)  # candles an exchange page left out, asked for again
         if heal:
             timings.append(("daily_data_job (heal)", run_job(defs, "daily_data_job", heal, instance, only_missing=False)))

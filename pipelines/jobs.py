@@ -19,11 +19,11 @@ def build_jobs(parts: Partitions) -> dict[str, dg.UnresolvedAssetJobDefinition]:
         by_group("ml_features_job", "ml_features", partitions_def=parts.daily),
         # Labels, a training (MLflow run, registered version, champion/challenger) and the champion's predictions.
         by_group("ml_job", "ml", description="Label, train, register and promote the model; write the champion's predictions."),
-        # The main job: download, clean and compute indicators, sentiment and model features for a day (or a backfilled range).
+        # The main job: download, clean and compute indicators, events, sentiment and model features for a day (or a backfilled range).
         by_group(
-            "daily_data_job", "ingestion", "normalization", "indicators", "sentiment", "ml_features", partitions_def=parts.daily,
-            description="Fetch, clean and compute indicators and model features for every market of the partition's day; "
-                        "ingest, score and align its news.",
+            "daily_data_job", "ingestion", "normalization", "indicators", "events", "sentiment", "ml_features", partitions_def=parts.daily,
+            description="Fetch, clean and compute indicators, market events and model features for every market of the "
+                        "partition's day; ingest, score and align its news.",
         ),
         # Signals and backtests of one strategy parameter set (a dynamic partition).
         by_group(

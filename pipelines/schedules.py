@@ -108,7 +108,6 @@ def build_schedules(
     return [
         *([ml_training_schedule] if config.ml.enabled else []),
         dg.build_schedule_from_partitioned_job(jobs["daily_data_job"], hour_of_day=0, minute_of_hour=15, default_status=daily),
-        dg.build_schedule_from_partitioned_job(jobs["events_job"], hour_of_day=0, minute_of_hour=45, default_status=daily),
         daily_backtest_schedule, paper_mark_to_market_schedule, daily_paper_drift_schedule, daily_portfolio_schedule,
         portfolio_paper_schedule,
     ]  # fmt: skip

@@ -338,8 +338,9 @@ class DashboardSettings(_Section):
     login_attempts: int = Field(5, ge=1, description="failed logins allowed per client per minute")
 
 
-#: the pipeline's model features: the engine's default groups plus the news sentiment of ``sentiment.bars``
-ML_FEATURE_GROUPS = ("returns", "volatility", "indicators", "timeframes", "regime", "events", "calendar", "sentiment")
+#: the pipeline's model features: the engine's default groups plus the stored market events
+#: (``market.events``) and the news sentiment (``sentiment.bars``)
+ML_FEATURE_GROUPS = ("returns", "volatility", "indicators", "timeframes", "regime", "events", "calendar", "market_events", "sentiment")
 
 
 class MlSettings(_Section):
@@ -358,6 +359,7 @@ class MlSettings(_Section):
     cpcv: tuple[int, int] | None = Field(None, description="(n_folds, n_test_folds): also score combinatorial purged CV paths")
     threshold: float = Field(0.55, ge=0.5, lt=1.0, description="P(up) above which the out-of-sample backtest is long")
     long_short: bool = False
+    min_training_rows: int = Field(500, ge=50, description="labelled candles below which a training is skipped")
     retrain_cron: str = Field("0 3 * * 1", description="the retraining schedule (UTC cron): Mondays 03:00")
 
     @model_validator(mode="after")
@@ -374,14 +376,15 @@ class MlSettings(_Section):
         try:
             features = FeatureConfig.from_mapping(self.features)
             labels = LabelConfig(**self.labels)
-            if labels.kind == "meta":
-                raise ConfigurationError("labels.kind 'meta' needs a rule strategy's signals, which the pipeline does not wire yet")
+            if labels.kind == "meta" and not labels.rule:
+                raise ConfigurationError("labels.kind 'meta' labels a rule strategy's entries: name it in labels.rule "
+                                         "(and its parameters in labels.rule_params)")  # fmt: skip
             thresholds = tuple(sorted({0.5, 0.525, 0.55, 0.575, 0.6, self.threshold}))
             if self.cpcv is not None and not 1 <= self.cpcv[1] < self.cpcv[0]:
                 raise ConfigurationError(f"cpcv must be (n_folds, n_test_folds) with 1 <= n_test_folds < n_folds, got {self.cpcv}")
             return TrainingConfig(features, labels, self.model, dict(self.params), self.seed, self.n_splits,
                                   threshold=self.threshold, long_short=self.long_short, thresholds=thresholds,
-                                  cpcv=tuple(self.cpcv) if self.cpcv else None)  # fmt: skip
+                                  cpcv=tuple(self.cpcv) if self.cpcv else None, min_rows=self.min_training_rows)  # fmt: skip
         except (ConfigurationError, TypeError) as exc:
             raise ValueError(str(exc)) from None
 

@@ -120,3 +120,8 @@ def contiguous(days: Iterable[date]) -> list[tuple[date, date]]:
 def day_windows(days: Iterable[date]) -> list[Window]:
     """UTC windows covering ``days``, one per run of consecutive days."""
     return [(day_bounds(a)[0], day_bounds(b)[1]) for a, b in contiguous(days)]
+
+
+def peer_close_column(symbol: str) -> str:
+    """``"ETH/USDT"`` -> ``"peer_close_eth_usdt"``: the column a strategy frame carries a peer market's close in."""
+    return "peer_close_" + "".join(ch if ch.isalnum() else "_" for ch in symbol.lower())

@@ -31,9 +31,11 @@ import numpy as np
 import polars as pl
 import polars.selectors as cs
 
+from quantdag.data.event_starts import EVENT_COLUMNS
 from quantdag.data.frames import CANDLE_KEY, MARKET_KEY, UTC_MS, require_columns, utc_ms
 from quantdag.data.resample import resample
 from quantdag.errors import ConfigurationError, DataError
+from quantdag.markets import peer_close_column
 from quantdag.ml import nb
 from quantdag.timeframes import SUPPORTED, timeframe_ms
 
@@ -117,9 +119,15 @@ class FeatureConfig:
 
     @property
     def frame_ready(self) -> bool:
-        """Whether one market's strategy frame can give every input (no peers; only tables whose columns
-        the frame carries, :data:`FRAME_INPUTS`): then a strategy can compute the features itself."""
-        return not self.cross_market and all(t in FRAME_INPUTS for t in self.inputs)
+        """Whether a strategy's frame can give every input: tables whose columns the frame carries
+        (:data:`FRAME_INPUTS`), and the peers' closes, which a strategy asks its frame for
+        (:attr:`peers`): then a strategy can compute the features itself."""
+        return all(t in FRAME_INPUTS for t in self.inputs)
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        """Other markets' symbols the features read (their closes), or () for single-market features."""
+        return self.correlated if self.cross_market else ()
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -334,7 +342,10 @@ def _calendar(m: MarketData, cfg: FeatureConfig) -> Columns:
 #: columns (``quantdag.stages.common.read_candles``), so a model with them predicts inside a strategy too
 SENTIMENT_TABLE = "sentiment.bars"
 SENTIMENT_INPUTS = ("sent_count", "sent_mean", "sent_dispersion", "sent_decayed")
-FRAME_INPUTS = {SENTIMENT_TABLE: SENTIMENT_INPUTS}
+#: the stored market events as per-candle start counts (:mod:`quantdag.data.event_starts`), which a
+#: strategy frame carries too
+EVENTS_TABLE = "market.events"
+FRAME_INPUTS = {SENTIMENT_TABLE: SENTIMENT_INPUTS, EVENTS_TABLE: EVENT_COLUMNS}
 
 
 def _sentiment(m: MarketData, cfg: FeatureConfig) -> Columns:
@@ -348,6 +359,20 @@ def _sentiment(m: MarketData, cfg: FeatureConfig) -> Columns:
     for p in cfg.periods:
         out[f"sent_mean_{p}"] = nb.rolling_mean_nb(col["sent_mean"], p)
         out[f"sent_count_{p}"] = nb.rolling_mean_nb(np.log1p(col["sent_count"]), p)
+    return out
+
+
+def _market_events(m: MarketData, cfg: FeatureConfig) -> Columns:
+    """Stored market events (``market.events``: jumps, volume spikes, gaps, dislocations, depegs,
+    volatility regimes, and a depeg anywhere on the venue) that started within each period. Only
+    starts count: an event's end and peak are not known while it goes on."""
+    ev = m.extra[EVENTS_TABLE]
+    out: Columns = {}
+    for c in EVENT_COLUMNS:
+        starts = np.nan_to_num(np.asarray(ev[c], dtype=np.float64), nan=0.0)
+        name = "ev_" + c.removeprefix("event_")
+        for p in cfg.periods:
+            out[f"{name}_{p}"] = np.round(nb.rolling_mean_nb(starts, p) * p)  # a count: exact whatever the sum's rounding
     return out
 
 
@@ -378,6 +403,8 @@ for _g in (
     FeatureGroup("calendar", _calendar, lambda c, ms: 0, description="hour of day, weekday (UTC)"),
     FeatureGroup("markets", _markets, lambda c, ms: max(c.periods) + 1, cross_market=True,
                  description="correlated markets' returns and rolling correlation"),
+    FeatureGroup("market_events", _market_events, lambda c, ms: max(c.periods), inputs=(EVENTS_TABLE,),
+                 description="stored market events (market.events) that started within each period, by type"),
     FeatureGroup("sentiment", _sentiment, lambda c, ms: max(c.periods), inputs=(SENTIMENT_TABLE,),
                  description="news sentiment known at the close: decayed score, dispersion, mean and count per period"),
 ):  # fmt: skip
@@ -495,23 +522,28 @@ def ohlcv_features(candles: pl.DataFrame, cfg: FeatureConfig, timeframe: str | N
 
     The timeframe is inferred from the smallest candle spacing unless given.
 
+    Peers' closes (``cfg.peers``) come from the frame's :func:`~quantdag.markets.peer_close_column`
+    columns (``read_candles(..., peers=...)``).
+
     Raises
     ------
     ConfigurationError
-        If ``cfg`` needs other markets, or extra tables whose columns the frame does not carry (it
-        carries ``sentiment.bars``' as every strategy's frame does).
+        If ``cfg`` needs other markets' closes or extra tables whose columns the frame does not carry
+        (every strategy's frame carries ``sentiment.bars``' and ``market.events``').
     """
     from_frame = [t for t in cfg.inputs if t in FRAME_INPUTS and all(c in candles.columns for c in FRAME_INPUTS[t])]
-    if cfg.cross_market or len(from_frame) < len(cfg.inputs):
-        raise ConfigurationError("these features need other markets or tables; a single market's candles cannot compute them")
+    lacking = [peer_close_column(s) for s in cfg.peers if peer_close_column(s) not in candles.columns]
+    if lacking or len(from_frame) < len(cfg.inputs):
+        raise ConfigurationError(f"these features need other markets or tables the frame lacks ({lacking or sorted(set(cfg.inputs) - set(from_frame))})")
     ts = candles["ts"]
     ms = ts.dt.epoch("ms") if isinstance(ts.dtype, pl.Datetime) else ts.cast(pl.Int64)
     if timeframe is None:
         step = int(ms.diff().min()) if candles.height > 1 else timeframe_ms("1h")  # type: ignore[arg-type]
         timeframe = timeframe_name(step)
     extra = {t: {c: candles[c].cast(pl.Float64).to_numpy() for c in FRAME_INPUTS[t]} for t in from_frame}
+    peers = {s: candles[peer_close_column(s)].cast(pl.Float64).fill_null(np.nan).to_numpy() for s in cfg.peers}
     m = MarketData(ms.to_numpy(), *(candles[c].cast(pl.Float64).to_numpy() for c in ("open", "high", "low", "close", "volume")),
-                   timeframe=timeframe, extra=extra)  # fmt: skip
+                   timeframe=timeframe, peers=peers, extra=extra)  # fmt: skip
     return _to_frame(candles.select("ts"), market_features(m, cfg))
 
 

@@ -11,8 +11,10 @@ block starts (:mod:`quantdag.ml.validation`). Three kinds (López de Prado, AFML
   std of 1-candle log returns, known at ``t``) and a vertical one at ``t + horizon``; ``y = 1``
   if the upper barrier is touched first (a tie inside one candle counts as the lower first).
   Known at the close of the touching candle, so earlier than ``fixed`` when a barrier is hit.
-* ``meta`` -- on a rule strategy's entries only: ``y = 1`` if the trade's triple-barrier
-  outcome was profitable, the model then learns *whether to take* the rule's signal.
+* ``meta`` -- on a rule strategy's (long) entries only: ``y = 1`` if the trade's triple-barrier
+  outcome was profitable, the model then learns *whether to take* the rule's signal. The rule is
+  a registered strategy (``rule``, ``rule_params``); the ``ml_model`` strategy of a meta model
+  enters only on the rule's entries the model takes, and exits on the rule's exits.
 
 Rows whose outcome runs past the data have a null label and null ``known_at``; they must not be
 trained on (and are not written).
@@ -20,7 +22,8 @@ trained on (and are not written).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -57,6 +60,9 @@ class LabelConfig:
         Barrier widths in trailing volatilities, scaled by ``sqrt(horizon)``.
     vol_window
         Candles of the trailing volatility.
+    rule, rule_params
+        ``meta``: the registered rule strategy whose entries are labelled, and its parameters
+        (the pipeline needs it; engine code may pass the entries to :func:`compute_labels` instead).
     """
 
     kind: LabelKind = "triple_barrier"
@@ -65,10 +71,22 @@ class LabelConfig:
     up_mult: float = 1.0
     down_mult: float = 1.0
     vol_window: int = 48
+    rule: str = ""
+    rule_params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in LABEL_KINDS:
             raise ConfigurationError(f"label kind must be one of {LABEL_KINDS}, got {self.kind!r}")
+        if self.rule and self.kind != "meta":
+            raise ConfigurationError(f"label kind {self.kind!r} labels every candle: a rule ({self.rule!r}) is for 'meta' only")
+        if self.rule:
+            from quantdag.strategies import create_strategy
+
+            try:
+                rule = create_strategy(self.rule, dict(self.rule_params))
+            except Exception as exc:  # unknown name or bad parameters: say which
+                raise ConfigurationError(f"meta label rule {self.rule!r} {dict(self.rule_params)}: {exc}") from None
+            object.__setattr__(self, "rule_params", dict(rule.params))
         for name in ("horizon", "vol_window"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -79,7 +97,13 @@ class LabelConfig:
                 raise ConfigurationError(f"label {name} must be > 0, got {v!r}")
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "rule_params": dict(self.rule_params)}
+
+    def rule_strategy(self) -> Any:
+        """The ``meta`` rule as a strategy (None for other kinds)."""
+        from quantdag.strategies import create_strategy
+
+        return create_strategy(self.rule, dict(self.rule_params)) if self.rule else None
 
 
 def trailing_vol(close: np.ndarray, window: int) -> np.ndarray:

@@ -141,6 +141,16 @@ def probabilities_to_target(p: np.ndarray, threshold: float, long_short: bool) -
     return target
 
 
+def meta_entries(rule_entry: np.ndarray, p: np.ndarray, threshold: float) -> np.ndarray:
+    """A meta model's entries: the rule's entries the model takes (``p > threshold``; no
+    probability: not taken). Exits are the rule's own; shared by the ``ml_model`` strategy and the
+    out-of-sample backtest."""
+    probabilities_to_target(np.zeros(1), threshold, False)  # validates the threshold
+    p = np.asarray(p, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(rule_entry, dtype=bool) & (p > threshold)
+
+
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:
     """Mean binary cross-entropy of the rows with a prediction (lower is better)."""
     ok = np.isfinite(p)

@@ -21,7 +21,7 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import polars as pl
 from quantdag.data.frames import CANDLE_KEY, utc_ms
 from quantdag.errors import ConfigurationError, DataError
 from quantdag.ml.features import FeatureConfig, compute_features
+from quantdag.ml.labels import LabelConfig
 from quantdag.ml.models import log_loss
 from quantdag.ml.training import OosBacktest, TrainingResult, predict_frame
 
@@ -52,6 +53,9 @@ class ModelInfo:
     long_short: bool
     train_end_ms: int
     run_id: str
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    #: the timeframes of the markets it was trained on (its features mean something only there)
+    timeframes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,7 @@ def log_training(result: TrainingResult, backtest: OosBacktest | None, *, model_
         "long_short": str(cfg.long_short),
         "train_end_ms": str(result.train_end_ms),
         "labels": json.dumps(cfg.labels.as_dict(), sort_keys=True),
+        "timeframes": json.dumps(sorted(result.oos["timeframe"].unique().to_list())),
     }
     info = mlflow.sklearn.log_model(
         result.model, name="model", registered_model_name=model_name, skops_trusted_types=_own_types(result.model),
@@ -162,6 +167,7 @@ def model_info(name: str, version: str) -> ModelInfo:
         return ModelInfo(
             name, str(mv.version), FeatureConfig.from_mapping(json.loads(t["features"])), tuple(json.loads(t["feature_names"])),
             float(t["threshold"]), t["long_short"] == "True", int(t["train_end_ms"]), mv.run_id,
+            LabelConfig(**json.loads(t.get("labels", "{}"))), tuple(json.loads(t.get("timeframes", "[]"))),
         )  # fmt: skip
     except KeyError as exc:
         raise DataError(f"model {name} version {version} lacks tag {exc}: it was not registered by quantdag.ml") from None
@@ -199,12 +205,14 @@ def load_version(info: ModelInfo) -> Any:
 
 
 def promote(new: ModelInfo, oos: pl.DataFrame, candles: pl.DataFrame, labels: pl.DataFrame,
-            *, min_rows: int = MIN_COMPARE_ROWS) -> Promotion:  # fmt: skip
+            *, features: pl.DataFrame | None = None, min_rows: int = MIN_COMPARE_ROWS) -> Promotion:  # fmt: skip
     """Make ``new`` the champion if it beats the current one out of sample, else the challenger.
 
     ``oos`` is the new model's walk-forward predictions (candle key + ``p_up``); ``candles`` and
-    ``labels`` those it was trained on. The comparison uses the labelled rows after the
-    champion's ``train_end_ms`` -- out of sample for both models.
+    ``labels`` those it was trained on; ``features`` the stored feature rows (``ml.features``),
+    from which the champion predicts when they hold its columns (else they are computed from
+    ``candles``, which works for features of candles alone). The comparison uses the labelled
+    rows after the champion's ``train_end_ms`` -- out of sample for both models.
     """
     from mlflow.exceptions import MlflowException
 
@@ -221,7 +229,14 @@ def promote(new: ModelInfo, oos: pl.DataFrame, candles: pl.DataFrame, labels: pl
         client.set_registered_model_alias(new.name, CHALLENGER, new.version)
         return Promotion(new.version, CHALLENGER, f"only {rows.height} out-of-sample rows after the champion's data (< {min_rows})",
                          compared_rows=rows.height)  # fmt: skip
-    feats = compute_features(candles, champ.features)
+    if features is not None and all(c in features.columns for c in champ.feature_names):
+        feats = features
+    else:
+        try:
+            feats = compute_features(candles, champ.features)
+        except DataError as exc:  # its inputs (other tables, peers) are not at hand: no fair comparison
+            client.set_registered_model_alias(new.name, CHALLENGER, new.version)
+            return Promotion(new.version, CHALLENGER, f"champion v{champ.version}'s features cannot be rebuilt to compare: {exc}")
     champ_p = predict_frame(load_version(champ), feats, champ.feature_names)
     both = rows.join(champ_p.rename({"p_up": "p_champ"}), on=list(CANDLE_KEY), how="inner")
     y = both["y"].to_numpy()

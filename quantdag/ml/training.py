@@ -29,6 +29,7 @@ from quantdag.ml.models import (
     fit,
     log_loss,
     make_model,
+    meta_entries,
     oos_predict,
     predict_up,
     probabilities_to_target,
@@ -59,6 +60,8 @@ class TrainingConfig:
     #: ``(n_folds, n_test_folds)``: also score combinatorial purged CV's paths (``cpcv_auc_*``
     #: metrics: C(n, k) more fits, so off by default)
     cpcv: tuple[int, int] | None = None
+    #: labelled rows below which the pipeline skips a training (a sparse meta rule may need fewer)
+    min_rows: int = 500
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_KINDS:
@@ -192,17 +195,25 @@ def predict_frame(model: Any, features: pl.DataFrame, feature_names: tuple[str, 
 
 
 def oos_backtest(
-    candles: pl.DataFrame, predictions: pl.DataFrame, cfg: TrainingConfig, settings: BacktestSettings | None = None
-) -> OosBacktest:
+    candles: pl.DataFrame, predictions: pl.DataFrame, cfg: TrainingConfig, settings: BacktestSettings | None = None,
+    rule: pl.DataFrame | None = None,
+) -> OosBacktest:  # fmt: skip
     """Backtest the out-of-sample predictions per market (costs on) for every trial threshold,
     from each market's first prediction on; DSR and PBO over the trials.
+
+    A meta model (``cfg.labels.kind == "meta"``) trades as its ``ml_model`` strategy does: the
+    rule's entries it takes, the rule's exits; ``rule`` holds the rule's signals (candle key +
+    ``entry``, ``exit``).
 
     Raises
     ------
     DataError
-        If no market has predictions.
+        If no market has predictions, or a meta model's rule signals are missing.
     """
-    settings = settings or BacktestSettings(direction="both" if cfg.long_short else "long")
+    meta = cfg.labels.kind == "meta"
+    if meta and rule is None:
+        raise DataError("a meta model's out-of-sample backtest needs its rule's signals")
+    settings = settings or BacktestSettings(direction="both" if cfg.long_short and not meta else "long")
     preds = predictions.with_columns(utc_ms(predictions, "ts"))
     frame = candles.with_columns(utc_ms(candles, "ts")).sort(CANDLE_KEY)
     per_market: dict[str, dict[str, Any]] = {}
@@ -213,9 +224,20 @@ def oos_backtest(
             continue
         span = rows.filter(pl.col("ts") >= mp["ts"].min()).join(mp.select("ts", "p_up"), on="ts", how="left")
         p = span["p_up"].fill_null(np.nan).to_numpy()
+        if meta:
+            assert rule is not None
+            rs = span.select("ts").join(
+                rule.with_columns(utc_ms(rule, "ts")).filter((pl.col("exchange") == ex) & (pl.col("symbol") == sym)
+                                                             & (pl.col("timeframe") == tf)).select("ts", "entry", "exit"),
+                on="ts", how="left", maintain_order="left",
+            )  # fmt: skip
+            rule_entry, rule_exit = rs["entry"].fill_null(False).to_numpy(), rs["exit"].fill_null(False).to_numpy()
         cols = {}
         for i, thr in enumerate(cfg.thresholds):
-            res = run(span.drop("p_up"), target=probabilities_to_target(p, thr, cfg.long_short), settings=settings)
+            if meta:
+                res = run(span.drop("p_up"), meta_entries(rule_entry, p, thr), rule_exit, settings=settings)
+            else:
+                res = run(span.drop("p_up"), target=probabilities_to_target(p, thr, cfg.long_short), settings=settings)
             cols[f"t{i}"] = equity_returns(res.equity_array, settings.init_cash)
             if thr == cfg.threshold:
                 m = res.metrics

@@ -13,7 +13,9 @@ from typing import Any
 
 import polars as pl
 
-from quantdag.markets import CANDLE_KEY, Market, Window
+from quantdag.data.event_starts import EVENT_COLUMNS, event_start_counts
+from quantdag.errors import DataError
+from quantdag.markets import CANDLE_KEY, Market, Window, peer_close_column
 from quantdag.sentiment.bars import SENTIMENT_COLUMNS
 from quantdag.store import Slice, Warehouse
 
@@ -53,10 +55,61 @@ def market_slice(m: Market, w: Window | None = None, time_column: str | None = "
     return Slice(where=m.where, time_column=time_column, start=w[0], end=w[1])
 
 
-def read_candles(wh: Warehouse, m: Market) -> pl.DataFrame:
+def read_candles(wh: Warehouse, m: Market, peers: Sequence[str] = ()) -> pl.DataFrame:
     """Every stored clean candle of market ``m``, oldest first, with its sentiment columns
-    (:func:`with_sentiment`): the frame every strategy gets."""
-    return with_sentiment(wh, m, wh.read("market.candles", [market_slice(m)], order_by=CANDLE_KEY))
+    (:func:`with_sentiment`) and event columns (:func:`with_events`): the frame every strategy
+    gets; with ``peers`` (symbols of the same venue and timeframe), their closes too (:func:`with_peers`)."""
+    candles = wh.read("market.candles", [market_slice(m)], order_by=CANDLE_KEY)
+    return with_peers(wh, m, with_events(wh, m, with_sentiment(wh, m, candles)), peers)
+
+
+def _has_table(wh: Warehouse, schema: str, table: str) -> bool:
+    return bool(wh.query(
+        "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
+    )["n"][0])  # fmt: skip
+
+
+def with_events(wh: Warehouse, m: Market, candles: pl.DataFrame) -> pl.DataFrame:
+    """``candles`` of market ``m`` with :data:`EVENT_COLUMNS`: the stored market events (``market.events``)
+    starting at each candle (:mod:`quantdag.data.event_starts`: a start is known at its candle, an
+    end is not). 0 where none started, or before events were built."""
+    if candles.height == 0:
+        return candles.with_columns(pl.lit(0, dtype=pl.Int32).alias(c) for c in EVENT_COLUMNS)
+    if wh.read_only and not _has_table(wh, "market", "events"):
+        events = pl.DataFrame(schema={"symbol": pl.String(), "timeframe": pl.String(), "event_type": pl.String(),
+                                      "ts_start": pl.Datetime("ms", "UTC")})  # fmt: skip
+    else:
+        first, last = candles["ts"].min(), candles["ts"].max()
+        events = wh.query(
+            "SELECT symbol, timeframe, event_type, ts_start FROM market.events WHERE exchange = ? AND timeframe = ? "
+            "AND ts_start BETWEEN ? AND ? AND (symbol = ? OR event_type = 'depeg')",
+            [m.exchange, m.timeframe, first, last, m.symbol],
+        )  # fmt: skip
+    counts = event_start_counts(candles["ts"], events, m.symbol, m.timeframe)
+    return candles.with_columns(counts[c] for c in EVENT_COLUMNS)
+
+
+def with_peers(wh: Warehouse, m: Market, candles: pl.DataFrame, peers: Sequence[str]) -> pl.DataFrame:
+    """``candles`` of market ``m`` with the close of each of ``peers`` (same venue and timeframe) on the
+    same candle, as :func:`~quantdag.markets.peer_close_column` (null where the peer has no candle).
+
+    Raises
+    ------
+    DataError
+        If a peer has no stored candles at all (a model needing it would silently trade nothing).
+    """
+    out = candles
+    for sym in dict.fromkeys(peers):
+        if sym == m.symbol:  # a market among its own peers (a model over several markets): its close
+            out = out.with_columns(pl.col("close").alias(peer_close_column(sym)))
+            continue
+        peer = Market(m.exchange, sym, m.timeframe)
+        closes = wh.read("market.candles", [market_slice(peer)], order_by=CANDLE_KEY)
+        if closes.height == 0:
+            raise DataError(f"peer market {peer.key} has no stored candles (needed beside {m.key}); ingest it first")
+        col = peer_close_column(sym)
+        out = out.join(closes.select("ts", pl.col("close").alias(col)), on="ts", how="left", maintain_order="left")
+    return out
 
 
 def with_sentiment(wh: Warehouse, m: Market, candles: pl.DataFrame) -> pl.DataFrame:
@@ -66,9 +119,7 @@ def with_sentiment(wh: Warehouse, m: Market, candles: pl.DataFrame) -> pl.DataFr
     nothing was known. Strategies read these columns like any candle column
     (``required_columns``); the look-ahead check perturbs them like the others.
     """
-    if wh.read_only and not wh.query(  # a read-only reader of a file written before sentiment existed
-        "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'sentiment' AND table_name = 'bars'"
-    )["n"][0]:
+    if wh.read_only and not _has_table(wh, "sentiment", "bars"):  # a read-only reader of a file written before sentiment existed
         bars = pl.DataFrame()
     else:
         bars = wh.read("sentiment.bars", [market_slice(m)], order_by=("ts",)).select("ts", *SENTIMENT_COLUMNS)

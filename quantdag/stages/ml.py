@@ -26,11 +26,12 @@ import polars as pl
 from quantdag.errors import DataError
 from quantdag.indicators import check_column_name
 from quantdag.markets import CANDLE_KEY, Market, Window
-from quantdag.ml.features import FeatureConfig, compute_features, features_schema
+from quantdag.data.event_starts import EVENT_COLUMNS
+from quantdag.ml.features import EVENTS_TABLE, FeatureConfig, compute_features, features_schema
 from quantdag.ml.labels import LABEL_SCHEMA, LabelConfig, compute_labels
 from quantdag.ml.registry import CHAMPION, Promotion, load_version, log_training, promote, resolve
 from quantdag.ml.training import TrainingConfig, oos_backtest, predict_frame, train
-from quantdag.stages.common import StageReport, market_slice, read_candles
+from quantdag.stages.common import StageReport, market_slice, read_candles, with_events
 from quantdag.store import Slice, Warehouse
 from quantdag.timeframes import MS_PER_DAY, timeframe_ms
 
@@ -38,8 +39,9 @@ FEATURES, LABELS, PREDICTIONS = "ml.features", "ml.labels", "ml.predictions"
 
 StartRun = Callable[..., AbstractContextManager[Any]]
 
-#: Below these a training is skipped (no run, no version): its walk-forward blocks would be a few candles.
-MIN_TRAINING_ROWS, MIN_TIMES_PER_BLOCK = 500, 24
+#: Below this many candle times per walk-forward block a training is skipped (no run, no version); the
+#: minimum of labelled rows is ``TrainingConfig.min_rows`` (``ml.min_training_rows``).
+MIN_TIMES_PER_BLOCK = 24
 
 
 class TrainingSkipped(DataError):
@@ -81,9 +83,9 @@ def build_features(wh: Warehouse, windows: Mapping[Market, Sequence[Window]], cf
             span = (w[0] - back, w[1])
             slices = [market_slice(p, span) for p in (m, *_peers([m], cfg))]
             candles = wh.read("market.candles", slices, order_by=CANDLE_KEY)
-            # tables a feature group reads besides candles (e.g. sentiment.bars), keyed like candles
-            extra = {t: wh.read(t, [market_slice(m, span)], order_by=CANDLE_KEY) for t in cfg.inputs}
             own = candles.filter(pl.col("symbol") == m.symbol)
+            # tables a feature group reads besides candles (e.g. sentiment.bars), keyed like candles
+            extra = {t: _input_table(wh, t, m, span, own) for t in cfg.inputs}
             if own.height == 0:
                 writes.append((m, w, pl.DataFrame(schema=features_schema(cfg, m.timeframe))))
                 continue
@@ -98,6 +100,14 @@ def build_features(wh: Warehouse, windows: Mapping[Market, Sequence[Window]], cf
             report.rows_written += Warehouse.replace(con, FEATURES, feats, [market_slice(m, w)], order_by=CANDLE_KEY)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _input_table(wh: Warehouse, table: str, m: Market, span: Window, own: pl.DataFrame) -> pl.DataFrame:
+    """A feature group's extra table for market ``m`` over ``span``, keyed like its candles ``own``:
+    ``market.events`` as per-candle start counts (the columns a strategy frame carries), others as stored."""
+    if table == EVENTS_TABLE:
+        return with_events(wh, m, own.select(CANDLE_KEY)).select(*CANDLE_KEY, *EVENT_COLUMNS)
+    return wh.read(table, [market_slice(m, span)], order_by=CANDLE_KEY)
 
 
 def add_feature_columns(con: duckdb.DuckDBPyConnection, columns: Sequence[str]) -> list[str]:
@@ -121,9 +131,13 @@ def build_labels(wh: Warehouse, markets: Sequence[Market], cfg: LabelConfig) -> 
     t0 = time.perf_counter()
     report = StageReport()
     writes = []
+    rule = cfg.rule_strategy()
     for m in markets:
-        candles = read_candles(wh, m)
-        labels = compute_labels(candles, cfg) if candles.height else pl.DataFrame(schema=LABEL_SCHEMA)
+        candles = read_candles(wh, m, peers=rule.frame_peers if rule else ())
+        if not candles.height:
+            labels = pl.DataFrame(schema=LABEL_SCHEMA)
+        else:
+            labels = compute_labels(candles, cfg, rule_signals(rule, m, candles) if rule else None)
         report.add(m, candles=candles.height, rows=labels.height)
         writes.append((m, labels))
     with wh.transaction() as con:
@@ -132,6 +146,24 @@ def build_labels(wh: Warehouse, markets: Sequence[Market], cfg: LabelConfig) -> 
             report.rows_written += Warehouse.replace(con, LABELS, labels, [where], order_by=CANDLE_KEY)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def rule_signals(rule: Any, m: Market, frame: pl.DataFrame) -> pl.DataFrame:
+    """A meta model's rule strategy on market ``m``'s strategy frame: candle key + ``entry``, ``exit``.
+
+    Raises
+    ------
+    DataError
+        If the rule looks ahead (a meta label on a peeking rule's entries would be a peek too).
+    """
+    from quantdag.strategies import check_lookahead
+
+    report = check_lookahead(rule, frame)
+    if not report.ok:
+        raise DataError(f"meta label rule {rule.name} looks ahead on {m.key}: {report.summary()}")
+    sig = rule.signals(frame)
+    return sig.select(pl.lit(m.exchange).alias("exchange"), pl.lit(m.symbol).alias("symbol"), pl.lit(m.timeframe).alias("timeframe"),
+                      "ts", pl.col("entry").fill_null(False), pl.col("exit").fill_null(False))  # fmt: skip
 
 
 @dataclass
@@ -190,19 +222,21 @@ def train_model(
     missing = [c for c in expected if c not in features.columns]
     if missing:
         raise DataError(f"ml.features lacks configured column(s) {missing[:5]}: materialize ml_features first")
-    features = features.select(*CANDLE_KEY, *expected)
+    stored, features = features, features.select(*CANDLE_KEY, *expected)
     usable = features.join(labels.select(CANDLE_KEY), on=list(CANDLE_KEY), how="inner")
     blocks = cfg.n_splits + cfg.min_train_blocks
-    if usable.height < MIN_TRAINING_ROWS or usable["ts"].n_unique() < MIN_TIMES_PER_BLOCK * blocks:
+    if usable.height < cfg.min_rows or usable["ts"].n_unique() < MIN_TIMES_PER_BLOCK * blocks:
         raise TrainingSkipped(
             f"{usable.height} labelled candles at {usable['ts'].n_unique()} times are too few to train and validate "
-            f"(need >= {MIN_TRAINING_ROWS} and >= {MIN_TIMES_PER_BLOCK} times in each of {blocks} time blocks): store more history"
+            f"(need >= {cfg.min_rows} (ml.min_training_rows) and >= {MIN_TIMES_PER_BLOCK} times in each of {blocks} time blocks): store more history"
         )
     result = train(features, labels, cfg)
-    backtest = oos_backtest(candles, result.oos, cfg)
+    rule = cfg.labels.rule_strategy()
+    signals = pl.concat([rule_signals(rule, m, read_candles(wh, m, peers=rule.frame_peers)) for m in markets]) if rule else None
+    backtest = oos_backtest(candles, result.oos, cfg, rule=signals)
     with start_run(experiment, run_name=f"train {model_name}", tags={"model": model_name}) as run:
         info = log_training(result, backtest, model_name=model_name)
-        promotion = promote(info, result.oos, candles, labels)
+        promotion = promote(info, result.oos, candles, labels, features=stored)
         import mlflow
 
         mlflow.set_tags({"promotion": promotion.alias, "promotion_reason": promotion.reason[:500]})

@@ -120,7 +120,7 @@ def plan_market_sweep(
         No stored candles, or none of the combinations fits the stored history.
     """
     chosen = pick_search(strategy, search, max_grid)
-    candles = read_candles(wh, market)
+    candles = read_candles(wh, market, peers=create_strategy(strategy).frame_peers)
     if candles.height == 0:
         raise SweepSkipped(f"sweep of {strategy} on {market.key}: no stored candles yet")
     with _skippable(strategy, market, candles.height):

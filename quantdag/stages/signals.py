@@ -16,7 +16,7 @@ import polars as pl
 
 from quantdag.errors import ConfigurationError, DataError, StrategyError
 from quantdag.markets import CANDLE_KEY, Market
-from quantdag.stages.common import CheckVerdict, StageReport, batch_check_counts, read_candles
+from quantdag.stages.common import CheckVerdict, StageReport, batch_check_counts, read_candles, with_peers
 from quantdag.store import Slice, Warehouse, load_sql
 from quantdag.strategies.base import position_state
 from quantdag.strategies import Strategy, check_lookahead
@@ -226,6 +226,8 @@ def _compute_signals(
     frames: list[pl.DataFrame] = []
     for m in markets:
         bars = candles[m] if candles is not None and m in candles else read_candles(wh, m)
+        if strategy.frame_peers and bars.height:  # e.g. a cross-market model's peers' closes
+            bars = with_peers(wh, m, bars, strategy.frame_peers)
         if bars.height == 0:
             report.add(m, candles=0, entries=0, exits=0)
             continue

@@ -273,6 +273,13 @@ class Strategy(ABC):
         """Candle columns this instance reads (instance-level so composites can merge them)."""
         return self.required_columns
 
+    @property
+    def frame_peers(self) -> tuple[str, ...]:
+        """Other markets (symbols, same venue and timeframe) whose closes this instance reads: the
+        pipeline adds them to its frame as ``peer_close_<symbol>`` columns
+        (:func:`quantdag.markets.peer_close_column`). Most strategies read one market: ()."""
+        return ()
+
     def emits_shorts(self) -> bool:
         """Whether :meth:`signals` has ``short_entry``/``short_exit`` (fixed, never data-dependent)."""
         return self.can_short

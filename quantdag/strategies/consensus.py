@@ -143,6 +143,10 @@ class Consensus(Strategy):
     def startup_candles(self) -> int:
         return max(m.startup_candles for m in self.member_strategies)
 
+    @property
+    def frame_peers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p for m in self.member_strategies for p in m.frame_peers))
+
     def emits_shorts(self) -> bool:
         return any(m.emits_shorts() for m in self.member_strategies)
 

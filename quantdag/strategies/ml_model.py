@@ -18,8 +18,13 @@ by name and alias (``champion``, ``challenger``) or version number. With no stor
 no such model yet, the strategy has no view and gives no signal (a fresh pipeline backtests it
 flat until a model is trained). An alias moves when a model
 is retrained and promoted, so a parameter set naming an alias trades the current model; name a
-version to pin one. Only models whose features need nothing but one market's candles can be
-used here (cross-market models are served through ``ml.predictions``).
+version to pin one.
+
+A cross-market model (the ``markets`` feature group) asks for its peers' closes
+(:attr:`frame_peers`: the pipeline adds them to the frame); a model trained on one timeframe
+has no view on another (its features would mean something else). A **meta** model (labels of
+kind ``meta``) gates its rule strategy: it enters on the rule's entries the model takes
+(``p > threshold``) and exits on the rule's exits.
 """
 
 from __future__ import annotations
@@ -69,9 +74,6 @@ class MlModel(Strategy):
                            description="probability above which to be long (below 1 - it: short)")  # fmt: skip
     long_short = BoolParam(False, description="also go short when P(up) < 1 - threshold")
 
-    def emits_shorts(self) -> bool:
-        return bool(self.long_short)
-
     def _info(self) -> Any:
         """The model version to use, or None when the registry has none (no view: no position)."""
         from quantdag.ml.registry import resolve
@@ -81,14 +83,31 @@ class MlModel(Strategy):
             log.info("ml_model: no model %r with alias %r in the MLflow registry; no signals", self.model_name, self.alias)
             return None
         if not info.features.frame_ready:
-            raise StrategyError(f"ml_model: model {self.model_name!r} v{info.version} needs other markets' data or tables a "
-                                "strategy's candles do not carry; use ml.predictions")  # fmt: skip
+            raise StrategyError(f"ml_model: model {self.model_name!r} v{info.version} needs tables {list(info.features.inputs)} "
+                                "a strategy's frame does not carry; use ml.predictions")  # fmt: skip
         return info
+
+    def _rule(self, info: Any) -> Strategy | None:
+        """A meta model's rule strategy (None for a model that trades its probability alone)."""
+        return info.labels.rule_strategy() if info is not None and info.labels.kind == "meta" else None
+
+    @property
+    def frame_peers(self) -> tuple[str, ...]:
+        info = self._info()
+        rule = self._rule(info)
+        return tuple(dict.fromkeys((*info.features.peers, *(rule.frame_peers if rule else ())))) if info is not None else ()
 
     @property
     def startup_candles(self) -> int:
         info = self._info()
-        return info.features.warmup("1h") if info is not None else 0
+        if info is None:
+            return 0
+        rule = self._rule(info)
+        features = max(info.features.warmup(tf) for tf in info.timeframes or ("1h",))
+        return max(features, rule.startup_candles if rule else 0)
+
+    def emits_shorts(self) -> bool:
+        return bool(self.long_short) and self._rule(self._info()) is None
 
     def compute_indicators(self, candles: pl.DataFrame) -> pl.DataFrame:
         from quantdag.ml.features import ohlcv_features
@@ -96,21 +115,35 @@ class MlModel(Strategy):
         from quantdag.ml.registry import load_version
 
         info = self._info()
+        tf = _timeframe_of(candles)
+        if info is not None and info.timeframes and tf not in info.timeframes:
+            log.warning("ml_model: model %r v%s was trained on %s candles, not %s: no view", self.model_name, info.version,
+                        "/".join(info.timeframes), tf)  # fmt: skip
+            info = None
+        out = candles
+        rule = self._rule(info)
+        if rule is not None:
+            sig = rule.signals(candles)
+            out = out.with_columns(rule_entry=sig["entry"].fill_null(False), rule_exit=sig["exit"].fill_null(False))
         if info is None:
-            return candles.with_columns(p_up=pl.lit(None, dtype=pl.Float64), model_version=pl.lit(None, dtype=pl.Int32))
-        feats = ohlcv_features(candles, info.features)
-        timeframe_warmup = info.features.warmup(_timeframe_of(candles))
+            return out.with_columns(p_up=pl.lit(None, dtype=pl.Float64), model_version=pl.lit(None, dtype=pl.Int32))
+        feats = ohlcv_features(candles, info.features, timeframe=tf)
         p = predict_up(load_version(info), feats.select(info.feature_names).to_numpy()) if candles.height else np.empty(0)
-        p[: min(timeframe_warmup, p.shape[0])] = np.nan
+        p[: min(info.features.warmup(tf), p.shape[0])] = np.nan
         ts = candles["ts"]
         ms = (ts.dt.epoch("ms") if isinstance(ts.dtype, pl.Datetime) else ts.cast(pl.Int64)).to_numpy()
         p[ms < info.train_end_ms] = np.nan  # in sample: the model learned from outcomes up to train_end
-        return candles.with_columns(
+        return out.with_columns(
             pl.Series("p_up", p, dtype=pl.Float64).fill_nan(None), pl.lit(int(info.version), dtype=pl.Int32).alias("model_version")
         )
 
     def compute_signals(self, frame: pl.DataFrame) -> pl.DataFrame:
+        from quantdag.ml.models import meta_entries
+
         p = pl.col("p_up")
+        if "rule_entry" in frame.columns:  # a meta model: the rule's entries it takes, the rule's exits
+            taken = meta_entries(frame["rule_entry"].to_numpy(), frame["p_up"].fill_null(np.nan).to_numpy(), self.threshold)
+            return frame.with_columns(entry=pl.Series(taken, dtype=pl.Boolean), exit=pl.col("rule_exit"))
         out = frame.with_columns(entry=(p > self.threshold).fill_null(False), exit=(p <= self.threshold).fill_null(True))
         if self.long_short:
             low = 1.0 - self.threshold

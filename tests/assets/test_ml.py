@@ -16,8 +16,9 @@ from quantdag.ml.registry import resolve
 from quantdag.strategies import create_strategy
 from quantdag.strategies.keys import param_set_key
 
+GROUPS = ["returns", "volatility", "regime", "calendar", "sentiment", "market_events", "markets"]
 ML = {"params": {"n_estimators": 30}, "labels": {"kind": "fixed", "horizon": 12},
-      "features": {"periods": [6, 24], "timeframes": ["4h"], "groups": ["returns", "volatility", "regime", "calendar", "sentiment"]}}
+      "features": {"periods": [6, 24], "timeframes": ["4h"], "groups": GROUPS, "correlated": ["BTC/USDT"]}}
 DAYS = 30
 HOLDOUT = 10
 
@@ -44,7 +45,7 @@ def ml_run(tmp_path_factory, sim):
         backtest = defs.resolve_job_def("backtest_job").execute_in_process(instance=instance, partition_key=key)
         paper = defs.resolve_job_def("paper_trade_job").execute_in_process(instance=instance, partition_key=key)
         portfolio = defs.resolve_job_def("portfolio_job").execute_in_process(instance=instance)
-        yield {"defs": defs, "first": first, "second": second, "wh": wh, "preds": preds, "backtest": backtest, "key": key,
+        yield {"tmp": tmp, "sim_url": sim.url, "defs": defs, "first": first, "second": second, "wh": wh, "preds": preds, "backtest": backtest, "key": key,
                "paper": paper, "portfolio": portfolio}
     if before is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -75,6 +76,27 @@ def test_features_table_holds_every_research_market_and_configured_column(ml_run
     stored = f.filter(pl.col("symbol") == "ETH/USDT").select(direct.columns).drop_nulls()
     joined = direct.join(stored, on=["exchange", "symbol", "timeframe", "ts"], suffix="_s")
     assert joined.height > 400 and all(joined[c].equals(joined[f"{c}_s"].alias(c)) for c in direct.columns[4:])
+    assert f["btc_usdt_corr_24"].drop_nulls().len() > 400  # the correlated market's group
+
+
+def test_stored_market_events_reach_every_strategy_frame_and_the_features(ml_run):
+    """The main job builds market.events before the features; a candle's frame counts the events starting at it."""
+    from quantdag.data.event_starts import EVENT_COLUMNS
+    from quantdag.markets import Market
+    from quantdag.stages.common import read_candles
+
+    wh = ml_run["wh"]
+    events = wh.read("market.events").filter(pl.col("timeframe") == "1h")
+    assert events.height > 0
+    for sym in ("BTC/USDT", "ETH/USDT", "SOL/USDT"):
+        frame = read_candles(wh, Market("sim", sym, "1h"))
+        assert set(EVENT_COLUMNS) <= set(frame.columns)
+        own = events.filter(pl.col("symbol") == sym, pl.col("ts_start") >= frame["ts"].min())
+        for t in ("price_jump", "vol_regime"):
+            assert frame[f"event_{t}"].sum() == own.filter(pl.col("event_type") == t).height, (sym, t)
+    f = ml_run["wh"].read("ml.features")
+    assert {"ev_vol_regime_24", "ev_depeg_any_6", "ev_price_jump_24"} <= set(f.columns)
+    assert f["ev_vol_regime_24"].drop_nulls().sum() > 0  # a stored event counted in the features
 
 
 def test_labels_are_stamped_with_known_at_after_their_candle(ml_run):
@@ -108,8 +130,11 @@ def test_the_strategy_predicts_what_the_table_holds(ml_run):
     from quantdag.markets import Market
     from quantdag.stages.common import read_candles
 
-    candles = read_candles(wh, Market("sim", "BTC/USDT", "1h"))  # the frame every strategy gets: OHLCV + sent_*
-    out = create_strategy("ml_model").signals(candles.drop("exchange", "symbol", "timeframe", "filled"))
+    strategy = create_strategy("ml_model")
+    assert strategy.frame_peers == ("BTC/USDT",)
+    # the frame the pipeline gives it: OHLCV + sent_* + event_* + its peers' closes
+    candles = read_candles(wh, Market("sim", "BTC/USDT", "1h"), peers=strategy.frame_peers)
+    out = strategy.signals(candles.drop("exchange", "symbol", "timeframe", "filled"))
     table = ml_run["preds"].filter(~pl.col("oos"), pl.col("symbol") == "BTC/USDT").select("ts", "p_up")
     both = out.select("ts", "p_up").join(table, on="ts", suffix="_table").drop_nulls()
     assert both.height > 200 and both["p_up"].equals(both["p_up_table"].alias("p_up"))
@@ -142,3 +167,37 @@ def test_rerunning_features_and_labels_gives_identical_tables(ml_run):
     build_features(wh, {m: day_windows(days) for m in markets}, FeatureConfig.from_mapping(ML["features"]))
     build_labels(wh, markets, LabelConfig(kind="fixed", horizon=12))
     assert (wh.table_hash("ml.features", key), wh.table_hash("ml.labels", (*key, "kind"))) == before
+
+
+def test_a_meta_model_gates_its_rule_through_the_pipeline(ml_run):
+    """labels.kind meta: labels only on the rule's entries, a model trained on them, and its ml_model
+    parameter set enters only on rule entries it takes and exits with the rule."""
+    from pipelines.definitions import build_defs
+
+    meta_ml = {**ML, "model_name": "quantdag_meta", "min_training_rows": 300,  # the stored features: the same settings
+               "labels": {"kind": "meta", "horizon": 12, "rule": "sma_cross", "rule_params": {"fast": 1, "slow": 2}}}
+    config = config_with(ml=meta_ml, strategies={"defaults": False, "param_sets": [
+        {"strategy": "ml_model", "params": {"model_name": "quantdag_meta", "threshold": 0.5}},
+        {"strategy": "sma_cross", "params": {"fast": 1, "slow": 2}}]})
+    defs = build_defs(ml_run["tmp"], config=config, sim_url=ml_run["sim_url"])
+    wh = defs.resources["warehouse"].get()
+    with dg.instance_for_test() as instance:
+        trained = defs.resolve_job_def("ml_job").execute_in_process(instance=instance)
+        assert trained.success
+        meta = trained.asset_materializations_for_node("ml_model")[0].metadata
+        assert meta["alias"].value == "champion" and "oos_dsr" in meta
+        keys = [param_set_key(create_strategy("ml_model", {"model_name": "quantdag_meta", "threshold": 0.5})),
+                param_set_key(create_strategy("sma_cross", {"fast": 1, "slow": 2}))]
+        instance.add_dynamic_partitions("param_sets", keys)
+        for key in keys:
+            assert defs.resolve_job_def("backtest_job").execute_in_process(instance=instance, partition_key=key).success
+    labels = wh.read("ml.labels").filter(pl.col("kind") == "meta")
+    sig = wh.read("signals.signals")
+    rule, gated = (sig.filter(pl.col("strategy") == s.name, pl.col("params_hash") == s.params_hash) for s in (
+        create_strategy("sma_cross", {"fast": 1, "slow": 2}), create_strategy("ml_model", {"model_name": "quantdag_meta", "threshold": 0.5})))
+    entries = rule.filter(pl.col("entry")).select("symbol", "ts")
+    assert labels.height > 20 and labels.select("symbol", "ts").join(entries, on=["symbol", "ts"], how="anti").height == 0
+    taken = gated.filter(pl.col("entry")).select("symbol", "ts")
+    assert taken.height > 0 and taken.join(entries, on=["symbol", "ts"], how="anti").height == 0  # only the rule's entries
+    both = gated.join(rule, on=["symbol", "ts"], suffix="_rule")
+    assert both["exit"].equals(both["exit_rule"].alias("exit"))  # the rule's exits

@@ -48,14 +48,15 @@ ASSET_SNAPSHOT = {
     "raw_news": ("sentiment", []),
     "sentiment_items": ("sentiment", ["raw_news"]),
     "sentiment_bars": ("sentiment", ["candles", "sentiment_items"]),
-    "ml_features": ("ml_features", ["candles", "sentiment_bars"]),
+    "ml_features": ("ml_features", ["candles", "market_events", "sentiment_bars"]),
     "ml_labels": ("ml", ["candles"]),
     "ml_model": ("ml", ["ml_features", "ml_labels"]),
     "ml_predictions": ("ml", ["ml_model"]),
 }
 
 JOB_SNAPSHOT = {
-    "daily_data_job": ["candles", "indicators", "ml_features", "raw_candles", "raw_news", "sentiment_bars", "sentiment_items"],
+    "daily_data_job": ["candles", "indicators", "market_events", "ml_features", "raw_candles", "raw_news", "sentiment_bars",
+                       "sentiment_items"],
     "sentiment_job": ["raw_news", "sentiment_bars", "sentiment_items"],
     "ml_features_job": ["ml_features"],
     "ml_job": ["ml_labels", "ml_model", "ml_predictions"],

@@ -101,3 +101,23 @@ def test_bad_label_config_names_the_value():
         LabelConfig(horizon=0)
     with pytest.raises(ConfigurationError, match="kind"):
         LabelConfig(kind="sideways")  # type: ignore[arg-type]
+
+
+def test_a_meta_rule_is_checked_and_named():
+    cfg = LabelConfig(kind="meta", rule="sma_cross", rule_params={"fast": 5})
+    assert cfg.rule_params["fast"] == 5 and cfg.rule_params["slow"] == 50  # the rule's defaults filled in
+    assert cfg.rule_strategy().name == "sma_cross"
+    with pytest.raises(ConfigurationError, match="no_such_rule"):
+        LabelConfig(kind="meta", rule="no_such_rule")
+    with pytest.raises(ConfigurationError, match="fast"):
+        LabelConfig(kind="meta", rule="sma_cross", rule_params={"fast": -3})
+    with pytest.raises(ConfigurationError, match="meta"):
+        LabelConfig(kind="fixed", rule="sma_cross")
+
+
+def test_the_pipeline_needs_a_rule_for_meta_labels():
+    from quantdag.config import MlSettings
+
+    with pytest.raises(ValueError, match="labels.rule"):
+        MlSettings(labels={"kind": "meta"})
+    assert MlSettings(labels={"kind": "meta", "rule": "rsi"}).training_config().labels.rule == "rsi"

@@ -9,7 +9,6 @@ import polars as pl
 import pytest
 
 from quantdag.backtest import BacktestSettings
-from quantdag.errors import StrategyError
 from quantdag.ml.features import DEFAULT_GROUPS, FeatureConfig, compute_features
 from quantdag.ml.labels import LabelConfig, compute_labels
 from quantdag.ml.registry import log_training, promote, use_store
@@ -124,9 +123,26 @@ def test_ml_model_with_an_unknown_alias_has_no_view(with_store, eth):
     assert not out["entry"].any()
 
 
-def test_ml_model_refuses_a_cross_market_model(with_store, eth):
-    with pytest.raises(StrategyError, match="other markets"):
-        create_strategy("ml_model", {"model_name": "cross"}).signals(eth)
+def test_a_cross_market_model_predicts_from_its_peers_closes_as_the_stage_does(with_store, candles, eth):
+    """A model with the ``markets`` group asks for its peer's closes (``frame_peers``); given them as
+    frame columns, its probabilities equal the stage's from the stored features of both markets."""
+    from quantdag.markets import peer_close_column
+    from quantdag.ml.registry import load_version, resolve
+    from quantdag.ml.training import predict_frame
+
+    s = create_strategy("ml_model", {"model_name": "cross"})
+    assert s.frame_peers == ("BTC/USDT",)
+    btc = candles.filter(pl.col("symbol") == "BTC/USDT").select("ts", pl.col("close").alias(peer_close_column("BTC/USDT")))
+    frame = eth.join(btc, on="ts", how="left", maintain_order="left")
+    got = s.signals(frame).select("ts", "p_up").drop_nulls()
+    info = resolve("cross", "champion")
+    stage = predict_frame(load_version(info), compute_features(candles, info.features), info.feature_names)
+    stage = stage.filter(pl.col("symbol") == "ETH/USDT").select("ts", pl.col("p_up").alias("p_stage"))
+    both = got.join(stage, on="ts")
+    assert both.height == got.height > 200
+    assert both["p_up"].equals(both["p_stage"])  # bit-identical
+    with pytest.raises(Exception, match="peer_close_btc_usdt"):  # without the peer's closes: refused by name
+        s.signals(eth)
 
 
 def test_a_model_on_a_peeking_feature_fails_the_lookahead_check(with_store, candles, eth):
