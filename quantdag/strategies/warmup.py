@@ -61,8 +61,8 @@ _OHLC = ("open", "high", "low", "close")
 class WarmupFinding:
     """One history start whose output differed beyond the warm-up.
 
-    ``size`` is the largest difference of a float column up to that candle, relative to the
-    column's scale (0.0 when no float column differed: the difference came from a discrete state).
+    ``size`` is the largest difference of a float indicator column (not ``target``) up to that
+    candle, relative to the column's scale: the noise behind a tie, or an unconverged indicator.
     """
 
     start: int
@@ -73,7 +73,7 @@ class WarmupFinding:
         d = self.difference
         return (f"history from row {self.start}: column {d.column!r} at ts={d.ts} is {d.full_value!r} with the full "
                 f"history but {d.other_value!r} (row {self.start + d.row}, {d.row} candles after that start); "
-                f"float columns differ by up to {self.size:.3g} of their scale")  # fmt: skip
+                f"float indicators differ by up to {self.size:.3g} of their scale there")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -152,10 +152,10 @@ def _scaled(frame: pl.DataFrame, scales: dict[str, float]) -> pl.DataFrame:
 
 
 def _largest_float_gap(expected: pl.DataFrame, actual: pl.DataFrame, scales: dict[str, float], rows: int) -> float:
-    """Largest relative difference of a float column over the first ``rows + 1`` compared candles."""
+    """Largest relative difference of a float indicator column (not ``target``) over the first ``rows + 1`` compared candles."""
     gaps = [0.0]
     for c, s in scales.items():
-        if c in actual.columns and actual[c].dtype == expected[c].dtype:
+        if c not in SIGNAL_COLUMNS and c in actual.columns and actual[c].dtype == expected[c].dtype:
             a, b = expected[c].head(rows + 1), actual[c].head(rows + 1)
             gap = ((a - b).abs() / s).filter((a - b).abs().is_finite()).max()
             gaps.append(float(gap) if gap is not None else 0.0)
