@@ -276,9 +276,14 @@ class Strategy(ABC):
 
     @property
     def startup_candles(self) -> int:
-        """Leading candles on which no signal can fire (indicator warm-up).
+        """Leading candles after which the signals no longer depend on where the history starts.
 
-        The pipeline should load this much extra history before the period it evaluates.
+        Covers the indicators' convergence (an EMA or Wilder average keeps a fading memory of its
+        seed, :func:`quantdag.indicators.ema_settle`) and any state re-derived from a bounded
+        window, not just the first defined value: signals may fire earlier, on defined but not yet
+        converged indicators. A backtest of a period that must not depend on where the history
+        starts should load this much extra history before it; ``quantdag check`` verifies the
+        declared value (:mod:`quantdag.strategies.warmup`).
         """
         return 0
 
