@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -90,6 +91,56 @@ def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, period: int = 14) -> 
 def adx(high: ArrayLike, low: ArrayLike, close: ArrayLike, period: int = 14) -> np.ndarray:
     """Wilder's average directional index in [0, 100]: trend strength, not direction."""
     return talib.ADX(_arr(high), _arr(low), _arr(close), timeperiod=_period("period", period, 2))
+
+
+# ---- convergence of recursive indicators: how much history makes a value start-independent ----
+#: Relative tolerance within which a recursive indicator counts as converged: its value no longer
+#: depends on where the history starts by more than this (relative to the indicator's scale). The
+#: pipeline's stored indicators use the same tolerance (:mod:`quantdag.features`).
+SETTLE_RTOL = 1e-6
+#: Largest start-up error assumed, relative to the indicator's scale: a seed (an SMA of the first
+#: candles, Wilder's first average gain) can be off by more than the value itself when the
+#: history starts in a calm stretch before a volatile one, so the decay must reach rtol / 10.
+START_ERROR = 10.0
+
+
+def settle_candles(alpha: float, first: int, *, stages: int = 1, rtol: float = SETTLE_RTOL) -> int:
+    """Index from which a recursive average with smoothing ``alpha`` is within ``rtol`` of its value
+    on any longer history (TA-Lib's "unstable period", counted from the first candle).
+
+    A start-up error decays as ``(1 - alpha)^n``; ``stages`` smoothings in cascade (ADX smooths
+    Wilder-smoothed DM/TR again) multiply it by about ``(n * alpha)^(stages - 1)``. ``first`` is
+    the index of the indicator's first value (where the seed is taken). freqtrade's rule of
+    thumb (``startup_candle_count`` of 400 for an EMA-100) leaves a 0.3% error; this solves for
+    ``rtol`` with :data:`START_ERROR` of margin instead.
+    """
+    if not 0.0 < alpha < 1.0 or first < 0 or stages < 1 or not 0.0 < rtol < 1.0:
+        raise ConfigurationError(f"settle_candles: need 0 < alpha < 1, first >= 0, stages >= 1, 0 < rtol < 1; "
+                                 f"got alpha={alpha}, first={first}, stages={stages}, rtol={rtol}")  # fmt: skip
+    target, decay = rtol / START_ERROR, math.log1p(-alpha)
+    n = math.ceil(math.log(target) / decay)
+    while stages > 1 and (stages - 1) * math.log(max(n * alpha, 1.0)) + n * decay > math.log(target):
+        n += 1
+    return first + n
+
+
+def ema_settle(period: int) -> int:
+    """Candles until :func:`ema` (alpha = 2 / (period + 1), SMA seed at ``period - 1``) is start-independent."""
+    period = _period("period", period)
+    return period - 1 if period == 1 else settle_candles(2.0 / (period + 1), period - 1)
+
+
+def wilder_settle(period: int, *, first: int | None = None, stages: int = 1) -> int:
+    """Candles until a Wilder average (alpha = 1 / period: RSI, ATR; ``stages=2``, ``first=2p-1``: ADX)
+    is start-independent."""
+    period = _period("period", period, 2)
+    return settle_candles(1.0 / period, period if first is None else first, stages=stages)
+
+
+def macd_settle(slow: int, signal: int) -> int:
+    """Candles until all three :func:`macd` outputs are start-independent: the slow EMA's settling,
+    then the signal EMA's over the settled line (the faster EMA settles sooner)."""
+    return ema_settle(slow) + ema_settle(signal)
 
 
 def to_series(name: str, values: np.ndarray) -> pl.Series:

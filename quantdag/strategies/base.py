@@ -60,12 +60,18 @@ def crossed_below(a: pl.Expr, b: pl.Expr | float) -> pl.Expr:
     return ((a < b) & (a.shift(1) >= _prev(b))).fill_null(False)
 
 
-def position_state(entry: pl.Expr, exit: pl.Expr) -> pl.Expr:
+def position_state(entry: pl.Expr, exit: pl.Expr, within: int | None = None) -> pl.Expr:
     """Int8 state machine: 1 from an ``entry`` until the next ``exit``, else 0.
 
     Vectorised as "last event wins" (exit -> 0, entry -> 1, forward-filled). When both fire on
     the same candle the exit wins (flat), as freqtrade ignores an entry that coincides with an
     exit; a repeated entry while already in position changes nothing.
+
+    ``within=N`` re-derives the state from the last ``N`` candles only (``t - N + 1 .. t``,
+    starting flat): a position whose entry is ``N`` or more candles old is closed. Without it the
+    state at ``t`` can hinge on an event at the very first candle, so it depends on where the
+    history starts (:mod:`quantdag.strategies.warmup`); with it, it is a function of a bounded
+    window, identical whatever history contains that window.
     """
     event = (
         pl.when(exit.fill_null(False))
@@ -74,7 +80,14 @@ def position_state(entry: pl.Expr, exit: pl.Expr) -> pl.Expr:
         .then(pl.lit(1, dtype=pl.Int8))
         .otherwise(pl.lit(None, dtype=pl.Int8))
     )
-    return event.forward_fill().fill_null(0)
+    if within is None:
+        return event.forward_fill().fill_null(0)
+    if isinstance(within, bool) or not isinstance(within, int) or within < 1:
+        raise ConfigurationError(f"position_state: within must be an integer >= 1, got {within!r}")
+    row = pl.int_range(pl.len(), dtype=pl.Int64)
+    last_event = pl.when(event.is_not_null()).then(row).otherwise(None).forward_fill()
+    fresh = (row - last_event) < within
+    return pl.when(fresh).then(event.forward_fill()).otherwise(pl.lit(0, dtype=pl.Int8)).fill_null(0).cast(pl.Int8)
 
 
 # -- input checks ---------------------------------------------------------------------------
@@ -263,9 +276,14 @@ class Strategy(ABC):
 
     @property
     def startup_candles(self) -> int:
-        """Leading candles on which no signal can fire (indicator warm-up).
+        """Leading candles after which the signals no longer depend on where the history starts.
 
-        The pipeline should load this much extra history before the period it evaluates.
+        Covers the indicators' convergence (an EMA or Wilder average keeps a fading memory of its
+        seed, :func:`quantdag.indicators.ema_settle`) and any state re-derived from a bounded
+        window, not just the first defined value: signals may fire earlier, on defined but not yet
+        converged indicators. A backtest of a period that must not depend on where the history
+        starts should load this much extra history before it; ``quantdag check`` verifies the
+        declared value (:mod:`quantdag.strategies.warmup`).
         """
         return 0
 

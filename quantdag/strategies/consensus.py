@@ -3,6 +3,11 @@
 Each member votes with the position its own signals imply, rebuilt from its ``entry``/``exit``
 (and ``short_entry``/``short_exit``) columns by :func:`~quantdag.strategies.base.position_state`:
 +1 long, -1 short, 0 flat. Members' ``target`` columns are not used: a vote is a direction.
+The position is replayed from the member's signals of the last ``memory`` candles only (an entry
+older than that, with no exit since, votes flat): a member's position can otherwise hinge on an
+entry arbitrarily far back, i.e. on where the history starts, and a backtest from another date
+would vote differently on the same candles (:mod:`quantdag.strategies.warmup`). The default, 500
+candles, is longer than any position of the default members seen on BTC 5m and 1h candles.
 
 Per candle, ``agree_long`` is the share of votes that are long (weighted by the members'
 weights in ``"weighted"`` mode, one vote each otherwise). The consensus is long when
@@ -33,7 +38,7 @@ import polars as pl
 
 from quantdag.errors import ConfigurationError
 from quantdag.strategies.base import Strategy, create_strategy, position_state, register
-from quantdag.strategies.params import ChoiceParam, FloatParam, ObjectParam
+from quantdag.strategies.params import ChoiceParam, FloatParam, IntParam, ObjectParam
 
 MODES = ("majority", "weighted", "unanimous")
 _EPS = 1e-12  # shares are sums of float weights; don't let rounding flip a >= comparison
@@ -122,6 +127,10 @@ class Consensus(Strategy):
     min_agreement = FloatParam(
         0.5, low=0.5, high=1.0, step=0.1, description="share of (weighted) votes needed besides a strict majority"
     )
+    memory = IntParam(
+        500, low=1, high=100_000, step=100, optimize=False,
+        description="candles of a member's signals its vote is re-derived from (an older entry no longer counts)",
+    )  # fmt: skip
 
     @cached_property
     def member_strategies(self) -> tuple[Strategy, ...]:
@@ -141,7 +150,8 @@ class Consensus(Strategy):
 
     @property
     def startup_candles(self) -> int:
-        return max(m.startup_candles for m in self.member_strategies)
+        # each vote replays the member's settled signals of the last `memory` candles
+        return max(m.startup_candles for m in self.member_strategies) + self.memory
 
     @property
     def frame_peers(self) -> tuple[str, ...]:
@@ -154,9 +164,9 @@ class Consensus(Strategy):
         votes = []
         for column, member in zip(self.vote_columns, self.member_strategies, strict=True):
             sig = member.signals(candles)  # guarded: members cannot alter candles either
-            vote = position_state(pl.col("entry"), pl.col("exit"))
+            vote = position_state(pl.col("entry"), pl.col("exit"), within=self.memory)
             if member.emits_shorts():
-                vote = vote - position_state(pl.col("short_entry"), pl.col("short_exit"))
+                vote = vote - position_state(pl.col("short_entry"), pl.col("short_exit"), within=self.memory)
             votes.append(sig.select(vote.cast(pl.Int8).alias(column)).to_series())
         return candles.with_columns(votes)
 

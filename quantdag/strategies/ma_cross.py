@@ -22,6 +22,15 @@ def moving_average(close: pl.Series | np.ndarray, period: int, ma_type: str) -> 
     return ind.sma(close, period) if ma_type == "sma" else ind.ema(close, period)
 
 
+def average_settle(period: int, ma_type: str) -> int:
+    """Index from which ``moving_average`` no longer depends on where the history starts.
+
+    An SMA is a fixed window (first value at ``period - 1``, exact from there); an EMA is
+    recursive and converges only geometrically (:func:`quantdag.indicators.ema_settle`).
+    """
+    return period - 1 if ma_type == "sma" else ind.ema_settle(period)
+
+
 @register
 class SmaCross(Strategy):
     """Enter when the fast average crosses above the slow one; exit when it crosses below.
@@ -39,8 +48,9 @@ class SmaCross(Strategy):
 
     @property
     def startup_candles(self) -> int:
-        # slow_ma is first defined at index slow-1; a cross also needs the candle before it.
-        return self.slow
+        # both averages settled (an SMA at its first value, an EMA once converged); a cross also
+        # needs the candle before it.
+        return max(average_settle(self.fast, self.ma_type), average_settle(self.slow, self.ma_type)) + 1
 
     def compute_indicators(self, candles: pl.DataFrame) -> pl.DataFrame:
         close = candles["close"]

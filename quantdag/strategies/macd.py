@@ -41,8 +41,9 @@ class MacdCross(Strategy):
 
     @property
     def startup_candles(self) -> int:
-        # TA-Lib aligns all three outputs at index slow + signal - 2; a cross needs one more.
-        return self.slow + self.signal - 1
+        # TA-Lib's three outputs start at index slow + signal - 2, but they are EMAs: they depend on
+        # the history start until converged (slow EMA, then the signal EMA); a cross needs one more.
+        return ind.macd_settle(self.slow, self.signal) + 1
 
     def compute_indicators(self, candles: pl.DataFrame) -> pl.DataFrame:
         line, signal, hist = ind.macd(candles["close"], self.fast, self.slow, self.signal)

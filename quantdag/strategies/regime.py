@@ -25,7 +25,7 @@ import polars as pl
 from quantdag import indicators as ind
 from quantdag.errors import ConfigurationError
 from quantdag.strategies.base import Strategy, crossed_above, crossed_below, position_state, register
-from quantdag.strategies.ma_cross import MA_TYPES, moving_average
+from quantdag.strategies.ma_cross import MA_TYPES, average_settle, moving_average
 from quantdag.strategies.params import BoolParam, ChoiceParam, FloatParam, IntParam, less_than
 
 #: Every label the classifier emits; null means "not yet known" (warm-up).
@@ -86,6 +86,13 @@ class RegimeClassifier:
         """Index of the first candle that can get a label (earlier ones are null)."""
         return max(2 * self.adx_period - 1, self.vol_window + self.rank_window - 1)
 
+    @property
+    def settled(self) -> int:
+        """Index from which a label no longer depends on where the history starts: the rolling
+        volatility rank is a fixed window, but ADX is Wilder-smoothed twice (recursive)."""
+        adx = ind.wilder_settle(self.adx_period, first=2 * self.adx_period - 1, stages=2)
+        return max(adx, self.vol_window + self.rank_window - 1)
+
     def columns(self, candles: pl.DataFrame) -> list[pl.Series]:
         """``adx``, ``realized_vol``, ``vol_pct`` and ``regime`` Series for ``candles``."""
         adx = ind.to_series("adx", ind.adx(candles["high"], candles["low"], candles["close"], self.adx_period))
@@ -122,9 +129,17 @@ class RegimeMaCross(Strategy):
 
     Trend-following crossovers whipsaw in ranges, so by default entries are only taken in trend
     regimes (``trade_range=False``); ``trade_high_vol`` allows or forbids them in high
-    volatility. Exits are never gated: a position is always closed on the cross down. While a
-    position is held, ``target`` is 1.0 in low volatility and ``high_vol_size`` in high
-    volatility, for the engine's target-position mode.
+    volatility. Exits are never gated: a position is always closed on the cross down, or once it
+    is ``max_hold`` candles old. While a position is held, ``target`` is 1.0 in low volatility
+    and ``high_vol_size`` in high volatility, for the engine's target-position mode.
+
+    Why ``max_hold``: whether a position is held depends on whether the crossover that opened it
+    was in an allowed regime, and an up-trend can last any number of candles, so without a limit
+    the position at ``t`` would hinge on a candle arbitrarily far back -- on where the history
+    starts (a backtest from another date would hold different positions on the same candles).
+    Re-deriving the position from the last ``max_hold`` candles (a time stop) bounds that: the
+    signals are identical on every history longer than :attr:`startup_candles`. The default (500
+    candles) is longer than any up-trend of the 10/50 crossover seen on BTC 5m and 1h candles.
 
     Output columns: ``entry``, ``exit``, ``target`` (in [0, 1]); ``raw_entry`` (the ungated
     crossover), ``size`` (regime scale), ``fast_ma``, ``slow_ma``, ``adx``, ``realized_vol``,
@@ -152,6 +167,10 @@ class RegimeMaCross(Strategy):
     high_vol_size = FloatParam(
         0.5, low=0.0, high=1.0, step=0.25, search=(0.25, 1.0), description="target size while volatility is high"
     )
+    max_hold = IntParam(
+        500, low=1, high=100_000, step=100, optimize=False,
+        description="candles after which a position is closed (bounds how far back a position's entry is looked for)",
+    )  # fmt: skip
     constraints = (less_than("fast", "slow"),)
 
     @property
@@ -170,7 +189,8 @@ class RegimeMaCross(Strategy):
 
     @property
     def startup_candles(self) -> int:
-        return max(self.slow, self.classifier.warmup)
+        # every event of the last max_hold candles on settled indicators (a cross needs one more)
+        return max(average_settle(self.slow, self.ma_type) + 1, self.classifier.settled) + self.max_hold
 
     def compute_indicators(self, candles: pl.DataFrame) -> pl.DataFrame:
         close = candles["close"]
@@ -190,8 +210,13 @@ class RegimeMaCross(Strategy):
             .then(pl.lit(self.high_vol_size))
             .otherwise(pl.lit(1.0))
         )
+        held = position_state(pl.col("entry"), pl.col("cross_down"), within=self.max_hold)
         return (
-            frame.with_columns(raw_entry=crossed_above(fast, slow), exit=crossed_below(fast, slow), size=size)
+            frame.with_columns(raw_entry=crossed_above(fast, slow), cross_down=crossed_below(fast, slow), size=size)
             .with_columns(entry=pl.col("raw_entry") & allowed)
-            .with_columns(target=position_state(pl.col("entry"), pl.col("exit")).cast(pl.Float64) * pl.col("size"))
+            .with_columns(_held=held)
+            # the time stop closes a position without a cross: it is an exit too (signal mode agrees with target mode)
+            .with_columns(exit=pl.col("cross_down") | ((pl.col("_held") == 0) & (pl.col("_held").shift(1) == 1)).fill_null(False))
+            .with_columns(target=pl.col("_held").cast(pl.Float64) * pl.col("size"))
+            .drop("_held", "cross_down")
         )

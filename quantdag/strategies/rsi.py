@@ -43,8 +43,9 @@ class RsiReversion(Strategy):
 
     @property
     def startup_candles(self) -> int:
-        # TA-Lib's RSI is first defined at index ``period``; a crossing needs the candle before.
-        return self.period + 1
+        # TA-Lib's RSI is first defined at index ``period`` but Wilder's smoothing is recursive: it
+        # depends on the history start until it has converged; a crossing needs the candle before.
+        return ind.wilder_settle(self.period) + 1
 
     def compute_indicators(self, candles: pl.DataFrame) -> pl.DataFrame:
         return candles.with_columns(ind.to_series("rsi", ind.rsi(candles["close"], self.period)))

@@ -268,7 +268,9 @@ def test_builtin_output_contract_holds_on_real_candles(candles, name):
     assert out.columns[:3] == ["ts", "entry", "exit"]
     for col in ("entry", "exit"):
         assert out[col].dtype == pl.Boolean and out[col].null_count() == 0
-    assert not out["entry"].head(s.startup_candles).any()
+    # startup_candles is where signals stop depending on the history start (they may fire earlier,
+    # on unconverged indicators; test_warmup pins the rest); a crossing always needs a candle before
+    assert not out["entry"].head(1).any() and s.startup_candles >= 1
     assert out["entry"].any(), f"{name} never enters on 3 months of 1h candles with default params"
     if "target" in out.columns:
         assert out["target"].null_count() == 0 and out["target"].is_between(-1.0, 1.0).all()

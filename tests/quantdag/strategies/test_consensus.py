@@ -99,7 +99,7 @@ def test_consensus_members_accept_specs_tuples_names_and_nesting(candles):
     s = Consensus(members=[MemberSpec("rsi"), ("consensus", inner, 2), "ema_cross"])
     assert [m["name"] for m in s.members] == ["rsi", "consensus", "ema_cross"]
     assert s.members[1]["params"]["members"][0]["params"] == {"fast": 10, "slow": 50, "ma_type": "sma"}
-    assert s.startup_candles == max(m.startup_candles for m in s.member_strategies)
+    assert s.startup_candles == max(m.startup_candles for m in s.member_strategies) + s.memory
     out = s.signals(candles)
     assert out.columns[4:7] == ["vote_0_rsi", "vote_1_consensus", "vote_2_ema_cross"]
 

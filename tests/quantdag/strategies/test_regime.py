@@ -105,7 +105,7 @@ def test_regime_ma_ungated_equals_plain_crossover_after_warm_up(candles):
     assert s.allowed_regimes == REGIMES
     expected = out["raw_entry"] & out["regime"].is_not_null()
     assert out["entry"].equals(expected)
-    assert not out["entry"].head(s.startup_candles).any()
+    assert not out["entry"].head(s.classifier.warmup).any()
 
 
 def test_regime_ma_target_is_position_times_regime_size(candles):

@@ -40,7 +40,8 @@ def test_rsi_column_bounded_with_null_warm_up(candles):
     out = s.signals(candles)
     assert out["rsi"].null_count() == 14
     assert out["rsi"].drop_nulls().is_between(0.0, 100.0).all()
-    assert not out["entry"].head(s.startup_candles).any() and s.startup_candles == 15
+    assert not out["entry"].head(15).any()  # first RSI at index 14; a crossing needs the candle before
+    assert s.startup_candles == ind.wilder_settle(14) + 1  # converged, not just defined (test_warmup)
 
 
 def test_rsi_exit_mid_adds_mid_crossings_to_exits(candles):
