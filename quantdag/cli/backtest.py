@@ -114,7 +114,7 @@ def prepare(
     if candle_file is not None:
         candles = from_parquet(candle_file, start, end)
     else:
-        candles = from_warehouse(config, market, start, end)
+        candles = from_warehouse(config, market, start, end, peers=strategy.frame_peers)
     settings = (settings or config.backtest_settings()).replace(timeframe=market.timeframe)
     job = BacktestJob(strategy_spec(spec), strategy, market, candles, settings, candle_file)
     job.timings.update(resolve=t1 - t0, load=time.perf_counter() - t1)

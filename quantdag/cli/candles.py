@@ -88,9 +88,11 @@ def ensure_stored(config: ProjectConfig, market: Market, start: date, end: date)
     return {"days": len(days), "downloaded_days": len(missing)}
 
 
-def from_warehouse(config: ProjectConfig, market: Market, start: date | None, end: date | None, *, download: bool = True) -> pl.DataFrame:
+def from_warehouse(config: ProjectConfig, market: Market, start: date | None, end: date | None, *, download: bool = True,
+                   peers: tuple[str, ...] = ()) -> pl.DataFrame:  # fmt: skip
     """Stored candles of ``market`` on the days asked (default: the universe's start to today),
-    downloading missing days first unless ``download`` is false."""
+    downloading missing days first unless ``download`` is false: the frame the pipeline gives a
+    strategy (OHLCV, ``sent_*``, ``event_*``, and ``peers``' closes), so the numbers agree."""
     from quantdag.stages.common import read_candles
 
     today = datetime.now(timezone.utc).date()
@@ -100,10 +102,10 @@ def from_warehouse(config: ProjectConfig, market: Market, start: date | None, en
         raise InputError(f"--to {end} is before --from {start}")
     if download:
         ensure_stored(config, market, start, end)
-    frame = in_range(read_candles(open_warehouse(config), market), start, end)
+    frame = in_range(read_candles(open_warehouse(config), market, peers=peers), start, end)
     if frame.height < 2:
         raise InputError(
             f"{market.key} on {config.venue}: {frame.height} stored candle(s) from {start} to {end}; "
             "run `quantdag download` for those days, or pass --candles FILE.parquet"
         )
-    return frame.select("ts", "open", "high", "low", "close", "volume")
+    return frame.drop("exchange", "symbol", "timeframe", "filled", strict=False)

@@ -61,6 +61,9 @@ def test_backtest_on_the_simulator_downloads_missing_days_once_and_reproduces(cl
     assert second.stdout.split("tear sheet")[0] == first.stdout.split("tear sheet")[0]  # same candles, same metrics
     again = cli("reproduce", _run_id(first.stdout))
     assert again.returncode == 0 and "bit-identical: equity curve (240 rows)" in again.stdout, again.stdout + again.stderr
+    # the stored frame is the pipeline's: a strategy reading sent_* columns backtests too
+    news = cli("backtest", "sentiment", *args[2:], "--no-mlflow")
+    assert news.returncode == 0 and "240 candles" in news.stdout, news.stderr
 
 
 def test_backtest_refuses_a_peeking_strategy_and_names_bad_input(cli):
