@@ -356,6 +356,8 @@ class MlSettings(_Section):
     seed: int = 0
     n_splits: int = Field(4, ge=1, description="walk-forward out-of-sample blocks")
     cpcv: tuple[int, int] | None = Field(None, description="(n_folds, n_test_folds): also score combinatorial purged CV paths")
+    outliers: dict[str, Any] = Field(default_factory=dict, description="quantdag.ml.outliers.OutlierConfig fields: method di | none, "
+                                     "threshold (DI), reference_rows")  # fmt: skip
     threshold: float = Field(0.55, ge=0.5, lt=1.0, description="P(up) above which the out-of-sample backtest is long")
     long_short: bool = False
     retrain_cron: str = Field("0 3 * * 1", description="the retraining schedule (UTC cron): Mondays 03:00")
@@ -369,6 +371,7 @@ class MlSettings(_Section):
         """The :class:`~quantdag.ml.training.TrainingConfig` these settings describe."""
         from quantdag.ml.features import FeatureConfig
         from quantdag.ml.labels import LabelConfig
+        from quantdag.ml.outliers import OutlierConfig
         from quantdag.ml.training import TrainingConfig
 
         try:
@@ -381,7 +384,7 @@ class MlSettings(_Section):
                 raise ConfigurationError(f"cpcv must be (n_folds, n_test_folds) with 1 <= n_test_folds < n_folds, got {self.cpcv}")
             return TrainingConfig(features, labels, self.model, dict(self.params), self.seed, self.n_splits,
                                   threshold=self.threshold, long_short=self.long_short, thresholds=thresholds,
-                                  cpcv=tuple(self.cpcv) if self.cpcv else None)  # fmt: skip
+                                  cpcv=tuple(self.cpcv) if self.cpcv else None, outliers=OutlierConfig(**self.outliers))  # fmt: skip
         except (ConfigurationError, TypeError) as exc:
             raise ValueError(str(exc)) from None
 
