@@ -176,7 +176,7 @@ class OutlierGatedClassifier(ClassifierMixin, BaseEstimator):
         idx = reference_index(X.shape[0], self.reference_rows)
         sample = Z[idx]
         self.d_bar_ = mean_pairwise_distance(sample)
-        keep = ~self._flag(nearest_distance(Z, sample, self_index=idx))
+        keep = ~(self._di(nearest_distance(Z, sample, self_index=idx)) > self.threshold)
         # the gate measures rows against the training rows the classifier learned from: an
         # outlier left out of the fit is no neighbour (else it would vouch for itself)
         self.reference_ = np.ascontiguousarray(sample[keep[idx]])
@@ -191,19 +191,18 @@ class OutlierGatedClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = self.estimator_.classes_
         return self
 
-    def _flag(self, d: np.ndarray) -> np.ndarray:
-        if self.d_bar_ <= 0:  # every reference row identical: anything elsewhere is new
-            return d > 0
-        return d / self.d_bar_ > self.threshold
+    def _di(self, d: np.ndarray) -> np.ndarray:
+        if self.d_bar_ <= 0:  # every reference row identical: anything elsewhere is infinitely new
+            return np.where(d > 0, np.inf, 0.0)
+        return d / self.d_bar_
 
     def dissimilarity(self, X: np.ndarray) -> np.ndarray:
-        """Each row's DI with respect to the training data."""
-        d = nearest_distance(normalise(X, self.center_, self.scale_), self.reference_)
-        return d / self.d_bar_ if self.d_bar_ > 0 else np.where(d > 0, np.inf, 0.0)
+        """Each row's DI with respect to the training rows the classifier learned from."""
+        return self._di(nearest_distance(normalise(X, self.center_, self.scale_), self.reference_))
 
     def is_outlier(self, X: np.ndarray) -> np.ndarray:
         """True for rows the rule keeps the model from answering."""
-        return self._flag(nearest_distance(normalise(X, self.center_, self.scale_), self.reference_))
+        return self.dissimilarity(X) > self.threshold
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """The classifier's probabilities; NaN on outlier rows."""
