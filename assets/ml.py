@@ -89,7 +89,7 @@ def build(config: ProjectConfig, parts: Partitions) -> list[dg.AssetsDefinition]
             "holdout_days": dg.MetadataValue.int(config.holdout_days),
             "alias": dg.MetadataValue.text(r.promotion.alias),
             "promotion": dg.MetadataValue.text(r.promotion.reason),
-            **{k: dg.MetadataValue.float(float(v)) for k, v in r.metrics.items() if k.startswith(("cv_", "oos_")) and "fold" not in k},
+            **{k: dg.MetadataValue.float(float(v)) for k, v in r.metrics.items() if k.startswith(("cv_", "oos_", "outliers_")) and "fold" not in k},
             "oos_backtest": metrics_table(r.per_market, OOS_METRICS),
             "mlflow_run": mlflow_run_link(r.experiment_id, r.run_id),
             "seconds": dg.MetadataValue.float(round(r.seconds, 3)),

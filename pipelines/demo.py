@@ -330,6 +330,10 @@ def print_ml(data_dir: Path, config: ProjectConfig) -> None:
           f"{tags.get('promotion', '?')} ({tags.get('promotion_reason', '')}); champion v{champion}")
     print(f"  purged walk-forward: AUC {_num(m.get('cv_auc'), '.3f')}, log loss {_num(m.get('cv_log_loss'), '.4f')} "
           f"on {int(m.get('oos_rows', 0))} out-of-sample candles")
+    if "outliers_train_frac" in m:
+        print(f"  outliers (dissimilarity index > {run.data.params.get('outliers.threshold', '?')}): "
+              f"{_num(m['outliers_train_frac'], '.2%')} of the folds' training rows left out, "
+              f"{_num(m.get('outliers_oos_frac'), '.2%')} of the out-of-sample candles given no prediction")
     per_market = json.loads(Path(client.download_artifacts(latest.run_id, "oos_backtest.json")).read_text())
     for market, r in per_market.items():
         print(f"  out-of-sample backtest {market:<14}{r['total_return']:9.1%}  sharpe {_num(r['sharpe'])}  "

@@ -357,6 +357,8 @@ class MlSettings(_Section):
     seed: int = 0
     n_splits: int = Field(4, ge=1, description="walk-forward out-of-sample blocks")
     cpcv: tuple[int, int] | None = Field(None, description="(n_folds, n_test_folds): also score combinatorial purged CV paths")
+    outliers: dict[str, Any] = Field(default_factory=dict, description="quantdag.ml.outliers.OutlierConfig fields: method di | none, "
+                                     "threshold (DI), reference_rows")  # fmt: skip
     threshold: float = Field(0.55, ge=0.5, lt=1.0, description="P(up) above which the out-of-sample backtest is long")
     long_short: bool = False
     min_training_rows: int = Field(500, ge=50, description="labelled candles below which a training is skipped")
@@ -371,6 +373,7 @@ class MlSettings(_Section):
         """The :class:`~quantdag.ml.training.TrainingConfig` these settings describe."""
         from quantdag.ml.features import FeatureConfig
         from quantdag.ml.labels import LabelConfig
+        from quantdag.ml.outliers import OutlierConfig
         from quantdag.ml.training import TrainingConfig
 
         try:
@@ -384,7 +387,8 @@ class MlSettings(_Section):
                 raise ConfigurationError(f"cpcv must be (n_folds, n_test_folds) with 1 <= n_test_folds < n_folds, got {self.cpcv}")
             return TrainingConfig(features, labels, self.model, dict(self.params), self.seed, self.n_splits,
                                   threshold=self.threshold, long_short=self.long_short, thresholds=thresholds,
-                                  cpcv=tuple(self.cpcv) if self.cpcv else None, min_rows=self.min_training_rows)  # fmt: skip
+                                  cpcv=tuple(self.cpcv) if self.cpcv else None, min_rows=self.min_training_rows,
+                                  outliers=OutlierConfig(**self.outliers))  # fmt: skip
         except (ConfigurationError, TypeError) as exc:
             raise ValueError(str(exc)) from None
 

@@ -10,6 +10,10 @@ Out-of-sample predictions come from :func:`oos_predict` over a list of purged sp
 (:mod:`quantdag.ml.validation`): each test row is predicted by a model that never saw a label
 overlapping it. :func:`probabilities_to_target` is the one mapping from a probability to a
 position, shared by the ``ml_model`` strategy and the out-of-sample backtest.
+
+With an outlier rule (:mod:`quantdag.ml.outliers`, on by default) every fit -- each fold's and
+the final one -- learns the rule from its own training rows only, leaves their outliers out,
+and predicts NaN (no position) for an outlier row.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from quantdag.errors import ConfigurationError, DataError
+from quantdag.ml.outliers import OutlierConfig
 from quantdag.ml.validation import Split
 
 MODEL_KINDS = ("lightgbm", "logistic")
@@ -78,6 +83,19 @@ def fit(model: Any, X: np.ndarray, y: np.ndarray) -> Any:
     return model.fit(X, y)
 
 
+def fit_new(kind: str, params: Mapping[str, Any], X: np.ndarray, y: np.ndarray, *, seed: int = 0,
+            outliers: OutlierConfig | None = None) -> Any:  # fmt: skip
+    """A fresh model of ``kind`` fit on ``X``, ``y`` -- behind ``outliers``' gate when one is set."""
+    model = make_model(kind, seed=seed, **params)
+    return fit(outliers.wrap(model) if outliers is not None else model, X, y)
+
+
+def train_outlier_frac(model: Any) -> float:
+    """Fraction of its training rows a gated model left out as outliers (0 for an ungated one)."""
+    n = getattr(model, "n_train_", 0)
+    return getattr(model, "n_train_outliers_", 0) / n if n else 0.0
+
+
 def predict_up(model: Any, X: np.ndarray) -> np.ndarray:
     """Probability of class 1 for each row."""
     proba = model.predict_proba(np.asarray(X, dtype=np.float64))
@@ -86,11 +104,13 @@ def predict_up(model: Any, X: np.ndarray) -> np.ndarray:
 
 
 def oos_predict(kind: str, params: Mapping[str, Any], X: np.ndarray, y: np.ndarray, splits: Sequence[Split],
-                *, seed: int = 0) -> np.ndarray:  # fmt: skip
-    """Out-of-sample ``P(y=1)`` of every test row (NaN elsewhere); a row in several splits' tests
-    (CPCV) keeps the last one's -- use the walk-forward or k-fold splits for one prediction per row.
+                *, seed: int = 0, outliers: OutlierConfig | None = None, removed: list[float] | None = None) -> np.ndarray:  # fmt: skip
+    """Out-of-sample ``P(y=1)`` of every test row (NaN elsewhere, and on a test row the fold's
+    outlier rule gates); a row in several splits' tests (CPCV) keeps the last one's -- use the
+    walk-forward or k-fold splits for one prediction per row.
 
     A split whose training labels hold a single class predicts its base rate (no model).
+    ``removed``, when given, receives each split's fraction of training rows left out as outliers.
     """
     out = np.full(X.shape[0], np.nan)
     for s in splits:
@@ -99,14 +119,19 @@ def oos_predict(kind: str, params: Mapping[str, Any], X: np.ndarray, y: np.ndarr
         yt = y[s.train]
         if np.unique(yt).shape[0] < 2:
             out[s.test] = float(yt.mean())
+            if removed is not None:
+                removed.append(0.0)
             continue
-        model = fit(make_model(kind, seed=seed, **params), X[s.train], yt)
+        model = fit_new(kind, params, X[s.train], yt, seed=seed, outliers=outliers)
         out[s.test] = predict_up(model, X[s.test])
+        if removed is not None:
+            removed.append(train_outlier_frac(model))
     return out
 
 
 def cpcv_path_predict(kind: str, params: Mapping[str, Any], X: np.ndarray, y: np.ndarray, splits: Sequence[Split],
-                      assignment: np.ndarray, blocks: np.ndarray, *, seed: int = 0) -> np.ndarray:  # fmt: skip
+                      assignment: np.ndarray, blocks: np.ndarray, *, seed: int = 0,
+                      outliers: OutlierConfig | None = None) -> np.ndarray:  # fmt: skip
     """``(rows, paths)`` out-of-sample ``P(y=1)`` of combinatorial purged CV: path ``p`` takes block
     ``b``'s predictions from split ``assignment[b, p]`` (:func:`~quantdag.ml.validation.cpcv_path_assignment`),
     so every path is a complete out-of-sample history built from different training sets."""
@@ -115,7 +140,7 @@ def cpcv_path_predict(kind: str, params: Mapping[str, Any], X: np.ndarray, y: np
         pred = np.full(X.shape[0], np.nan)
         yt = y[s.train]
         if s.train.size and np.unique(yt).shape[0] == 2:
-            pred[s.test] = predict_up(fit(make_model(kind, seed=seed, **params), X[s.train], yt), X[s.test])
+            pred[s.test] = predict_up(fit_new(kind, params, X[s.train], yt, seed=seed, outliers=outliers), X[s.test])
         elif s.train.size:
             pred[s.test] = float(yt.mean())
         per_split.append(pred)

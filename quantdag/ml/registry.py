@@ -139,6 +139,8 @@ def log_training(result: TrainingResult, backtest: OosBacktest | None, *, model_
         "train_end_ms": str(result.train_end_ms),
         "labels": json.dumps(cfg.labels.as_dict(), sort_keys=True),
         "timeframes": json.dumps(sorted(result.oos["timeframe"].unique().to_list())),
+        # informational: the fitted rule itself is part of the logged model (quantdag.ml.outliers)
+        "outliers": json.dumps(cfg.outliers.as_dict(), sort_keys=True),
     }
     info = mlflow.sklearn.log_model(
         result.model, name="model", registered_model_name=model_name, skops_trusted_types=_own_types(result.model),

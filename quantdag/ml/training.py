@@ -26,15 +26,16 @@ from quantdag.ml.models import (
     MODEL_KINDS,
     auc,
     cpcv_path_predict,
-    fit,
+    fit_new,
     log_loss,
-    make_model,
     meta_entries,
     oos_predict,
     predict_up,
     probabilities_to_target,
+    train_outlier_frac,
 )
-from quantdag.ml.validation import combinatorial_purged, cpcv_path_assignment, time_blocks, walk_forward
+from quantdag.ml.outliers import OutlierConfig
+from quantdag.ml.validation import Split, combinatorial_purged, cpcv_path_assignment, time_blocks, walk_forward
 from quantdag.optimize.robustness import deflated_sharpe_from_returns, pbo_cscv
 
 #: Columns and types of ``ml.predictions`` besides the candle key.
@@ -62,6 +63,8 @@ class TrainingConfig:
     cpcv: tuple[int, int] | None = None
     #: labelled rows below which the pipeline skips a training (a sparse meta rule may need fewer)
     min_rows: int = 500
+    #: the outlier rule every fit learns from its training rows (FreqAI's dissimilarity index by default)
+    outliers: OutlierConfig = field(default_factory=OutlierConfig)
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_KINDS:
@@ -76,6 +79,7 @@ class TrainingConfig:
         out = {f"feature.{k}": str(v) for k, v in self.features.as_dict().items()}
         out |= {f"label.{k}": str(v) for k, v in self.labels.as_dict().items()}
         out |= {f"model.{k}": str(v) for k, v in self.params.items()}
+        out |= {f"outliers.{k}": str(v) for k, v in self.outliers.as_dict().items()}
         out |= {"model": self.model, "seed": str(self.seed), "cv.n_splits": str(self.n_splits),
                 "cv.min_train_blocks": str(self.min_train_blocks), "threshold": str(self.threshold),
                 "long_short": str(self.long_short), "thresholds": str(list(self.thresholds)), "cv.cpcv": str(self.cpcv)}  # fmt: skip
@@ -150,7 +154,8 @@ def train(features: pl.DataFrame, labels: pl.DataFrame, cfg: TrainingConfig) -> 
     and the final model fit on every row."""
     ds = make_dataset(features, labels)
     splits = walk_forward(ds.ts_ms, ds.known_ms, cfg.n_splits, min_train_blocks=cfg.min_train_blocks)
-    p = oos_predict(cfg.model, cfg.params, ds.X, ds.y, splits, seed=cfg.seed)
+    removed: list[float] = []
+    p = oos_predict(cfg.model, cfg.params, ds.X, ds.y, splits, seed=cfg.seed, outliers=cfg.outliers, removed=removed)
     tested = np.isfinite(p)
     metrics = {
         "cv_log_loss": log_loss(ds.y, p),
@@ -164,9 +169,25 @@ def train(features: pl.DataFrame, labels: pl.DataFrame, cfg: TrainingConfig) -> 
         metrics[f"cv_fold{i}_auc"] = auc(ds.y[s.test], p[s.test])
     if cfg.cpcv is not None:
         metrics.update(cpcv_scores(ds, cfg))
-    model = fit(make_model(cfg.model, seed=cfg.seed, **cfg.params), ds.X, ds.y)
+    model = fit_new(cfg.model, cfg.params, ds.X, ds.y, seed=cfg.seed, outliers=cfg.outliers)
+    if cfg.outliers.enabled:
+        metrics.update(outlier_metrics(splits, removed, p, train_outlier_frac(model)))
     oos = ds.keys.with_columns(p_up=pl.Series(p)).filter(pl.col("p_up").is_not_nan())
     return TrainingResult(cfg, model, ds.feature_names, oos, metrics, int(ds.known_ms.max()))
+
+
+def outlier_metrics(splits: list[Split], removed: list[float], p: np.ndarray, final_frac: float) -> dict[str, float]:
+    """How much the outlier rule removed: training rows per fold and overall, out-of-sample rows
+    gated (a test row with no prediction), and the final model's training rows."""
+    fitted = [s for s in splits if s.train.size and s.test.size]
+    out = {f"outliers_fold{i}_train_frac": f for i, f in enumerate(removed)}
+    n_train = sum(s.train.size for s in fitted)
+    n_test = sum(s.test.size for s in fitted)
+    gated = sum(int(np.isnan(p[s.test]).sum()) for s in fitted)
+    out["outliers_train_frac"] = sum(f * s.train.size for f, s in zip(removed, fitted, strict=True)) / n_train if n_train else math.nan
+    out["outliers_oos_frac"] = gated / n_test if n_test else math.nan
+    out["outliers_final_train_frac"] = final_frac
+    return out
 
 
 def cpcv_scores(ds: Dataset, cfg: TrainingConfig) -> dict[str, float]:
@@ -177,7 +198,7 @@ def cpcv_scores(ds: Dataset, cfg: TrainingConfig) -> dict[str, float]:
     embargo = int((ds.known_ms - ds.ts_ms).max())
     splits = combinatorial_purged(ds.ts_ms, ds.known_ms, n_folds, n_test, embargo=embargo)
     paths = cpcv_path_predict(cfg.model, cfg.params, ds.X, ds.y, splits, cpcv_path_assignment(n_folds, n_test),
-                              time_blocks(ds.ts_ms, n_folds), seed=cfg.seed)  # fmt: skip
+                              time_blocks(ds.ts_ms, n_folds), seed=cfg.seed, outliers=cfg.outliers)  # fmt: skip
     aucs = np.array([auc(ds.y, paths[:, k]) for k in range(paths.shape[1])])
     return {"cpcv_paths": float(paths.shape[1]), "cpcv_auc_mean": float(np.nanmean(aucs)), "cpcv_auc_min": float(np.nanmin(aucs)),
             "cpcv_auc_max": float(np.nanmax(aucs))}  # fmt: skip

@@ -59,6 +59,7 @@ def test_ml_job_registers_a_champion_then_a_challenger_that_did_not_beat_it(ml_r
     meta = [m.metadata for m in ml_run["first"].asset_materializations_for_node("ml_model")]
     assert meta[0]["alias"].value == "champion" and meta[0]["version"].value == "1"
     assert 0 <= meta[0]["oos_pbo"].value <= 1 and "oos_dsr" in meta[0]
+    assert 0 <= meta[0]["outliers_train_frac"].value < 0.05 and 0 <= meta[0]["outliers_oos_frac"].value < 0.5  # the gate's counts
     again = [m.metadata for m in ml_run["second"].asset_materializations_for_node("ml_model")]
     assert again[0]["alias"].value == "challenger"  # same data: nothing out of sample for both, no promotion
     assert resolve("quantdag_ml", "champion").version == "1"

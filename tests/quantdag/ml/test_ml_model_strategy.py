@@ -108,7 +108,14 @@ def test_ml_model_trades_only_after_its_training_data(with_store, eth):
     out = create_strategy("ml_model", {"model_name": "m"}).signals(eth).with_columns(ms=pl.col("ts").dt.epoch("ms"))
     before, after = out.filter(pl.col("ms") < end), out.filter(pl.col("ms") >= end)
     assert before.height > 900 and before["p_up"].null_count() == before.height and not before["entry"].any()
-    assert after.height > 900 and after["p_up"].null_count() == 0
+    assert after.height > 900 and after["p_up"].null_count() < after.height * 0.2
+    # after it, exactly the candles its outlier gate flags (unlike anything it learned from) have no view
+    from quantdag.ml.features import ohlcv_features
+    from quantdag.ml.registry import load_version
+
+    info = resolve("m", "champion")
+    gated = load_version(info).is_outlier(ohlcv_features(eth, info.features).select(info.feature_names).to_numpy())
+    assert (after["p_up"].is_null().to_numpy() == gated[out["ms"].to_numpy() >= end]).all()
 
 
 def test_ml_model_without_a_store_or_model_has_no_view(eth, monkeypatch):
@@ -168,3 +175,17 @@ def test_a_model_on_a_peeking_feature_fails_the_lookahead_check(with_store, cand
         assert not report.ok and "p_up" in report.columns
     finally:
         unregister_feature_group("peek_fixture")
+
+
+def test_ml_model_takes_no_position_on_an_outlier_candle(with_store, eth):
+    """The registered model's outlier gate (on by default) reaches the strategy: a candle unlike
+    anything the model learned from gets no probability and no position."""
+    from quantdag.ml.registry import resolve
+
+    spike_at = 1800  # after the model's training data (its first 45 of 90 days)
+    frame = eth.with_columns([pl.when(pl.int_range(pl.len()) == spike_at).then(pl.col(c) * 4).otherwise(pl.col(c)).alias(c)
+                              for c in ("high", "close")])  # fmt: skip
+    out = create_strategy("ml_model", {"model_name": "m", "threshold": 0.5}).signals(frame)
+    assert out["ts"][spike_at].timestamp() * 1000 >= resolve("m", "champion").train_end_ms
+    assert out["p_up"][spike_at] is None and not out["entry"][spike_at] and out["exit"][spike_at]
+    assert out["p_up"].slice(spike_at - 300, 250).is_not_null().mean() > 0.9  # ordinary candles after train_end are predicted

@@ -122,3 +122,24 @@ def test_model_info_of_a_foreign_version_names_the_missing_tag(candles, store):
     mlflow.MlflowClient().delete_model_version_tag("foreign", info.version, "features")
     with pytest.raises(DataError, match="features"):
         model_info("foreign", info.version)
+
+
+def test_registered_model_keeps_its_outlier_gate_after_reload(candles, store):
+    import mlflow.sklearn
+    import numpy as np
+
+    from quantdag.ml.outliers import OutlierGatedClassifier
+
+    info, _, result = _train_and_register(candles, store, 45, "gated")
+    run = mlflow.MlflowClient().get_run(info.run_id)
+    assert {"outliers_train_frac", "outliers_oos_frac", "outliers_final_train_frac"} <= set(run.data.metrics)
+    assert run.data.params["outliers.method"] == "di" and json.loads(mlflow.MlflowClient().get_model_version("gated", info.version).tags["outliers"])
+    reloaded = mlflow.sklearn.load_model(f"models:/gated/{info.version}")  # from the store, not load_version's cache
+    assert isinstance(reloaded, OutlierGatedClassifier) and reloaded is not result.model
+    feats = compute_features(candles, CFG.features)
+    spike = feats.with_columns([pl.when(pl.int_range(pl.len()) == 1500).then(pl.col(c) * 100 + 50).otherwise(pl.col(c)).alias(c)
+                                for c in result.feature_names])  # fmt: skip
+    a = predict_frame(reloaded, spike, info.feature_names)["p_up"].to_numpy()
+    np.testing.assert_array_equal(a, predict_frame(result.model, spike, result.feature_names)["p_up"].to_numpy())  # NaN where NaN
+    assert np.isnan(a[1500]) and np.isfinite(a).mean() > 0.9
+    np.testing.assert_array_equal(reloaded.reference_, result.model.reference_)
