@@ -206,13 +206,13 @@ def cpcv_scores(ds: Dataset, cfg: TrainingConfig) -> dict[str, float]:
 
 def predict_frame(model: Any, features: pl.DataFrame, feature_names: tuple[str, ...] | list[str]) -> pl.DataFrame:
     """Candle key + ``p_up`` of every feature row (rows still warming up are predicted too; the
-    model treats missing values as LightGBM does)."""
+    model treats missing values as LightGBM does); null where the model has no view (an outlier)."""
     missing = [c for c in feature_names if c not in features.columns]
     if missing:
         raise DataError(f"the model needs feature column(s) {missing}, which the feature frame lacks")
     X = features.select(feature_names).cast(pl.Float64).to_numpy()
     p = predict_up(model, X) if features.height else np.empty(0)
-    return features.select(CANDLE_KEY).with_columns(p_up=pl.Series(p, dtype=pl.Float64))
+    return features.select(CANDLE_KEY).with_columns(p_up=pl.Series(p, dtype=pl.Float64).fill_nan(None))  # no view (an outlier): null
 
 
 def oos_backtest(
