@@ -46,6 +46,10 @@ if __name__ == "__main__":
     warnings.filterwarnings("ignore")
     import pipelines.definitions, pipelines.demo, pipelines.instance, pipelines.recovery  # noqa: F401,E401
     import ccxt, duckdb, polars  # noqa: F401,E401  (warm: what the run would import lazily)
+    # ... and what each run imported itself until it was imported here (numba for the candle checks, pandera's
+    # polars backend and hypothesis, the sentiment scorer, the event log and compute-log storage)
+    import dagster._core.storage.local_compute_log_manager, pipelines.event_log, quantdag.data.nb  # noqa: F401,E401
+    import pandera.backends.polars.container, pandera.strategies, vaderSentiment.vaderSentiment  # noqa: F401,E401
     from quantdag.config import load_config
 
     sim_url = sys.argv[1]
