@@ -1,5 +1,5 @@
 """Shared fixtures: the real candles in ../shared/data (read in place, never copied), the simulator,
-and a real PostgreSQL server (tests/postgres_server.py)."""
+a real PostgreSQL server (tests/postgres_server.py) and one `quantdag demo` run (tests/demo_run.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from demo_run import demo_run  # noqa: F401  (the session fixture: one `quantdag demo` the tests share)
 from postgres_server import postgres  # noqa: F401  (the session fixture: a real PostgreSQL server)
 
 ROOT = Path(__file__).resolve().parents[1]

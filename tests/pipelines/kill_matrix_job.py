@@ -1,41 +1,37 @@
-"""What `make demo` does for market data, as a pre-warmed worker for the kill -9 matrix (test_kill_matrix.py).
+"""What `make demo` does for market data, run in forked processes for the kill -9 matrix (test_kill_matrix.py).
 
-python kill_matrix_job.py DATA_DIR SIM_URL: builds the definitions, prints ``ready``, then reads one
-line ``DAY[,DAY...]`` from stdin and, in the instance of DATA_DIR/dagster_home
-(settings copied from pipelines/dagster.yaml), fails the runs a killed process left behind and runs
-``daily_data_job`` as one backfill over the days still missing (then heals pending refetches), as
-``pipelines.demo`` does. Prints ``done`` on success. Warming first keeps the kill delay about the run,
-not about imports and definitions.
+python kill_matrix_job.py SIM_URL: imports the code location and warms Dagster's execution once,
+prints ``ready``, then for each stdin line ``DATA_DIR DAY[,DAY...]`` forks a child in a session (process
+group) of its own. The child prints ``started PID``, builds the definitions over DATA_DIR and, in the
+instance of DATA_DIR/dagster_home (settings copied from pipelines/dagster.yaml), fails the runs a killed
+process left behind and runs ``daily_data_job`` as one backfill over the days still missing (then heals
+pending refetches), as ``pipelines.demo`` does, printing ``done`` on success. Once the child is gone
+(finished or SIGKILLed) the worker prints ``exit CODE``. Every run is a process of its own, killed as a
+crash would be; only the imports (several seconds of CPU each, more than a run) happen once, as
+``pg_job.py``'s fork server does. Nothing here opens DuckDB, an instance or a thread before forking.
 """
 
 import os
 import sys
+import traceback
 import warnings
 from pathlib import Path
 
 import dagster as dg
 
-if __name__ == "__main__":
-    warnings.filterwarnings("ignore")
+
+def run(data_dir: Path, days: list[str], sim_url: str, config) -> None:
+    """The child's work: what the pre-warmed worker process of one kill point did after ``go``."""
     from pipelines.definitions import build_defs
     from pipelines.demo import refetch_days, run_job
+    from pipelines.instance import write_instance_yaml
     from pipelines.recovery import recover_orphaned_runs
-    from quantdag.config import load_config
 
-    data_dir, sim_url = Path(sys.argv[1]), sys.argv[2]
-    config = load_config()
     home = data_dir / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    from pipelines.instance import write_instance_yaml
-
     write_instance_yaml(home, config)
     os.environ["DAGSTER_HOME"] = str(home)
     defs = build_defs(data_dir, config=config, sim_url=sim_url)
-    import ccxt, duckdb, polars  # noqa: F401,E401  (warm: what the run would import lazily)
-
-    dg.materialize([dg.asset(lambda: None, name="warm")], instance=dg.DagsterInstance.ephemeral())
-    print("ready", flush=True)
-    days = sys.stdin.readline().strip().split(",")
     with dg.DagsterInstance.get() as instance:
         for r in recover_orphaned_runs(instance):
             print(f"recovered {r.run_id} ({r.reason})", flush=True)
@@ -44,3 +40,38 @@ if __name__ == "__main__":
         if heal:
             run_job(defs, "daily_data_job", heal, instance, only_missing=False)
     print("done", flush=True)
+
+
+if __name__ == "__main__":
+    warnings.filterwarnings("ignore")
+    import pipelines.definitions, pipelines.demo, pipelines.instance, pipelines.recovery  # noqa: F401,E401
+    import ccxt, duckdb, polars  # noqa: F401,E401  (warm: what the run would import lazily)
+    # ... and what each run imported itself until it was imported here (numba for the candle checks, pandera's
+    # polars backend and hypothesis, the sentiment scorer, the event log and compute-log storage)
+    import dagster._core.storage.local_compute_log_manager, pipelines.event_log, quantdag.data.nb  # noqa: F401,E401
+    import pandera.backends.polars.container, pandera.strategies, vaderSentiment.vaderSentiment  # noqa: F401,E401
+    from quantdag.config import load_config
+
+    sim_url = sys.argv[1]
+    config = load_config()
+    dg.materialize([dg.asset(lambda: None, name="warm")], instance=dg.DagsterInstance.ephemeral())
+    print("ready", flush=True)
+    for line in sys.stdin:
+        data_dir, days = line.split()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the run's own process and process group: never returns into this loop
+            code = 0
+            try:
+                os.setsid()
+                print(f"started {os.getpid()}", flush=True)
+                run(Path(data_dir), days.split(","), sim_url, config)
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        print(f"exit {os.waitstatus_to_exitcode(status)}", flush=True)

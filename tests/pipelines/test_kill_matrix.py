@@ -5,17 +5,19 @@ Each kill point: a fresh data dir, a worker (``kill_matrix_job.py``, what `make 
 market data) is SIGKILLed a seeded delay after it is told to go; the next worker on the same dir
 recovers the orphaned run (``recover_orphaned_runs``) and backfills the days still missing. Delays
 are drawn over the clean run's span, and the step the kill landed in is read from the event log.
-Workers are started one ahead and import while the previous one runs.
+Each run is a process forked from one worker that imported everything once (the imports cost more than a run).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -41,49 +43,58 @@ RAW = ("SELECT count(*) AS n, count(DISTINCT (exchange, symbol, timeframe, ts)) 
        "coalesce(bit_xor(hash(exchange, symbol, timeframe, ts, open, high, low, close, volume)), 0) AS h FROM raw.candles")
 
 
-class Workers:
-    """Pre-warmed workers: one is always importing while another runs."""
+class Worker:
+    """``kill_matrix_job.py``: imports once, then runs each request in a forked process (and group) of its own."""
 
-    def __init__(self, data_dirs: list[Path], sim_url: str) -> None:
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.todo, self.sim_url = list(data_dirs), sim_url
-        self.all: list[subprocess.Popen] = []
-        self.spare = self._spawn()
+    def __init__(self, sim_url: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(SCRIPT), sim_url], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     bufsize=1, start_new_session=True)  # fmt: skip
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self._until("ready", timeout=300)
 
-    def _spawn(self) -> subprocess.Popen | None:
-        if not self.todo:
-            return None
-        p = subprocess.Popen([sys.executable, str(SCRIPT), str(self.todo.pop(0)), self.sim_url], cwd=ROOT, env=self.env,
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                             start_new_session=True)  # its own process group: a crash takes its step processes too
-        self.all.append(p)
-        return p
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put("")  # the end
 
-    def go(self, days: list[str]) -> tuple[subprocess.Popen, float]:
-        """The next warm worker (on the next data dir) told to go, and when it was."""
-        proc = self.spare
-        seen = []
-        while (line := proc.stdout.readline()) and line.strip() != "ready":  # skip the warm-up's log lines
+    def _until(self, prefix: str, timeout: float) -> list[str]:
+        """The worker's lines up to the first starting with ``prefix`` (the log lines before it included)."""
+        seen, deadline = [], time.time() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.time()))
+            except queue.Empty:
+                raise AssertionError(f"no {prefix!r} from the worker in {timeout} s: " + "".join(seen)[-3000:]) from None
+            assert line, f"the worker ended before {prefix!r}: " + "".join(seen)[-3000:]
             seen.append(line)
-        assert line, "the worker ended before it was ready: " + "".join(seen)[-3000:]
-        proc.stdin.write(",".join(days) + "\n")
-        proc.stdin.flush()
-        t0 = time.time()
-        self.spare = self._spawn()
-        return proc, t0
+            if line.startswith(prefix):
+                return seen
+
+    def go(self, data_dir: Path, days: list[str]) -> tuple[int, float]:
+        """The pid (and process group) of a new run process on ``data_dir``, and when it started."""
+        self.proc.stdin.write(f"{data_dir} {','.join(days)}\n")
+        self.proc.stdin.flush()
+        pid = int(self._until("started ", timeout=60)[-1].split()[1])
+        return pid, time.time()
+
+    def finish(self, timeout: float = 120.0) -> str:
+        """The output of the run started last, once it has ended successfully."""
+        out = "".join(self._until("exit ", timeout))
+        assert out.rstrip().endswith("exit 0") and "done" in out, out[-3000:]
+        return out
+
+    def kill(self, pid: int) -> None:
+        """SIGKILL the run's process group (the run and any step process it started), as a crash would."""
+        with contextlib.suppress(ProcessLookupError):  # the run already ended
+            os.killpg(pid, signal.SIGKILL)
+        self._until("exit ", timeout=30)
 
     def close(self) -> None:
-        for p in self.all:
-            if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGKILL)
-            p.wait(timeout=30)
-
-
-def _finish(proc: subprocess.Popen, timeout: float = 120.0) -> str:
-    out, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0 and "done" in out, out[-3000:]
-    return out
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
 
 
 def _tables(data_dir: Path) -> dict[str, object]:
@@ -124,10 +135,10 @@ def test_kill_9_at_random_points_then_the_next_run_completes_with_a_clean_runs_t
     days = recent_days(2)
     clean = tmp_path / "clean"
     kill_dirs = [tmp_path / f"kill{i}" for i in range(N_KILLS)]
-    workers = Workers([clean, *(d for d in kill_dirs for _ in ("victim", "next"))], sim.url)
+    worker = Worker(sim.url)
     try:
-        proc, t0 = workers.go(days)
-        _finish(proc)
+        _, t0 = worker.go(clean, days)
+        worker.finish()
         duration = time.time() - t0
         reference = _tables(clean)
         events = _steps(clean)
@@ -142,14 +153,13 @@ def test_kill_9_at_random_points_then_the_next_run_completes_with_a_clean_runs_t
         phases: Counter[str] = Counter()
         mismatches = []
         for i, (delay, data_dir) in enumerate(zip(delays, kill_dirs)):
-            victim, t0 = workers.go(days)
+            victim, t0 = worker.go(data_dir, days)
             time.sleep(max(0.0, t0 + delay - time.time()))
-            os.killpg(victim.pid, signal.SIGKILL)  # the worker and the step processes it started, as a crash would
-            victim.communicate(timeout=30)
+            worker.kill(victim)
             phase = _phase(_steps(data_dir))
             phases[phase] += 1
-            nxt, t1 = workers.go(days)
-            out = _finish(nxt)
+            _, t1 = worker.go(data_dir, days)
+            out = worker.finish()
             got = _tables(data_dir)
             print(f"kill {i}: {delay:.2f} s, {phase}; next run {time.time() - t1:.1f} s, "
                   f"{out.count('recovered')} run(s) recovered; tables equal: {got == reference}")
@@ -159,4 +169,4 @@ def test_kill_9_at_random_points_then_the_next_run_completes_with_a_clean_runs_t
         assert not mismatches, mismatches
         assert sum(n for phase, n in phases.items() if phase.startswith("in step")) >= N_KILLS // 3, phases  # kills hit the steps
     finally:
-        workers.close()
+        worker.close()

@@ -63,22 +63,18 @@ def test_malformed_config_fails_definitions_validate_naming_the_key(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_backtests_a_folder_strategy_and_blocks_one_that_peeks(tmp_path):
-    """The issue's acceptance: a user file appears in backtest.runs after the demo; a peeking one never does."""
+def test_demo_backtests_a_folder_strategy_and_blocks_one_that_peeks(demo_run):
+    """The issue's acceptance: a user file appears in backtest.runs after the demo; a peeking one never does.
+
+    The demo is the session's one `quantdag demo` (tests/demo_run.py), whose strategy folder is ``FOLDER``."""
+    from demo_run import USER_STRATEGIES
     from quantdag.store import Warehouse
 
-    data = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    data.update(data_dir=str(tmp_path / "data"), strategy_paths=[str(FOLDER)])
-    data["strategies"]["defaults"] = True
-    cfg = tmp_path / "mine.yaml"
-    cfg.write_text(yaml.safe_dump(data))
-    env = {**os.environ, "QUANTDAG_CONFIG": str(cfg), "DAGSTER_HOME": str(tmp_path / "data" / "dagster_home")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.demo", "--days", "12"], cwd=ROOT, capture_output=True, text=True, timeout=900, env=env,
-    )
+    assert USER_STRATEGIES == FOLDER
+    proc = demo_run.proc
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "BLOCKED user_peeker-" in proc.stdout and "no_lookahead: column" in proc.stdout
-    wh = Warehouse(tmp_path / "data" / "quantdag.duckdb", read_only=True)
+    wh = Warehouse(demo_run.data_dir / "quantdag.duckdb", read_only=True)
     runs = wh.query("SELECT strategy, count(*) AS n FROM backtest.runs GROUP BY ALL")
     got = dict(zip(runs["strategy"], runs["n"]))
     assert got.get("user_breakout") == 3 and "user_peeker" not in got

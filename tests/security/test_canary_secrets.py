@@ -7,9 +7,11 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from pipeline_helpers import config_with, recent_days
 from pipelines.demo import range_tags
+from quantdag.config import DEFAULT_CONFIG_PATH
 from quantdag.strategies.keys import param_set_key
 from quantdag.strategies import create_strategy
 
@@ -34,8 +36,11 @@ def test_canary_keys_absent_from_event_logs_duckdb_mlflow_and_logs(tmp_path, sim
     monkeypatch.setenv("QUANTDAG_BINANCE_API_KEY", KEY)
     monkeypatch.setenv("QUANTDAG_BINANCE_SECRET", SECRET)
     data = tmp_path / "data"
+    # one retry, not the shipped 5: the failing run below then gives up after one back-off (under 1 s) rather than
+    # five (about 8 s), and the retry's own log lines are scanned all the same
+    exchange = {**yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())["exchange"], "max_retries": 1}
     config = config_with(strategies={"param_sets": [{"strategy": "sma_cross", "params": {"fast": 5, "slow": 20}}],
-                                     "paper": ["sma_cross"]})
+                                     "paper": ["sma_cross"]}, exchange=exchange)
     defs = build_defs(data, config=config, sim_url=sim.url)
     key = param_set_key(create_strategy("sma_cross", {"fast": 5, "slow": 20}))
     home = tmp_path / "dagster_home"

@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
+from demo_run import quantdag_command
+
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def quantdag_command() -> list[str]:
-    """The installed console script beside this interpreter (what `make setup` installs)."""
-    script = Path(sys.executable).with_name("quantdag")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "quantdag.cli"]
 
 
 @dataclass

@@ -25,9 +25,38 @@ WORKER = Path(__file__).with_name("kill_matrix_worker.py")
 SEED, N_KILLS = 20_261_202, 10
 
 
-def _run(sim, db, kill_at):
-    return subprocess.run([sys.executable, str(WORKER), str(ROOT), sim.api_url, str(db), str(kill_at)],
-                          capture_output=True, text=True, timeout=180, env={**os.environ, "PYTHONPATH": str(ROOT)})
+class Worker:
+    """``kill_matrix_worker.py``: imports once, then forks one process per cycle (the imports cost more than a cycle)."""
+
+    def __init__(self, sim, err_file: Path) -> None:
+        self.err_file, self.err_seen = err_file, 0
+        self.proc = subprocess.Popen([sys.executable, str(WORKER), str(ROOT), sim.api_url], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=err_file.open("w"), text=True, bufsize=1,
+                                     env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+        self._expect("ready")
+
+    def _stderr(self) -> str:
+        text = self.err_file.read_text()
+        new, self.err_seen = text[self.err_seen:], len(text)
+        return new
+
+    def _expect(self, prefix: str) -> list[str]:
+        lines = []
+        while (line := self.proc.stdout.readline()) and not line.startswith(prefix):
+            lines.append(line)
+        assert line, f"the worker ended before {prefix!r}: {''.join(lines)}{self._stderr()[-3000:]}"
+        return [*lines, line]
+
+    def run(self, db: Path, kill_at: int) -> subprocess.CompletedProcess[str]:
+        """One cycle on ``db`` in a process of its own, SIGKILLed at lifecycle step ``kill_at`` (0: never)."""
+        self.proc.stdin.write(f"{db} {kill_at}\n")
+        self.proc.stdin.flush()
+        *out, end = self._expect("EXIT ")
+        return subprocess.CompletedProcess(self.proc.args, int(end.split()[1]), "".join(out), self._stderr())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
 
 
 def _fresh_account(sim):
@@ -71,36 +100,38 @@ def _check(sim, acct, db, expected_cids, label):
 
 @pytest.mark.slow
 def test_kill_9_at_10_seeded_points_of_a_paper_cycle_next_run_completes(order_sim, tmp_path):
-    # a clean cycle: how many lifecycle steps it has, and which client order ids it decides
-    acct = _fresh_account(order_sim)
-    clean_db = tmp_path / "clean.duckdb"
-    clean = _run(order_sim, clean_db, 0)
-    assert clean.returncode == 0 and "DONE" in clean.stdout, clean.stderr[-3000:]
-    total = int(clean.stdout.split("DONE")[1].split()[0])
-    oms = make_oms(order_sim, clean_db, persistent=False, strategy="killmx")
-    expected = {o.client_order_id for o in oms.store.orders()}
-    oms.store.close()
-    assert len(expected) == 7 and total >= 2 * N_KILLS, (expected, total)
-    orders, counts = _check(order_sim, acct, clean_db, expected, "clean")
-    assert len(counts) == 7 and all(o.status is OrderStatus.FILLED for o in orders)
-
-    points = sorted(random.Random(SEED).sample(range(1, total + 1), N_KILLS))
-    outcomes = []
+    worker = Worker(order_sim, tmp_path / "worker.err")
     try:
+        # a clean cycle: how many lifecycle steps it has, and which client order ids it decides
+        acct = _fresh_account(order_sim)
+        clean_db = tmp_path / "clean.duckdb"
+        clean = worker.run(clean_db, 0)
+        assert clean.returncode == 0 and "DONE" in clean.stdout, clean.stderr[-3000:]
+        total = int(clean.stdout.split("DONE")[1].split()[0])
+        oms = make_oms(order_sim, clean_db, persistent=False, strategy="killmx")
+        expected = {o.client_order_id for o in oms.store.orders()}
+        oms.store.close()
+        assert len(expected) == 7 and total >= 2 * N_KILLS, (expected, total)
+        orders, counts = _check(order_sim, acct, clean_db, expected, "clean")
+        assert len(counts) == 7 and all(o.status is OrderStatus.FILLED for o in orders)
+
+        points = sorted(random.Random(SEED).sample(range(1, total + 1), N_KILLS))
+        outcomes = []
         for k in points:
             acct = _fresh_account(order_sim)  # balances do not carry over between kill points
             order_sim.clear_requests()
             db = tmp_path / f"kill_{k}.duckdb"
-            killed = _run(order_sim, db, k)
+            killed = worker.run(db, k)
             label = f"kill at step {k}/{total}"
             assert killed.returncode == -signal.SIGKILL, (label, killed.stdout[-1000:], killed.stderr[-3000:])
             step = killed.stdout.strip().splitlines()[-1]
             assert step.startswith(f"STEP {k} "), (label, step)
-            again = _run(order_sim, db, 0)  # no help: same cycle again, the dead holder's lease taken over
+            again = worker.run(db, 0)  # no help: same cycle again, the dead holder's lease taken over
             assert again.returncode == 0 and "DONE" in again.stdout, (label, again.stderr[-3000:])
             _, counts = _check(order_sim, acct, db, expected, f"{label} ({step})")
             outcomes.append((k, step.split()[2], len(counts)))
     finally:
         order_sim.faults = None
+        worker.close()
     print("kill points:", outcomes)
     assert len({name for _, name, _ in outcomes}) >= 3  # spread over different lifecycle steps
