@@ -22,12 +22,13 @@ def build(config: ProjectConfig) -> list[dg.AssetsDefinition]:
     def streamed_candles(context: dg.AssetExecutionContext, warehouse: WarehouseResource, exchange: ExchangeResource):
         """Closed 1m candles the streamer (make stream) landed and could not store itself (a job held DuckDB)."""
         wh = warehouse.get()
-        report = ingest_landing(wh, landing_root(Path(warehouse.path).parent))
+        report = ingest_landing(wh, landing_root(Path(warehouse.path).parent), retention=config.stream.retention())
         fresh = freshness(wh, [m.on(exchange.venue) for m in markets])
         stale = fresh.filter(~fresh["fresh"])
         yield dg.MaterializeResult(metadata={
             "files": report.files, "candles": report.candles, "by_market": dg.MetadataValue.json(report.by_market),
             "trades": report.rows.get("trades", 0), "book_samples": report.rows.get("book", 0),
+            "pruned": dg.MetadataValue.json(report.pruned),
             "stream_events_24h": dg.MetadataValue.json(recent_events(wh)),
         })  # fmt: skip
         yield dg.AssetCheckResult(

@@ -274,6 +274,12 @@ class StreamSettings(_Section):
     book_sample_s: float = Field(1.0, gt=0, description="venue seconds between stored book samples")
     watchdog_s: float = Field(5.0, gt=0, description="a candle stream quiet this long is reconnected (~2x its 2 s cadence)")
     recycle_s: float = Field(3600.0, gt=0, description="connections are reopened this often")
+    trades_retention_days: float | None = Field(7.0, gt=0, description="market.trades rows kept this long; null: forever")
+    book_retention_days: float | None = Field(7.0, gt=0, description="market.book samples kept this long; null: forever")
+
+    def retention(self) -> dict[str, float | None]:
+        """Days each kind of tick is kept (:func:`quantdag.stream.landing.prune`)."""
+        return {"trades": self.trades_retention_days, "book": self.book_retention_days}
 
     def symbols(self, channel: Literal["trades", "order_book"], configured: list[str]) -> list[str]:
         """The markets of ``channel``: all, none, or the listed ones (each must be a configured market)."""

@@ -7,7 +7,7 @@ market's last candle has: a stream that stalled shows here, in the Dagster UI, n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import polars as pl
 
 from quantdag.markets import Market
 from quantdag.store import Warehouse
-from quantdag.stream.landing import IngestReport, ingest, pending
+from quantdag.stream.landing import IngestReport, ingest, pending, prune
 from quantdag.timeframes import timeframe_ms
 
 #: a 1m stream whose last closed candle is older than this many candles is stale
@@ -27,9 +27,14 @@ def landing_root(data_dir: Path) -> Path:
     return Path(data_dir) / "landing"
 
 
-def ingest_landing(wh: Warehouse, root: Path) -> IngestReport:
-    """Every pending landing file (candles, trades, book samples, stream events) into the warehouse, in one transaction."""
-    return ingest(wh, root)
+def ingest_landing(wh: Warehouse, root: Path, retention: Mapping[str, float | None] | None = None) -> IngestReport:
+    """Every pending landing file (candles, trades, book samples, stream events) into the warehouse, in one
+    transaction; then ticks older than ``retention`` (days by kind, :func:`~quantdag.stream.landing.prune`)
+    are deleted (``report.pruned``)."""
+    report = ingest(wh, root)
+    if retention:
+        report.pruned = prune(wh, root, retention)
+    return report
 
 
 def recent_events(wh: Warehouse, *, hours: float = 24.0, now: datetime | None = None) -> dict[str, int]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from quantdag.store import Warehouse, WarehouseError
-from quantdag.stream.landing import CHANNELS, ingest
+from quantdag.stream.landing import CHANNELS, ingest, prune
 from quantdag.stream.streamer import Streamer, make_client
 
 log = logging.getLogger("quantdag.stream")
@@ -45,19 +45,29 @@ def last_stored(db: Path, exchange: str, symbols: list[str]) -> dict[str, int]:
     return {r["symbol"]: int(r["ts"].timestamp() * 1000) for r in rows if r["symbol"] in symbols}
 
 
+#: seconds between two retention passes of the streamer (ticks older than stream.*_retention_days)
+PRUNE_EVERY_S = 3600.0
+
+
 async def _ingest_loop(db: Path, root: Path, stop: asyncio.Event, every_s: float = 1.0, *,
                        intraday: Any = None, trades: list | None = None,
-                       stored: dict | None = None) -> dict[str, int]:  # fmt: skip
+                       stored: dict | None = None, retention: dict | None = None) -> dict[str, int]:  # fmt: skip
     """Drain the landing area into the warehouse whenever the file is free (never blocking the streams);
     with ``intraday`` (an :class:`~quantdag.stream.intraday.IntradayLoop`), act on what was stored, in a
     task of its own (a sliced order's pauses never hold up the next minute's ingest); ``trades`` gets its
-    reports; ``stored`` gets (symbol, open ms) -> wall ms of the commit of each 1m candle."""
-    done = {"files": 0, "candles": 0, "trades": 0, "book": 0, "events": 0, "busy": 0}
+    reports; ``stored`` gets (symbol, open ms) -> wall ms of the commit of each 1m candle; with ``retention``
+    (days by tick kind), old ticks are pruned at the start and every :data:`PRUNE_EVERY_S`."""
+    done = {"files": 0, "candles": 0, "trades": 0, "book": 0, "events": 0, "busy": 0, "pruned": 0}
+    next_prune = [0.0]
     inbox: asyncio.Queue = asyncio.Queue()
 
     def once(timeout: float) -> None:
         try:
-            rep = ingest(Warehouse(db, lock_timeout=timeout), root)
+            wh = Warehouse(db, lock_timeout=timeout)
+            rep = ingest(wh, root)
+            if retention and time.monotonic() >= next_prune[0]:
+                done["pruned"] += sum(prune(wh, root, retention).values())
+                next_prune[0] = time.monotonic() + PRUNE_EVERY_S
         except WarehouseError:
             done["busy"] += 1  # a job holds the file: the candles wait in the landing area
             return
@@ -171,7 +181,7 @@ async def stream(seconds: float | None, speed: float, config: Any, *, trade: boo
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, streamer.stop)
     intraday, loops = (_intraday(config, db, rest, exchange) if trade else None), []
-    ingesting = asyncio.create_task(_ingest_loop(db, root, stop, intraday=intraday, trades=loops))
+    ingesting = asyncio.create_task(_ingest_loop(db, root, stop, intraday=intraday, trades=loops, retention=sc.retention()))
     try:
         stats = await streamer.run(seconds)
     finally:

@@ -20,8 +20,9 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
@@ -105,6 +106,7 @@ class IngestReport:
     by_market: dict[str, int] = field(default_factory=dict)
     minutes: list[tuple[str, int]] = field(default_factory=list)  # (symbol, open ms) of the 1m candles stored
     rows: dict[str, int] = field(default_factory=dict)  # rows read per kind (trades, book, events)
+    pruned: dict[str, int] = field(default_factory=dict)  # rows / files removed by the retention rule (:func:`prune`)
 
 
 def _ingest_candles(con, batch: pl.DataFrame) -> None:
@@ -177,5 +179,35 @@ def ingest(wh: Warehouse, root: Path, *, limit: int | None = None) -> IngestRepo
     return report
 
 
+def prune(wh: Warehouse, root: Path, retention_days: Mapping[str, float | None], *, now: datetime | None = None) -> dict[str, int]:
+    """Delete ticks older than their retention: ``market.trades`` / ``market.book`` rows (``retention_days``
+    by kind; None keeps everything) and ingested landing files (``done/``) older than the longest one.
+
+    Why: at a venue's volume the trades table grows by millions of rows a day, and the research
+    pipeline reads candles, not ticks; a retention window keeps the file (and its backups) bounded.
+    Candles and stream events are never pruned. One transaction; returns rows (and files) removed.
+    """
+    now = now or datetime.now(timezone.utc)
+    removed: dict[str, int] = {}
+    with wh.transaction() as con:
+        for kind in ("trades", "book"):
+            days = retention_days.get(kind)
+            if days is None:
+                continue
+            cutoff = now - timedelta(days=float(days))
+            n = con.execute(f"SELECT count(*) FROM {TABLES[kind]} WHERE ts < ?", [cutoff]).fetchone()
+            if n and n[0]:
+                con.execute(f"DELETE FROM {TABLES[kind]} WHERE ts < ?", [cutoff])
+            removed[kind] = int(n[0]) if n else 0
+    kept = [d for d in retention_days.values() if d is not None]
+    if kept and len(kept) == len(retention_days):
+        horizon = now.timestamp() - max(float(d) for d in kept) * 86400
+        files = [f for k in SCHEMAS for f in (kind_dir(root, k) / "done").glob("*.parquet") if f.stat().st_mtime < horizon]
+        for f in files:
+            f.unlink(missing_ok=True)
+        removed["files"] = len(files)
+    return removed
+
+
 __all__ = ["CHANNELS", "EVENT_KINDS", "SCHEMA", "SCHEMAS", "IngestReport", "candles_dir", "ingest", "kind_dir", "pending",
-           "write_batch"]
+           "prune", "write_batch"]

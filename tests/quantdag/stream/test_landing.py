@@ -105,3 +105,24 @@ def test_a_batch_of_an_unknown_kind_channel_or_event_is_refused_naming_it(tmp_pa
     with pytest.raises(DataError, match="kind 'synthetic'"):
         write_batch(tmp_path, _event(kind="synthetic"), session="s", kind="events")
     assert pending(tmp_path) == []
+
+
+def test_ticks_older_than_their_retention_are_pruned_with_their_landing_files_candles_never(tmp_path):
+    import os
+
+    from quantdag.stages.stream import ingest_landing
+    from quantdag.stream.landing import prune
+
+    wh, root = Warehouse(tmp_path / "q.duckdb"), tmp_path / "landing"
+    write_batch(root, _candles(range(3)), session="s1")
+    write_batch(root, _trades(range(0, 6)), session="s1", kind="trades")  # trades at T0 + 10 ms x id
+    old = ingest_landing(wh, root)
+    done = list((root / "trades" / "done").glob("*.parquet"))
+    os.utime(done[0], (T0.timestamp(), T0.timestamp()))  # ingested long ago
+    # seven days after T0 + 25 ms: trades 0..2 are older than a week, 3..5 are not
+    now = T0 + timedelta(days=7, milliseconds=25)
+    assert prune(wh, root, {"trades": 7, "book": None}, now=now) == {"trades": 3}  # a kind kept forever keeps the files
+    assert wh.query("SELECT list(id ORDER BY id) AS ids FROM market.trades")["ids"][0].to_list() == [3, 4, 5]
+    assert prune(wh, root, {"trades": 7, "book": 7}, now=now) == {"trades": 0, "book": 0, "files": 1}
+    assert not done[0].exists() and wh.query("SELECT count(*) AS n FROM market.candles")["n"][0] == 3 == old.candles
+    assert ingest_landing(wh, root, retention={"trades": 1, "book": 1}).pruned["trades"] == 3  # the asset's path: all old now
