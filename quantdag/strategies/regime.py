@@ -214,9 +214,9 @@ class RegimeMaCross(Strategy):
         return (
             frame.with_columns(raw_entry=crossed_above(fast, slow), cross_down=crossed_below(fast, slow), size=size)
             .with_columns(entry=pl.col("raw_entry") & allowed)
-            .with_columns(_held=held)
+            .with_columns(held_state=held)
             # the time stop closes a position without a cross: it is an exit too (signal mode agrees with target mode)
-            .with_columns(exit=pl.col("cross_down") | ((pl.col("_held") == 0) & (pl.col("_held").shift(1) == 1)).fill_null(False))
-            .with_columns(target=pl.col("_held").cast(pl.Float64) * pl.col("size"))
-            .drop("_held", "cross_down")
+            .with_columns(exit=pl.col("cross_down") | ((pl.col("held_state") == 0) & (pl.col("held_state").shift(1) == 1)).fill_null(False))
+            .with_columns(target=pl.col("held_state").cast(pl.Float64) * pl.col("size"))
+            .drop("held_state", "cross_down")
         )

@@ -290,7 +290,7 @@ def test_run_killed_mid_way_on_postgres_resumes_to_the_same_tables(sites, refere
         assert instance.get_run_by_id(resumed).parent_run_id == run_id
         steps = {step for _, _, step, _ in _steps(instance, [resumed])}
         assert {"candles", "indicators"} <= steps and "raw_candles" not in steps  # raw_candles kept
-        assert steps <= {"candles", "indicators", "raw_news", "sentiment_items", "sentiment_bars", "ml_features"}  # unfinished
+        assert steps <= {"candles", "indicators", "raw_news", "sentiment_items", "sentiment_bars", "market_events", "ml_features"}  # unfinished
     assert _tables(site.data_dir, DATA_TABLES, since=RECENT[0]) == reference["recent"]
 
 
