@@ -13,7 +13,6 @@ crash would be; only the imports (several seconds of CPU each, more than a run) 
 
 import os
 import sys
-import traceback
 import warnings
 from pathlib import Path
 
@@ -51,27 +50,9 @@ if __name__ == "__main__":
     import dagster._core.storage.local_compute_log_manager, pipelines.event_log, quantdag.data.nb  # noqa: F401,E401
     import pandera.backends.polars.container, pandera.strategies, vaderSentiment.vaderSentiment  # noqa: F401,E401
     from quantdag.config import load_config
+    from tests.fork_server import serve
 
     sim_url = sys.argv[1]
     config = load_config()
     dg.materialize([dg.asset(lambda: None, name="warm")], instance=dg.DagsterInstance.ephemeral())
-    print("ready", flush=True)
-    for line in sys.stdin:
-        data_dir, days = line.split()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the run's own process and process group: never returns into this loop
-            code = 0
-            try:
-                os.setsid()
-                print(f"started {os.getpid()}", flush=True)
-                run(Path(data_dir), days.split(","), sim_url, config)
-            except BaseException:
-                traceback.print_exc()
-                code = 1
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        print(f"exit {os.waitstatus_to_exitcode(status)}", flush=True)
+    serve(lambda args: run(Path(args[0]), args[1].split(","), sim_url, config), session=True)

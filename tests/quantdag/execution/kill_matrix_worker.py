@@ -11,10 +11,10 @@ pipelines' ``pg_job.py`` does with its fork server."""
 import os
 import signal
 import sys
-import traceback
 
 sys.path.insert(0, sys.argv[1])
 
+from tests.fork_server import serve  # noqa: E402
 from tests.quantdag.execution.conftest import make_oms  # noqa: E402
 
 
@@ -42,21 +42,4 @@ def cycle(db: str, kill_at: int) -> None:
     print("DONE", seen["n"], flush=True)
 
 
-print("ready", flush=True)
-for line in sys.stdin:
-    db, kill_at = line.split()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the cycle's own process: never returns into this loop
-        code = 0
-        try:
-            cycle(db, int(kill_at))
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    print(f"EXIT {os.waitstatus_to_exitcode(status)}", flush=True)
+serve(lambda args: cycle(args[0], int(args[1])), exit_word="EXIT")
