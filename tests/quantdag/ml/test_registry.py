@@ -143,3 +143,30 @@ def test_registered_model_keeps_its_outlier_gate_after_reload(candles, store):
     np.testing.assert_array_equal(a, predict_frame(result.model, spike, result.feature_names)["p_up"].to_numpy())  # NaN where NaN
     assert np.isnan(a[1500]) and np.isfinite(a).mean() > 0.9
     np.testing.assert_array_equal(reloaded.reference_, result.model.reference_)
+
+
+def test_a_champion_with_table_features_is_compared_on_the_stored_features(candles, store):
+    """A champion whose features read another table (sentiment.bars) cannot be rebuilt from candles: the
+    retraining compares on the stored feature rows; without them it stays challenger, saying why."""
+    import numpy as np
+
+    from quantdag.ml.features import FeatureConfig
+
+    cfg = TrainingConfig(params={"n_estimators": 20}, labels=CFG.labels, features=FeatureConfig(groups=("returns", "sentiment")))
+    rng = np.random.default_rng(5)
+    bars = candles.select("exchange", "symbol", "timeframe", "ts").with_columns(
+        sent_count=pl.Series(rng.integers(0, 3, candles.height), dtype=pl.Int32), sent_mean=pl.Series(rng.normal(0, 0.3, candles.height)),
+        sent_dispersion=pl.Series(rng.random(candles.height)), sent_decayed=pl.Series(rng.normal(0, 0.2, candles.height)))
+    stored = compute_features(candles, cfg.features, extra={"sentiment.bars": bars})  # what ml.features holds
+    promotions = []
+    for days, features in ((45, stored), (90, stored), (90, None)):
+        c = candles.filter(pl.col("ts") < pl.col("ts").min() + pl.duration(days=days))
+        labels = compute_labels(c, cfg.labels)
+        result = train(stored.join(c.select("exchange", "symbol", "timeframe", "ts"), on=["exchange", "symbol", "timeframe", "ts"]),
+                       labels, cfg)
+        with mlflow.start_run(experiment_id=store):
+            info = log_training(result, None, model_name="with_news")
+        promotions.append(promote(info, result.oos, c, labels, features=features))
+    first, compared, blind = promotions
+    assert first.alias == CHAMPION and compared.compared_rows > 500  # compared on the stored rows
+    assert blind.alias == CHALLENGER and "cannot be rebuilt" in blind.reason
