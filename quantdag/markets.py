@@ -122,6 +122,11 @@ def day_windows(days: Iterable[date]) -> list[Window]:
     return [(day_bounds(a)[0], day_bounds(b)[1]) for a, b in contiguous(days)]
 
 
+def symbol_tag(symbol: str) -> str:
+    """``"BTC/USDT"`` -> ``"btc_usdt"``: a symbol inside a column name."""
+    return "".join(ch if ch.isalnum() else "_" for ch in symbol.lower())
+
+
 def peer_close_column(symbol: str) -> str:
     """``"ETH/USDT"`` -> ``"peer_close_eth_usdt"``: the column a strategy frame carries a peer market's close in."""
-    return "peer_close_" + "".join(ch if ch.isalnum() else "_" for ch in symbol.lower())
+    return "peer_close_" + symbol_tag(symbol)

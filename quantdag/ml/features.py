@@ -35,17 +35,12 @@ from quantdag.data.event_starts import EVENT_COLUMNS
 from quantdag.data.frames import CANDLE_KEY, MARKET_KEY, UTC_MS, require_columns, utc_ms
 from quantdag.data.resample import resample
 from quantdag.errors import ConfigurationError, DataError
-from quantdag.markets import peer_close_column
+from quantdag.markets import peer_close_column, symbol_tag
 from quantdag.ml import nb
 from quantdag.timeframes import SUPPORTED, timeframe_ms
 
 #: Groups computed unless configured otherwise (all single-market, so a strategy can compute them).
 DEFAULT_GROUPS = ("returns", "volatility", "indicators", "timeframes", "regime", "events", "calendar")
-
-
-def symbol_tag(symbol: str) -> str:
-    """``"BTC/USDT"`` -> ``"btc_usdt"``: a symbol inside a column name."""
-    return "".join(ch if ch.isalnum() else "_" for ch in symbol.lower())
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ class MlModel(Strategy):
         return max(features, rule.startup_candles if rule else 0)
 
     def emits_shorts(self) -> bool:
-        return bool(self.long_short) and self._rule(self._info()) is None
+        return bool(self.long_short)  # fixed by the parameters, never by the registry (a meta model's shorts stay flat)
 
     def compute_indicators(self, candles: pl.DataFrame) -> pl.DataFrame:
         from quantdag.ml.features import ohlcv_features
@@ -141,9 +141,10 @@ class MlModel(Strategy):
         from quantdag.ml.models import meta_entries
 
         p = pl.col("p_up")
-        if "rule_entry" in frame.columns:  # a meta model: the rule's entries it takes, the rule's exits
+        if "rule_entry" in frame.columns:  # a meta model: the rule's (long) entries it takes, the rule's exits
             taken = meta_entries(frame["rule_entry"].to_numpy(), frame["p_up"].fill_null(np.nan).to_numpy(), self.threshold)
-            return frame.with_columns(entry=pl.Series(taken, dtype=pl.Boolean), exit=pl.col("rule_exit"))
+            out = frame.with_columns(entry=pl.Series(taken, dtype=pl.Boolean), exit=pl.col("rule_exit"))
+            return out.with_columns(short_entry=pl.lit(False), short_exit=pl.lit(True)) if self.long_short else out
         out = frame.with_columns(entry=(p > self.threshold).fill_null(False), exit=(p <= self.threshold).fill_null(True))
         if self.long_short:
             low = 1.0 - self.threshold

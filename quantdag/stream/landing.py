@@ -194,11 +194,8 @@ def prune(wh: Warehouse, root: Path, retention_days: Mapping[str, float | None],
             days = retention_days.get(kind)
             if days is None:
                 continue
-            cutoff = now - timedelta(days=float(days))
-            n = con.execute(f"SELECT count(*) FROM {TABLES[kind]} WHERE ts < ?", [cutoff]).fetchone()
-            if n and n[0]:
-                con.execute(f"DELETE FROM {TABLES[kind]} WHERE ts < ?", [cutoff])
-            removed[kind] = int(n[0]) if n else 0
+            deleted = con.execute(f"DELETE FROM {TABLES[kind]} WHERE ts < ?", [now - timedelta(days=float(days))]).fetchone()
+            removed[kind] = int(deleted[0]) if deleted else 0  # DuckDB's DELETE returns the row count
     kept = [d for d in retention_days.values() if d is not None]
     if kept and len(kept) == len(retention_days):
         horizon = now.timestamp() - max(float(d) for d in kept) * 86400

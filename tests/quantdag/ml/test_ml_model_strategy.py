@@ -189,3 +189,14 @@ def test_ml_model_takes_no_position_on_an_outlier_candle(with_store, eth):
     assert out["ts"][spike_at].timestamp() * 1000 >= resolve("m", "champion").train_end_ms
     assert out["p_up"][spike_at] is None and not out["entry"][spike_at] and out["exit"][spike_at]
     assert out["p_up"].slice(spike_at - 300, 250).is_not_null().mean() > 0.9  # ordinary candles after train_end are predicted
+
+
+def test_a_meta_model_takes_only_its_rules_entries_and_never_shorts():
+    """emits_shorts follows the parameters alone (never the registry); a meta model's shorts stay flat."""
+    s = create_strategy("ml_model", {"long_short": True, "threshold": 0.6})
+    frame = pl.DataFrame({"ts": [1, 2, 3, 4], "p_up": [0.7, None, 0.9, 0.2], "rule_entry": [True, True, False, False],
+                          "rule_exit": [False, False, False, True]})
+    out = s._assemble(s.compute_signals(frame), frame.select("ts"))
+    assert s.emits_shorts()
+    assert out["entry"].to_list() == [True, False, False, False]  # a rule entry the model takes; no p: not taken
+    assert out["exit"].to_list() == [False, False, False, True] and not out["short_entry"].any()
